@@ -1,0 +1,1 @@
+"""calsync's application: HTTP API, Cal.com client, sync core, queue, worker and sandbox."""
