@@ -1,0 +1,1 @@
+"""How a CRM appointment corresponds to Cal.com bookings: database, models, translations."""

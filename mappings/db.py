@@ -1,0 +1,99 @@
+"""The database, chosen late from a URL: SQLite (WAL) by default, PostgreSQL for many instances.
+
+Models bind to ``database`` (a ``DatabaseProxy``); ``open_database(url)`` picks the
+engine and initialises it. Every unit of work runs inside ``session(db)`` (a
+connection for this thread, closed afterwards if we opened it) and writes inside
+``write_transaction(db)`` — ``BEGIN IMMEDIATE`` on SQLite, because a deferred
+transaction that reads and then writes fails with "database is locked" under
+concurrency even in WAL mode (docs/tooling.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
+
+database = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 15_000,
+    "foreign_keys": 1,
+    "synchronous": "normal",
+}
+
+
+def is_postgres(db: Database) -> bool:
+    db = getattr(db, "obj", db)
+    return isinstance(db, PostgresqlDatabase)
+
+
+def make_database(url: str, *, pool_size: int = 32) -> Database:
+    """A peewee database for ``sqlite:///path`` or ``postgresql://user@host:port/name?opt=…``."""
+    if url.startswith("sqlite:///"):
+        path = unquote(url[len("sqlite:///") :].split("?", 1)[0])
+        if not path:
+            raise ValueError("sqlite URL needs a file path: sqlite:///calsync.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, timeout=15)
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query))
+        return PooledPostgresqlDatabase(
+            unquote(parts.path.lstrip("/")) or "postgres",
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=30,
+            **options,
+        )
+    raise ValueError(f"unsupported database URL scheme in {redact_url(url)!r}")
+
+
+def open_database(url: str, *, pool_size: int = 32) -> Database:
+    """Create the database for ``url`` and bind the models to it."""
+    db = make_database(url, pool_size=pool_size)
+    database.initialize(db)
+    return db
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+@contextlib.contextmanager
+def session(db: Database) -> Iterator[Database]:
+    """A connection for the current thread; closed on exit only if this call opened it."""
+    opened = db.is_closed()
+    if opened:
+        db.connect()
+    try:
+        yield db
+    finally:
+        if opened and not db.is_closed():
+            db.close()
+
+
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[None]:
+    """A transaction that will write: IMMEDIATE on SQLite so it takes the write lock first."""
+    target = getattr(db, "obj", db)
+    if isinstance(target, SqliteDatabase) and not target.in_transaction():
+        with target.atomic(lock_type="IMMEDIATE"):
+            yield
+    else:
+        with target.atomic():
+            yield

@@ -1,0 +1,168 @@
+"""Cal.com's wire shapes → calsync's frozen values. Pure: no HTTP, no database.
+
+Shapes: ``BookingOutput_2024_08_13`` and ``EventTypeOutput_2024_06_14`` in
+../shared/calcom/openapi.json; quirks in ../shared/calcom/REFERENCE.md §6 and §5.9.
+A payload that lacks a required field raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mappings.times import parse_instant
+
+
+@dataclass(frozen=True)
+class CalcomAttendee:
+    name: str
+    email: str
+    time_zone: str
+    absent: bool = False
+    phone_number: str | None = None
+
+
+@dataclass(frozen=True)
+class CalcomBooking:
+    id: int
+    uid: str
+    status: str  # lower-case: accepted, pending, cancelled, rejected, awaiting_host
+    start: datetime
+    end: datetime
+    title: str
+    event_type_id: int | None
+    location: str | None
+    meeting_url: str | None
+    attendees: tuple[CalcomAttendee, ...]
+    metadata: dict[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    rescheduled_from_uid: str | None
+    rescheduled_to_uid: str | None
+    cancellation_reason: str | None
+    cancelled_by_email: str | None
+    absent_host: bool
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def was_rescheduled(self) -> bool:
+        """An old uid of a reschedule: cancelled with a successor (REFERENCE §6)."""
+        return self.status == "cancelled" and bool(self.rescheduled_to_uid)
+
+
+@dataclass(frozen=True)
+class CalcomEventType:
+    id: int
+    slug: str
+    title: str
+    length_minutes: int
+    length_options: tuple[int, ...]
+    locations: tuple[dict[str, Any], ...]
+    scheduling_type: str | None  # None (individual), roundRobin, collective, managed
+    seats_per_slot: int | None
+    requires_confirmation: bool
+    hidden: bool
+    team_id: int | None
+
+
+@dataclass(frozen=True)
+class CalcomMe:
+    id: int
+    username: str
+    email: str
+    time_zone: str
+
+
+def _optional_instant(value: Any) -> datetime | None:
+    return parse_instant(value, assume_utc=True) if value else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    # Cal.com writes "" for "no reason" (REFERENCE §6 cancellationReason).
+    return value if isinstance(value, str) and value else None
+
+
+def _require(payload: dict[str, Any], *keys: str) -> None:
+    missing = [key for key in keys if key not in payload]
+    if missing:
+        raise ValueError(f"Cal.com payload lacks {', '.join(missing)}")
+
+
+def parse_booking(payload: dict[str, Any]) -> CalcomBooking:
+    if not isinstance(payload, dict):
+        raise ValueError("a booking must be a JSON object")
+    _require(payload, "id", "uid", "status", "start", "end")
+    location = payload.get("location") or payload.get("meetingUrl") or None
+    meeting_url = location if isinstance(location, str) and location.startswith(("http://", "https://")) else None
+    event_type = payload.get("eventType") or {}
+    attendees = tuple(
+        CalcomAttendee(
+            name=item.get("name", ""),
+            email=item.get("email", ""),
+            time_zone=item.get("timeZone", "UTC"),
+            absent=bool(item.get("absent", False)),
+            phone_number=item.get("phoneNumber"),
+        )
+        for item in payload.get("attendees") or []
+        if isinstance(item, dict)
+    )
+    return CalcomBooking(
+        id=int(payload["id"]),
+        uid=str(payload["uid"]),
+        status=str(payload["status"]).lower(),
+        start=parse_instant(payload["start"], assume_utc=True),
+        end=parse_instant(payload["end"], assume_utc=True),
+        title=payload.get("title", ""),
+        event_type_id=event_type.get("id", payload.get("eventTypeId")),
+        location=location,
+        meeting_url=meeting_url,
+        attendees=attendees,
+        metadata=dict(payload.get("metadata") or {}),
+        created_at=_optional_instant(payload.get("createdAt")),
+        updated_at=_optional_instant(payload.get("updatedAt")),
+        rescheduled_from_uid=payload.get("rescheduledFromUid"),
+        rescheduled_to_uid=payload.get("rescheduledToUid"),
+        cancellation_reason=_text_or_none(payload.get("cancellationReason")),
+        cancelled_by_email=_text_or_none(payload.get("cancelledByEmail")),
+        absent_host=bool(payload.get("absentHost", False)),
+        raw=payload,
+    )
+
+
+def parse_event_type(payload: dict[str, Any]) -> CalcomEventType:
+    if not isinstance(payload, dict):
+        raise ValueError("an event type must be a JSON object")
+    _require(payload, "id", "slug", "title", "lengthInMinutes")
+    seats = payload.get("seats") or {}
+    seats_per_slot = seats.get("seatsPerTimeSlot") if isinstance(seats, dict) else None
+    if seats_per_slot is None and isinstance(payload.get("seatsPerTimeSlot"), int):
+        seats_per_slot = payload["seatsPerTimeSlot"]
+    # v2 output has no requiresConfirmation boolean; confirmationPolicy is
+    # {"type": "always"|"time", …} or {"disabled": true} (REFERENCE §5.9).
+    policy = payload.get("confirmationPolicy")
+    requires_confirmation = isinstance(policy, dict) and not policy.get("disabled", False) and bool(policy)
+    options = payload.get("lengthInMinutesOptions") or []
+    return CalcomEventType(
+        id=int(payload["id"]),
+        slug=str(payload["slug"]),
+        title=str(payload["title"]),
+        length_minutes=int(payload["lengthInMinutes"]),
+        length_options=tuple(int(option) for option in options),
+        locations=tuple(item for item in payload.get("locations") or [] if isinstance(item, dict)),
+        scheduling_type=payload.get("schedulingType"),
+        seats_per_slot=seats_per_slot,
+        requires_confirmation=requires_confirmation,
+        hidden=bool(payload.get("hidden", False)),
+        team_id=payload.get("teamId"),
+    )
+
+
+def parse_me(payload: dict[str, Any]) -> CalcomMe:
+    _require(payload, "id", "username", "email")
+    return CalcomMe(
+        id=int(payload["id"]),
+        username=str(payload["username"]),
+        email=str(payload["email"]),
+        time_zone=str(payload.get("timeZone") or "UTC"),
+    )

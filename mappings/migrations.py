@@ -1,0 +1,105 @@
+"""Schema versions, upgraded in place by ``calsync migrate`` (and by ``serve`` at start).
+
+A new database gets the current schema from the models in one step and is stamped
+with the latest version. An existing one runs each step above its version, in
+order, each in its own transaction. Concurrent starts are serialised: an advisory
+lock on PostgreSQL, the write lock on SQLite.
+
+To change the schema: change the model, then append a ``Step`` whose ``apply``
+brings a database of the previous version to the new shape (``playhouse.migrate``),
+and keep tests/mappings/test_migrations.py green.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from peewee import Database, IntegerField, Model, TextField
+
+from mappings.db import is_postgres, write_transaction
+from mappings.fields import UTCDateTimeField
+from mappings.models import ALL_MODELS
+
+log = logging.getLogger("calsync.migrations")
+
+_ADVISORY_LOCK_ID = 0x63616C73  # "cals"
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int
+    description: str
+    apply: Callable[[Database], None]
+
+
+def _baseline(db: Database) -> None:
+    _create_current(db)
+
+
+STEPS: list[Step] = [
+    Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
+            "webhook deliveries, audit events", _baseline),
+]
+
+
+class SchemaVersion(Model):
+    version = IntegerField(primary_key=True)
+    description = TextField()
+    applied_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "calsync_schema_version"
+
+
+def current_version(db: Database) -> int | None:
+    with SchemaVersion.bind_ctx(db):
+        if not SchemaVersion.table_exists():
+            return None
+        row = SchemaVersion.select(SchemaVersion.version).order_by(SchemaVersion.version.desc()).first()
+        return row.version if row else None
+
+
+def migrate(db: Database, now: datetime, steps: Sequence[Step] = STEPS) -> list[int]:
+    """Bring ``db`` to the latest version; returns the versions applied (empty if current)."""
+    applied: list[int] = []
+    latest = steps[-1].version
+    with SchemaVersion.bind_ctx(db), write_transaction(db):
+        if is_postgres(db):
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_ID,))
+        db.create_tables([SchemaVersion])
+        version = current_version(db)
+        if version is None:
+            if any(model._meta.table_name in db.get_tables() for model in ALL_MODELS):
+                raise RuntimeError(
+                    "the database has calsync tables but no schema version; refusing to guess"
+                )
+            _create_current(db)
+            for step in steps:
+                SchemaVersion.create(version=step.version, description=step.description, applied_at=now)
+            log.info("created schema", extra={"action": "db.migrate", "version": latest})
+            return [step.version for step in steps]
+        if version > latest:
+            raise RuntimeError(
+                f"the database is at schema version {version}, newer than this calsync ({latest})"
+            )
+    for step in steps:
+        if step.version <= version:
+            continue
+        with SchemaVersion.bind_ctx(db), write_transaction(db):
+            if is_postgres(db):
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_ID,))
+            if (current_version(db) or 0) >= step.version:
+                continue  # another process applied it meanwhile
+            step.apply(db)
+            SchemaVersion.create(version=step.version, description=step.description, applied_at=now)
+        log.info("applied migration", extra={"action": "db.migrate", "version": step.version})
+        applied.append(step.version)
+    return applied
+
+
+def _create_current(db: Database) -> None:
+    with db.bind_ctx(ALL_MODELS):
+        db.create_tables(ALL_MODELS)

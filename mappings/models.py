@@ -1,0 +1,260 @@
+"""The data model of DESIGN §4, as peewee models bound to ``mappings.db.database``.
+
+Desired state (what the CRM asked for) lives on ``Appointment``; observed state
+(what Cal.com answered) lives on ``Booking`` rows, one per uid in the reschedule
+chain. ``Job`` is the durable queue; its partial unique indexes give "at most one
+queued job per dedupe key" (coalescing) and "at most one running job per serial
+key" (no two jobs of one appointment at once).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from peewee import (
+    SQL,
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from mappings.db import database
+from mappings.fields import JSONField, UTCDateTimeField
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe identifier such as ``apt_k3j5…`` (26 base32 characters)."""
+    return f"{prefix}_" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip("=").lower()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Account(BaseModel):
+    """A tenant: one CRM connected to one Cal.com user."""
+
+    id = CharField(primary_key=True, max_length=40)
+    name = CharField(max_length=200)
+    calcom_api_key = TextField(null=True)  # sealed, see mappings/sealing.py
+    calcom_base_url = CharField(max_length=500, null=True)  # None: the configured default
+    default_event_type_id = BigIntegerField(null=True)
+    time_zone = CharField(max_length=64, default="UTC")
+    duration_override_minutes = IntegerField(null=True)
+    calcom_webhook_secrets = TextField(null=True)  # sealed JSON list, newest first
+    callback_url = TextField(null=True)
+    callback_secret = TextField(null=True)  # sealed
+    public_url = TextField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+
+class ApiToken(BaseModel):
+    """A bearer token of the CRM or an admin; only its SHA-256 is stored."""
+
+    id = CharField(primary_key=True, max_length=40)
+    account = ForeignKeyField(Account, backref="tokens", on_delete="CASCADE")
+    name = CharField(max_length=100)
+    token_hash = CharField(max_length=64, unique=True)
+    scopes = CharField(max_length=200)  # space-separated
+    created_at = UTCDateTimeField()
+    last_used_at = UTCDateTimeField(null=True)
+    revoked_at = UTCDateTimeField(null=True)
+
+
+class Appointment(BaseModel):
+    """One CRM appointment: the desired state, and what calsync observed of it."""
+
+    id = CharField(primary_key=True, max_length=40)
+    account = ForeignKeyField(Account, backref="appointments", on_delete="CASCADE")
+    external_id = CharField(max_length=128)
+    source = CharField(max_length=10, default="crm")  # crm | calcom
+
+    # desired state, written by the CRM
+    title = CharField(max_length=500)
+    attendee_name = CharField(max_length=200)
+    attendee_email = CharField(max_length=320)
+    attendee_time_zone = CharField(max_length=64)
+    attendee_phone = CharField(max_length=32, null=True)
+    to_number = CharField(max_length=64, null=True)
+    from_number = CharField(max_length=64, null=True)
+    call_type = CharField(max_length=64, null=True)
+    business_name = CharField(max_length=200, null=True)
+    label = CharField(max_length=100, null=True)
+    description = TextField(null=True)
+    event_type_id = BigIntegerField()
+    start_time = UTCDateTimeField()
+    end_time = UTCDateTimeField()
+    duration_minutes = IntegerField()
+    guests = JSONField(default=list)
+    metadata = JSONField(default=dict)
+    desired_status = CharField(max_length=20, default="active")  # active | cancelled
+    desired_version = IntegerField(default=1)
+
+    # observed state and bookkeeping
+    status = CharField(max_length=30, default="pending")
+    attendance = CharField(max_length=10, default="unknown")
+    sync_state = CharField(max_length=10, default="pending")
+    synced_version = IntegerField(default=0)
+    booking_uid = CharField(max_length=64, null=True)
+    meeting_url = TextField(null=True)
+    location = TextField(null=True)
+    cancellation_reason = TextField(null=True)
+    cancelled_by = CharField(max_length=20, null=True)
+    cancelled_by_email = CharField(max_length=320, null=True)
+    ics_sequence = IntegerField(default=0)
+    briefing_sent_at = UTCDateTimeField(null=True)
+    # Set before a create is sent and cleared once its outcome is known: if it is
+    # set, a booking may exist in Cal.com already (DESIGN §1 principle 3).
+    create_attempted_at = UTCDateTimeField(null=True)
+    last_error = TextField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = (
+            (("account", "external_id"), True),
+            (("account", "start_time"), False),
+            (("account", "status"), False),
+            (("sync_state",), False),
+        )
+
+
+class Booking(BaseModel):
+    """One Cal.com booking uid that belonged to an appointment; the chain is its history."""
+
+    id = BigAutoField()
+    appointment = ForeignKeyField(Appointment, backref="bookings", on_delete="CASCADE")
+    uid = CharField(max_length=64, unique=True)
+    calcom_id = BigIntegerField(null=True)
+    status = CharField(max_length=20)  # Cal.com's lower-case booking status
+    start_time = UTCDateTimeField()
+    end_time = UTCDateTimeField()
+    meeting_url = TextField(null=True)
+    location = TextField(null=True)
+    rescheduled_from_uid = CharField(max_length=64, null=True)
+    rescheduled_to_uid = CharField(max_length=64, null=True)
+    raw = JSONField(null=True)
+    calcom_updated_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("appointment", "start_time"), False),)
+
+
+class EventType(BaseModel):
+    """An account's cached Cal.com event type; ``active`` is False once it vanished."""
+
+    id = AutoField()
+    account = ForeignKeyField(Account, backref="event_types", on_delete="CASCADE")
+    calcom_id = BigIntegerField()
+    team_id = BigIntegerField(null=True)
+    slug = CharField(max_length=200)
+    title = CharField(max_length=500)
+    length_minutes = IntegerField()
+    length_options = JSONField(default=list)
+    locations = JSONField(default=list)
+    scheduling_type = CharField(max_length=20, null=True)
+    seats_per_slot = IntegerField(null=True)
+    requires_confirmation = BooleanField(default=False)
+    hidden = BooleanField(default=False)
+    active = BooleanField(default=True)
+    refreshed_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("account", "calcom_id"), True),)
+
+
+class Job(BaseModel):
+    """The durable queue; connector/queue.py is the only writer of its state."""
+
+    id = BigAutoField()
+    kind = CharField(max_length=40)
+    account_id = CharField(max_length=40, null=True)
+    serial_key = CharField(max_length=100, null=True)  # jobs with one key never run at once
+    dedupe_key = CharField(max_length=150, null=True)  # at most one queued job per key
+    payload = JSONField(default=dict)
+    status = CharField(max_length=10, default="queued")  # queued | running | done | dead
+    attempts = IntegerField(default=0)
+    run_at = UTCDateTimeField()
+    lease_owner = CharField(max_length=100, null=True)
+    lease_expires_at = UTCDateTimeField(null=True)
+    last_error = TextField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+    finished_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("status", "run_at"), False),
+            (("serial_key", "status"), False),
+            (("account_id", "status"), False),
+        )
+
+
+Job.add_index(
+    Job.index(Job.dedupe_key, unique=True, name="job_one_queued_per_dedupe_key").where(
+        SQL("status = 'queued'")
+    )
+)
+Job.add_index(
+    Job.index(Job.serial_key, unique=True, name="job_one_running_per_serial_key").where(
+        SQL("status = 'running'")
+    )
+)
+
+
+class WebhookDelivery(BaseModel):
+    """Every inbound Cal.com delivery, kept with its raw body."""
+
+    id = BigAutoField()
+    account = ForeignKeyField(Account, backref="webhook_deliveries", on_delete="CASCADE")
+    dedupe_key = CharField(max_length=64)  # SHA-256 of the raw body
+    trigger = CharField(max_length=60)
+    booking_uid = CharField(max_length=64, null=True)
+    raw_body = TextField()
+    received_at = UTCDateTimeField()
+    processed_at = UTCDateTimeField(null=True)
+    outcome = CharField(max_length=20, default="received")
+    error = TextField(null=True)
+
+    class Meta:
+        indexes = ((("account", "dedupe_key"), True), (("account", "received_at"), False))
+
+
+class AuditEvent(BaseModel):
+    """Append-only history: who changed what, with before and after values."""
+
+    id = BigAutoField()
+    account = ForeignKeyField(Account, backref="audit_events", on_delete="CASCADE")
+    appointment = ForeignKeyField(Appointment, backref="audit_events", null=True, on_delete="CASCADE")
+    at = UTCDateTimeField()
+    actor = CharField(max_length=150)
+    action = CharField(max_length=60)
+    before = JSONField(null=True)
+    after = JSONField(null=True)
+
+    class Meta:
+        indexes = ((("appointment", "id"), False),)
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    Account,
+    ApiToken,
+    Appointment,
+    Booking,
+    EventType,
+    Job,
+    WebhookDelivery,
+    AuditEvent,
+]
