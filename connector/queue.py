@@ -1,0 +1,233 @@
+"""The durable job queue: the one owner of every Job state transition.
+
+    enqueue ──▶ queued ──claim_next──▶ running ──finish──▶ done
+                  ▲                      │ ──bury────▶ dead ──replay──▶ queued
+                  └────────retry─────────┘
+                  (an expired lease is claimed again by any worker)
+
+Claiming takes the oldest due job whose serial key has no other running job and
+no older queued job, so jobs of one appointment never run at once or out of
+order. On PostgreSQL the row is taken with ``FOR UPDATE SKIP LOCKED``; on SQLite
+the whole claim runs in an IMMEDIATE transaction, which serialises claimers.
+A finished, retried or buried job is matched on its lease owner too: a worker
+whose lease expired and was taken over cannot overwrite the new owner's result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from peewee import SQL, Database, IntegrityError, fn
+
+from mappings.db import is_postgres, write_transaction
+from mappings.models import Job
+
+log = logging.getLogger("calsync.queue")
+
+CONVERGE = "converge"
+REFRESH_EVENT_TYPES = "refresh_event_types"
+
+
+def enqueue(
+    db: Database,
+    kind: str,
+    *,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    run_at: datetime | None = None,
+    serial_key: str | None = None,
+    dedupe_key: str | None = None,
+    account_id: str | None = None,
+) -> int:
+    """Queue a job and return its id.
+
+    With a ``dedupe_key``, a job already queued under that key absorbs this one
+    (its ``run_at`` moves earlier if this one is due sooner) and its id is returned.
+    Call it inside the caller's transaction so intent and job commit together.
+    """
+    run_at = run_at or now
+    with write_transaction(db):
+        if dedupe_key is not None:
+            existing = _queued_with(dedupe_key)
+            if existing is not None:
+                _pull_forward(existing, run_at, now)
+                return existing.id
+        try:
+            with db.atomic():  # a savepoint: a racing insert of the same key fails alone
+                return Job.insert(
+                    kind=kind,
+                    account_id=account_id,
+                    serial_key=serial_key,
+                    dedupe_key=dedupe_key,
+                    payload=payload or {},
+                    status="queued",
+                    run_at=run_at,
+                    created_at=now,
+                    updated_at=now,
+                ).execute()
+        except IntegrityError:
+            existing = _queued_with(dedupe_key) if dedupe_key else None
+            if existing is None:
+                raise
+            _pull_forward(existing, run_at, now)
+            return existing.id
+
+
+def enqueue_converge(db: Database, appointment_id: str, account_id: str, *, now: datetime,
+                     run_at: datetime | None = None) -> int:
+    """Ask for ``converge(appointment)``; coalesces with a converge already waiting."""
+    return enqueue(
+        db,
+        CONVERGE,
+        now=now,
+        run_at=run_at,
+        payload={"appointment_id": appointment_id},
+        serial_key=f"appointment:{appointment_id}",
+        dedupe_key=f"converge:{appointment_id}",
+        account_id=account_id,
+    )
+
+
+def _queued_with(dedupe_key: str) -> Job | None:
+    return Job.get_or_none((Job.dedupe_key == dedupe_key) & (Job.status == "queued"))
+
+
+def _pull_forward(job: Job, run_at: datetime, now: datetime) -> None:
+    if run_at < job.run_at:
+        Job.update(run_at=run_at, updated_at=now).where(Job.id == job.id).execute()
+
+
+def claim_next(
+    db: Database,
+    worker_id: str,
+    *,
+    now: datetime,
+    lease_seconds: float,
+    kinds: Iterable[str] | None = None,
+) -> Job | None:
+    """Take the next due job for ``worker_id`` with a lease, or None if none is due."""
+    other = Job.alias("other")
+    busy_elsewhere = other.select(SQL("1")).where(
+        (other.serial_key == Job.serial_key)
+        & (other.id != Job.id)
+        & (
+            ((other.status == "running") & (other.lease_expires_at >= now))
+            | ((other.status == "queued") & (other.id < Job.id))
+        )
+    )
+    due = ((Job.status == "queued") & (Job.run_at <= now)) | (
+        (Job.status == "running") & (Job.lease_expires_at < now)
+    )
+    query = (
+        Job.select(Job.id)
+        .where(due & (Job.serial_key.is_null() | ~fn.EXISTS(busy_elsewhere)))
+        .order_by(Job.run_at, Job.id)
+        .limit(1)
+    )
+    if kinds is not None:
+        query = query.where(Job.kind.in_(list(kinds)))
+    postgres = is_postgres(db)
+    if postgres:
+        query = query.for_update(skip_locked=True)
+    lease_until = now + timedelta(seconds=lease_seconds)
+    with write_transaction(db):
+        row = query.first()
+        if row is None:
+            return None
+        try:
+            with db.atomic():
+                Job.update(
+                    status="running",
+                    lease_owner=worker_id,
+                    lease_expires_at=lease_until,
+                    attempts=Job.attempts + 1,
+                    updated_at=now,
+                ).where(Job.id == row.id).execute()
+        except IntegrityError:
+            # Another job of this serial key became running between our read and
+            # write (its lease had just expired and was reclaimed): try again later.
+            return None
+        return Job.get_by_id(row.id)
+
+
+def _owned(job_id: int, worker_id: str):
+    return (Job.id == job_id) & (Job.status == "running") & (Job.lease_owner == worker_id)
+
+
+def finish(db: Database, job_id: int, worker_id: str, *, now: datetime) -> bool:
+    """Mark a job done; False if this worker no longer holds its lease."""
+    with write_transaction(db):
+        changed = Job.update(
+            status="done", finished_at=now, updated_at=now, lease_expires_at=None
+        ).where(_owned(job_id, worker_id)).execute()
+    return changed == 1
+
+
+def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: datetime,
+          error: str) -> bool:
+    """Put a job back in the queue for ``run_at``; False if this worker lost its lease.
+
+    If a job with the same dedupe key was queued meanwhile (a newer request for
+    the same work), that job carries on with this one's attempts and delay, and
+    this one is closed as superseded.
+    """
+    with write_transaction(db):
+        job = Job.get_or_none(_owned(job_id, worker_id))
+        if job is None:
+            return False
+        waiting = _queued_with(job.dedupe_key) if job.dedupe_key else None
+        if waiting is None:
+            Job.update(
+                status="queued", run_at=run_at, last_error=error, updated_at=now,
+                lease_expires_at=None,
+            ).where(Job.id == job_id).execute()
+            return True
+        Job.update(
+            run_at=max(run_at, waiting.run_at),
+            attempts=max(waiting.attempts, job.attempts),
+            last_error=error,
+            updated_at=now,
+        ).where(Job.id == waiting.id).execute()
+        Job.update(
+            status="done", finished_at=now, updated_at=now, lease_expires_at=None,
+            last_error=f"{error} (superseded by job {waiting.id})",
+        ).where(Job.id == job_id).execute()
+        return True
+
+
+def bury(db: Database, job_id: int, worker_id: str, *, now: datetime, error: str) -> bool:
+    """Give up on a job: it stays ``dead``, visible and replayable."""
+    with write_transaction(db):
+        changed = Job.update(
+            status="dead", last_error=error, finished_at=now, updated_at=now,
+            lease_expires_at=None,
+        ).where(_owned(job_id, worker_id)).execute()
+    return changed == 1
+
+
+def replay(db: Database, job_id: int, *, now: datetime) -> Job:
+    """Queue a dead job again with a fresh attempt count (an admin's retry).
+
+    If the same work is already queued, the dead job stays dead and the waiting
+    job (due now) is returned instead.
+    """
+    with write_transaction(db):
+        job = Job.get_by_id(job_id)
+        if job.status != "dead":
+            raise ValueError(f"job {job_id} is {job.status}, not dead")
+        waiting = _queued_with(job.dedupe_key) if job.dedupe_key else None
+        if waiting is not None:
+            _pull_forward(waiting, now, now)
+            return Job.get_by_id(waiting.id)
+        Job.update(
+            status="queued", attempts=0, run_at=now, updated_at=now, finished_at=None
+        ).where(Job.id == job_id).execute()
+        return Job.get_by_id(job_id)
+
+
+def counts_by_status(db: Database) -> dict[str, int]:
+    rows = Job.select(Job.status, fn.COUNT(Job.id).alias("n")).group_by(Job.status)
+    return {row.status: row.n for row in rows}
