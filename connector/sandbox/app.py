@@ -1,0 +1,285 @@
+"""The sandbox's HTTP face: the Cal.com v2 endpoints calsync uses, plus ``/_sandbox`` controls.
+
+Deliberately stricter than Cal.com in one way: a ``/v2/bookings``, ``/v2/slots``
+or ``/v2/event-types`` request without its family's ``cal-api-version`` answers
+404, where Cal.com would silently route it to a legacy handler (REFERENCE §2), so
+a client that forgets the header fails loudly in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from connector.clock import Clock
+from connector.sandbox import wire
+from connector.sandbox.calendar import SandboxCalendar
+from connector.sandbox.faults import FaultRule, Faults
+from connector.sandbox.ratelimit import Throttler
+from connector.sandbox.schedule import WeeklySchedule
+from connector.settings import SandboxSettings
+
+VERSIONS = {"bookings": "2024-08-13", "slots": "2024-09-04", "event_types": "2024-06-14"}
+REVOKED_KEYS = frozenset({"cal_revoked"})
+
+
+class _DroppedAnswer(Response):
+    """Headers announce a body that never comes; the server then closes the connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+
+
+def _route_path(scope: Scope) -> str:
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+class _ThrottleMiddleware:
+    """Plain ASGI (BaseHTTPMiddleware would break streaming and cost throughput)."""
+
+    def __init__(self, app: ASGIApp, throttler: Throttler, clock: Clock) -> None:
+        self.app = app
+        self.throttler = throttler
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _route_path(scope).startswith("/v2/"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        client = scope.get("client")
+        verdict = self.throttler.hit(self.throttler.tracker(authorization, client[0] if client else None))
+        if not verdict.allowed:
+            message = "CustomThrottlerGuard - Too many requests. Please try again later."
+            error = wire.nest_error(429, "ThrottlerException", message, _route_path(scope),
+                                    self.clock.now(), details=message)
+            response = JSONResponse(error.body, status_code=429)
+            response.raw_headers.extend(verdict.headers())
+            response.raw_headers.append((b"x-request-id", b"unknown-request-id"))
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", [])) + verdict.headers()}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@dataclass
+class Sandbox:
+    """The sandbox's parts; ``app`` is the ASGI application to serve or mount."""
+
+    calendar: SandboxCalendar
+    faults: Faults
+    throttler: Throttler
+    app: ASGIApp
+
+
+def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, seed: int = 0) -> Sandbox:
+    settings = settings or SandboxSettings()
+    calendar = SandboxCalendar(clock, schedule=WeeklySchedule.parse(settings.weekly_hours),
+                               time_zone=settings.time_zone)
+    faults = Faults(seed)
+    throttler = Throttler(clock, settings.rate_limit, settings.rate_limit_window_seconds,
+                          settings.rate_limit_block_seconds)
+    host = calendar.host
+
+    def path_of(request: Request) -> str:
+        return _route_path(request.scope)
+
+    def fail(error: wire.SandboxError) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.status,
+                            headers={"x-request-id": "unknown-request-id"})
+
+    def check_version(request: Request, family: str) -> None:
+        if request.headers.get("cal-api-version") != VERSIONS[family]:
+            raise wire.not_found(f"Cannot {request.method} {path_of(request)}", path_of(request),
+                                 clock.now())
+
+    def check_auth(request: Request, required: bool) -> None:
+        header = request.headers.get("authorization")
+        if header is None:
+            if required:
+                raise wire.nest_error(401, "UnauthorizedException",
+                                      "ApiAuthStrategy - Invalid Authorization Token",
+                                      path_of(request), clock.now())
+            return
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if not token.startswith("cal_") or token in REVOKED_KEYS:
+            raise wire.nest_error(401, "UnauthorizedException",
+                                  "ApiAuthStrategy - api key - Your api key is not valid",
+                                  path_of(request), clock.now())
+
+    async def faulted(endpoint: str) -> tuple[bool, Response | None]:
+        fault = faults.draw(endpoint)
+        if fault.latency_seconds:
+            await asyncio.sleep(fault.latency_seconds)
+        if fault.error:
+            error = wire.nest_error(503, "InternalServerErrorException", "Internal server error",
+                                    endpoint.split(" ", 1)[1], clock.now())
+            return False, fail(error)
+        return fault.drop, None
+
+    async def create_booking(request: Request) -> Response:
+        drop, answer = await faulted("POST /v2/bookings")
+        if answer is not None:
+            return answer
+        try:
+            check_version(request, "bookings")
+            check_auth(request, required=False)
+            try:
+                body = json.loads(await request.body())
+            except (ValueError, UnicodeDecodeError):
+                raise wire.bad_request("Unexpected token in JSON body", path_of(request), clock.now()) from None
+            meeting_base = str(request.base_url)
+            booking = calendar.create_booking(body, path_of(request), meeting_base)
+        except wire.SandboxError as error:
+            return fail(error)
+        if drop:
+            return _DroppedAnswer()
+        return JSONResponse(wire.success(booking.output(host)), status_code=201)
+
+    async def get_booking(request: Request) -> Response:
+        drop, answer = await faulted("GET /v2/bookings/{uid}")
+        if answer is not None:
+            return answer
+        try:
+            check_version(request, "bookings")
+            check_auth(request, required=False)
+            booking = calendar.get_booking(request.path_params["uid"], path_of(request))
+        except wire.SandboxError as error:
+            return fail(error)
+        return _DroppedAnswer() if drop else JSONResponse(wire.success(booking.output(host)))
+
+    async def list_bookings(request: Request) -> Response:
+        drop, answer = await faulted("GET /v2/bookings")
+        if answer is not None:
+            return answer
+        try:
+            check_version(request, "bookings")
+            check_auth(request, required=True)
+            items, pages = calendar.list_bookings(dict(request.query_params), path_of(request))
+        except wire.SandboxError as error:
+            return fail(error)
+        if drop:
+            return _DroppedAnswer()
+        return JSONResponse(wire.success([b.output(host) for b in items], pagination=pages))
+
+    async def list_event_types(request: Request) -> Response:
+        drop, answer = await faulted("GET /v2/event-types")
+        if answer is not None:
+            return answer
+        try:
+            check_version(request, "event_types")
+            check_auth(request, required=False)
+        except wire.SandboxError as error:
+            return fail(error)
+        return JSONResponse(wire.success([et.output(host) for et in calendar.event_types.values()]))
+
+    async def list_team_event_types(request: Request) -> Response:
+        try:
+            check_auth(request, required=True)
+        except wire.SandboxError as error:
+            return fail(error)
+        # The sandbox host belongs to no team: Cal.com answers 403 for a team you are not in.
+        return fail(wire.nest_error(403, "ForbiddenException", "Not a member of this team",
+                                    path_of(request), clock.now()))
+
+    async def me(request: Request) -> Response:
+        try:
+            check_auth(request, required=True)
+        except wire.SandboxError as error:
+            return fail(error)
+        return JSONResponse(wire.success({
+            "id": host.id, "username": host.username, "email": host.email, "name": host.name,
+            "avatarUrl": None, "bio": None, "timeFormat": 12, "defaultScheduleId": None,
+            "weekStart": "Monday", "timeZone": host.time_zone, "organizationId": None,
+        }))
+
+    async def slots(request: Request) -> Response:
+        drop, answer = await faulted("GET /v2/slots")
+        if answer is not None:
+            return answer
+        try:
+            check_version(request, "slots")
+            data = calendar.slots(dict(request.query_params), path_of(request))
+        except wire.SandboxError as error:
+            return fail(error)
+        return _DroppedAnswer() if drop else JSONResponse(wire.success(data))
+
+    async def video_room(request: Request) -> Response:
+        uid = request.path_params["uid"]
+        booking = calendar.bookings.get(uid)
+        if booking is None:
+            return HTMLResponse("<h1>No such meeting</h1>", status_code=404)
+        return HTMLResponse(
+            f"<h1>Sandbox meeting room</h1><p>{booking.title}</p>"
+            f"<p>{booking.start.isoformat()} – {booking.end.isoformat()}</p>")
+
+    # --- controls -------------------------------------------------------------
+
+    async def control_state(request: Request) -> Response:
+        with calendar.lock:
+            statuses: dict[str, int] = {}
+            for booking in calendar.bookings.values():
+                statuses[booking.status] = statuses.get(booking.status, 0) + 1
+            state = {"bookings": len(calendar.bookings), "created": calendar.created_count,
+                     "by_status": statuses}
+        return JSONResponse({**state, "faults": faults.snapshot(), "injected": dict(faults.injected),
+                             "rate_limit": {"limit": throttler.limit, "refused": throttler.refused,
+                                            "enabled": throttler.enabled}})
+
+    async def control_faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            faults.clear()
+            return JSONResponse({"faults": {}})
+        try:
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise ValueError("body must be an object of endpoint → rule")
+            rules = {endpoint: FaultRule.from_json(rule) for endpoint, rule in body.items()}
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        for endpoint, rule in rules.items():
+            faults.set(endpoint, rule)
+        return JSONResponse({"faults": faults.snapshot()})
+
+    async def control_rate_limit(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+            allowed = {"limit", "window_seconds", "block_seconds", "enabled"}
+            if not isinstance(body, dict) or set(body) - allowed:
+                raise ValueError(f"body must be an object with keys among {sorted(allowed)}")
+            throttler.configure(**body)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"limit": throttler.limit, "enabled": throttler.enabled})
+
+    routes = [
+        Route("/v2/bookings", create_booking, methods=["POST"]),
+        Route("/v2/bookings", list_bookings, methods=["GET"]),
+        Route("/v2/bookings/{uid}", get_booking, methods=["GET"]),
+        Route("/v2/event-types", list_event_types, methods=["GET"]),
+        Route("/v2/teams/{team_id:int}/event-types", list_team_event_types, methods=["GET"]),
+        Route("/v2/me", me, methods=["GET"]),
+        Route("/v2/slots", slots, methods=["GET"]),
+        Route("/video/{uid}", video_room, methods=["GET"]),
+        Route("/_sandbox/state", control_state, methods=["GET"]),
+        Route("/_sandbox/faults", control_faults, methods=["PUT", "DELETE"]),
+        Route("/_sandbox/rate-limit", control_rate_limit, methods=["PUT"]),
+    ]
+    app = _ThrottleMiddleware(Starlette(routes=routes), throttler, clock)
+    return Sandbox(calendar=calendar, faults=faults, throttler=throttler, app=app)

@@ -1,0 +1,459 @@
+"""The sandbox's state and Cal.com's booking rules, without HTTP.
+
+Semantics follow ../shared/calcom/REFERENCE.md §5: create validates its body
+strictly and refuses taken or closed slots; list filters by Cal.com's buckets and
+pages with take/skip; slots come from a weekly schedule in the host's zone.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connector.clock import Clock
+from connector.sandbox import wire
+from connector.sandbox.catalog import Host, SandboxEventType, default_event_types
+from connector.sandbox.schedule import WeeklySchedule
+from mappings.times import parse_instant, to_wire_ms
+
+CREATE_KEYS = {
+    "start", "attendee", "bookingFieldsResponses", "eventTypeId", "eventTypeSlug", "username",
+    "teamSlug", "organizationSlug", "guests", "meetingUrl", "location", "metadata",
+    "lengthInMinutes", "routing", "emailVerificationCode", "instant", "recurrenceCount",
+}
+ATTENDEE_KEYS = {"name", "email", "timeZone", "phoneNumber", "language"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LIVE = ("accepted", "pending")
+
+
+@dataclass
+class SandboxBooking:
+    id: int
+    uid: str
+    event_type: SandboxEventType
+    title: str
+    description: str
+    status: str
+    start: datetime
+    end: datetime
+    attendees: list[dict[str, Any]]
+    guests: list[str]
+    metadata: dict[str, Any]
+    location: str
+    created_at: datetime
+    updated_at: datetime
+    responses: dict[str, Any] = field(default_factory=dict)
+    cancellation_reason: str = ""
+    cancelled_by_email: str = ""
+    rescheduled_by_email: str | None = None
+    rescheduled_from_uid: str | None = None
+    rescheduled_to_uid: str | None = None
+    absent_host: bool = False
+
+    @property
+    def duration(self) -> int:
+        return int((self.end - self.start).total_seconds() // 60)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.status in LIVE and self.start < end and start < self.end
+
+    def output(self, host: Host) -> dict[str, Any]:
+        """``BookingOutput_2024_08_13`` in the fixtures' key order (REFERENCE §6)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "uid": self.uid,
+            "title": self.title,
+            "description": self.description,
+            "hosts": [host.as_booking_host()],
+            "status": self.status,
+            "cancellationReason": self.cancellation_reason,
+            "cancelledByEmail": self.cancelled_by_email,
+        }
+        if self.rescheduled_by_email is not None:
+            body["rescheduledByEmail"] = self.rescheduled_by_email
+        if self.rescheduled_to_uid:
+            body["rescheduledToUid"] = self.rescheduled_to_uid
+        if self.rescheduled_from_uid:
+            body["rescheduledFromUid"] = self.rescheduled_from_uid
+        body.update({
+            "start": to_wire_ms(self.start),
+            "end": to_wire_ms(self.end),
+            "duration": self.duration,
+            "eventTypeId": self.event_type.id,
+            "eventType": {"id": self.event_type.id, "slug": self.event_type.slug},
+            "meetingUrl": self.location,
+            "location": self.location,
+            "absentHost": self.absent_host,
+            "createdAt": to_wire_ms(self.created_at),
+            "updatedAt": to_wire_ms(self.updated_at),
+            "metadata": dict(self.metadata),
+            "icsUid": f"{self.uid}@Cal.com",
+            "attendees": [dict(a) for a in self.attendees],
+            "guests": list(self.guests),
+            "bookingFieldsResponses": dict(self.responses),
+        })
+        return body
+
+
+def new_uid() -> str:
+    """A 22-character uid like Cal.com's short UUIDs."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=").replace(
+        "-", "x").replace("_", "Z")
+
+
+class SandboxCalendar:
+    """All sandbox state; every method takes the lock, so HTTP threads may share it."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        host: Host | None = None,
+        event_types: tuple[SandboxEventType, ...] | None = None,
+        schedule: WeeklySchedule | None = None,
+        time_zone: str = "Europe/Berlin",
+    ) -> None:
+        self.clock = clock
+        self.host = host or Host(time_zone=time_zone)
+        self.event_types = {et.id: et for et in (event_types or default_event_types())}
+        self.schedule = schedule or WeeklySchedule.parse("Mon-Fri 09:00-17:00")
+        self.zone = ZoneInfo(time_zone)
+        self.bookings: dict[str, SandboxBooking] = {}
+        self.created_count = 0  # every booking ever made, for exactly-once checks
+        self._next_id = 990001
+        self.lock = threading.RLock()
+
+    # --- create -----------------------------------------------------------------
+
+    def create_booking(self, body: Any, path: str, meeting_base: str) -> SandboxBooking:
+        now = self.clock.now()
+        if not isinstance(body, dict):
+            raise wire.bad_request("body must be a JSON object", path, now)
+        unknown = sorted(set(body) - CREATE_KEYS)
+        if unknown:
+            # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
+            text = ",".join(f"property {k} should not exist" for k in unknown)
+            raise wire.bad_request(f"{unknown[0]} property is wrong,{text} ", path, now)
+        if "recurrenceCount" in body or body.get("instant"):
+            raise wire.bad_request("the sandbox books neither recurring nor instant events", path, now)
+        start_text = body.get("start")
+        if not isinstance(start_text, str):
+            raise wire.bad_request("start must be a valid ISO 8601 date string", path, now)
+        try:
+            start = parse_instant(start_text, assume_utc=True)
+        except ValueError:
+            raise wire.bad_request("start must be a valid ISO 8601 date string", path, now) from None
+        attendee = self._attendee(body.get("attendee"), path, now)
+        event_type = self._event_type_of(body, path, now)
+        length = body.get("lengthInMinutes", event_type.length)
+        if not isinstance(length, int) or isinstance(length, bool) or not event_type.allows_length(length):
+            raise wire.bad_request(
+                "Provided lengthInMinutes is not one of the possible lengths for the event type. "
+                f"The possible lengths are: {', '.join(str(x) for x in (event_type.length_options or (event_type.length,)))}",
+                path, now)
+        guests = self._guests(body.get("guests"), path, now)
+        metadata = self._metadata(body.get("metadata"), path, now)
+        end = start + timedelta(minutes=length)
+        with self.lock:
+            if event_type.requires_confirmation:
+                # A repeat with the same attendee and start returns the existing booking (REFERENCE §5.1).
+                for existing in self.bookings.values():
+                    if (existing.event_type.id == event_type.id and existing.start == start
+                            and existing.status in LIVE
+                            and existing.attendees[0]["email"] == attendee.get("email")):
+                        return existing
+            if start < now + timedelta(minutes=event_type.minimum_notice_minutes):
+                raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
+            for existing in self.bookings.values():
+                if existing.status == "accepted" and existing.start == start and existing.end == end:
+                    # Same idempotency key (start, end, organizer): what Cal.com answers when
+                    # two requests race past its availability check (REFERENCE §5.1).
+                    raise wire.core_error(409, "booking_conflict_error")
+            if (not self.schedule.is_open(start, end, self.zone)
+                    or any(b.overlaps(start, end) for b in self.bookings.values())):
+                raise wire.bad_request(
+                    "User either already has booking at this time or is not available", path, now)
+            booking = self._insert(event_type, start, end, attendee, guests, metadata, meeting_base,
+                                   body.get("bookingFieldsResponses") or {}, now)
+        return booking
+
+    def _insert(self, event_type: SandboxEventType, start: datetime, end: datetime,
+                attendee: dict[str, Any], guests: list[str], metadata: dict[str, Any],
+                meeting_base: str, responses: dict[str, Any], now: datetime) -> SandboxBooking:
+        uid = new_uid()
+        self._next_id += 1
+        self.created_count += 1
+        location = self._location(event_type, uid, meeting_base)
+        attendees = [attendee] + [
+            {"name": "", "email": g, "timeZone": attendee["timeZone"], "language": "en", "absent": False}
+            for g in guests
+        ]
+        booking = SandboxBooking(
+            id=self._next_id,
+            uid=uid,
+            event_type=event_type,
+            title=f"{event_type.title} between {self.host.name} and {attendee['name']}",
+            description=str(responses.get("notes", "")),
+            status="pending" if event_type.requires_confirmation else "accepted",
+            start=start,
+            end=end,
+            attendees=attendees,
+            guests=guests,
+            metadata=metadata,
+            location=location,
+            created_at=now,
+            updated_at=now,
+            responses={"name": attendee["name"], "email": attendee.get("email", ""),
+                       "guests": guests, **responses},
+        )
+        self.bookings[uid] = booking
+        return booking
+
+    @staticmethod
+    def _location(event_type: SandboxEventType, uid: str, meeting_base: str) -> str:
+        for item in event_type.locations:
+            if item.get("type") == "integration" and item.get("integration") == "cal-video":
+                return f"{meeting_base.rstrip('/')}/video/{uid}"
+            if item.get("type") == "link" and item.get("link"):
+                return str(item["link"])
+            if item.get("type") == "address" and item.get("address"):
+                return str(item["address"])
+        return ""
+
+    def _attendee(self, value: Any, path: str, now: datetime) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise wire.bad_request("attendee must be an object", path, now)
+        unknown = sorted(set(value) - ATTENDEE_KEYS)
+        if unknown:
+            raise wire.bad_request(
+                f"attendee.{unknown[0]} property is wrong,property {unknown[0]} should not exist ",
+                path, now)
+        name, zone = value.get("name"), value.get("timeZone")
+        email, phone = value.get("email"), value.get("phoneNumber")
+        if not isinstance(name, str) or not name:
+            raise wire.bad_request("attendee.name must be a string", path, now)
+        if not isinstance(zone, str) or not _is_zone(zone):
+            raise wire.bad_request("attendee.timeZone must be a valid IANA time zone", path, now)
+        if email is None and phone is None:
+            raise wire.bad_request("attendee.email or attendee.phoneNumber is required", path, now)
+        if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
+            raise wire.bad_request("attendee.email must be an email", path, now)
+        result: dict[str, Any] = {"name": name, "email": email or "", "timeZone": zone,
+                                  "language": value.get("language", "en"), "absent": False}
+        if phone is not None:
+            result["phoneNumber"] = str(phone)
+        return result
+
+    def _event_type_of(self, body: dict[str, Any], path: str, now: datetime) -> SandboxEventType:
+        type_id = body.get("eventTypeId")
+        if type_id is None:
+            slug = body.get("eventTypeSlug")
+            if slug and (body.get("username") == self.host.username):
+                for candidate in self.event_types.values():
+                    if candidate.slug == slug:
+                        return candidate
+            if not slug:
+                raise wire.bad_request(
+                    "Either eventTypeId or eventTypeSlug + username or eventTypeSlug + teamSlug "
+                    "must be provided", path, now)
+            raise wire.not_found(f"Event type with slug {slug} not found", path, now)
+        if not isinstance(type_id, int) or isinstance(type_id, bool):
+            raise wire.bad_request("eventTypeId must be a number", path, now)
+        event_type = self.event_types.get(type_id)
+        if event_type is None:
+            raise wire.not_found(f"Event type with id={type_id} was not found.", path, now)
+        return event_type
+
+    @staticmethod
+    def _guests(value: Any, path: str, now: datetime) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(g, str) and _EMAIL.match(g) for g in value):
+            raise wire.bad_request("guests must be an array of emails", path, now)
+        return list(value)
+
+    @staticmethod
+    def _metadata(value: Any, path: str, now: datetime) -> dict[str, Any]:
+        # ≤ 50 keys, key ≤ 40 chars, values string ≤ 500 / number / boolean (REFERENCE §5.1).
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise wire.bad_request("metadata must be an object", path, now)
+        if len(value) > 50:
+            raise wire.bad_request("Metadata must have at most 50 keys", path, now)
+        for key, item in value.items():
+            if len(key) > 40:
+                raise wire.bad_request("Metadata key cannot exceed 40 characters", path, now)
+            if isinstance(item, str) and len(item) > 500:
+                raise wire.bad_request("Metadata string values cannot exceed 500 characters", path, now)
+            if not isinstance(item, str | int | float | bool):
+                raise wire.bad_request("Metadata values must be strings, numbers or booleans", path, now)
+        return dict(value)
+
+    # --- read -------------------------------------------------------------------
+
+    def get_booking(self, uid: str, path: str) -> SandboxBooking:
+        with self.lock:
+            booking = self.bookings.get(uid)
+        if booking is None:
+            raise wire.not_found(f"Booking with uid={uid} was not found in the database", path,
+                                 self.clock.now())
+        return booking
+
+    def list_bookings(self, query: dict[str, str], path: str) -> tuple[list[SandboxBooking], dict]:
+        now = self.clock.now()
+        take = _int_param(query, "take", 100, 1, 250, path, now)
+        skip = _int_param(query, "skip", 0, 0, None, path, now)
+        with self.lock:
+            items = list(self.bookings.values())
+        buckets = [b for b in query.get("status", "").split(",") if b]
+        for bucket in buckets:
+            if bucket not in ("upcoming", "recurring", "past", "cancelled", "unconfirmed"):
+                raise wire.bad_request(f"status must be one of upcoming, recurring, past, "
+                                       f"cancelled, unconfirmed", path, now)
+        if buckets:
+            items = [b for b in items if any(_in_bucket(b, bucket, now) for bucket in buckets)]
+        if "attendeeEmail" in query:
+            email = query["attendeeEmail"].replace(" ", "+").lower()
+            items = [b for b in items if any(a.get("email", "").lower() == email for a in b.attendees)]
+        if "attendeeName" in query:
+            items = [b for b in items if any(a.get("name") == query["attendeeName"] for a in b.attendees)]
+        if "bookingUid" in query:
+            items = [b for b in items if b.uid == query["bookingUid"]]
+        type_ids = set()
+        for key in ("eventTypeId", "eventTypeIds"):
+            if key in query:
+                type_ids |= {_int_value(v, key, path, now) for v in query[key].split(",") if v}
+        if type_ids:
+            items = [b for b in items if b.event_type.id in type_ids]
+        if "teamId" in query or "teamsIds" in query:
+            items = []  # the sandbox host belongs to no team
+        for key, attr, compare in (
+            ("afterStart", "start", lambda v, bound: v >= bound),
+            ("beforeEnd", "end", lambda v, bound: v <= bound),
+            ("afterCreatedAt", "created_at", lambda v, bound: v >= bound),
+            ("beforeCreatedAt", "created_at", lambda v, bound: v <= bound),
+            ("afterUpdatedAt", "updated_at", lambda v, bound: v >= bound),
+            ("beforeUpdatedAt", "updated_at", lambda v, bound: v <= bound),
+        ):
+            if key in query:
+                try:
+                    bound = parse_instant(query[key], assume_utc=True)
+                except ValueError:
+                    raise wire.bad_request(f"{key} must be a valid ISO 8601 date string", path, now) from None
+                items = [b for b in items if compare(getattr(b, attr), bound)]
+        items = _sorted(items, query, buckets)
+        page = items[skip: skip + take]
+        return page, wire.pagination(len(items), take, skip, len(page))
+
+    # --- slots ------------------------------------------------------------------
+
+    def slots(self, query: dict[str, str], path: str) -> dict[str, list[dict[str, str]]]:
+        """``GET /v2/slots`` (REFERENCE §5.8): free starts per day in the requested zone."""
+        now = self.clock.now()
+        try:
+            first = _day_bound(query["start"], end=False)
+            last = _day_bound(query["end"], end=True)
+        except KeyError as missing:
+            raise wire.bad_request(f"{missing.args[0]} must be a valid ISO 8601 date", path, now) from None
+        except ValueError:
+            raise wire.bad_request("start and end must be valid ISO 8601 dates", path, now) from None
+        if "eventTypeId" not in query:
+            raise wire.bad_request("eventTypeId or eventTypeSlug with username is required", path, now)
+        event_type = self.event_types.get(_int_value(query["eventTypeId"], "eventTypeId", path, now))
+        if event_type is None:
+            raise wire.not_found(f"Event type with id={query['eventTypeId']} not found", path, now)
+        output_zone_name = query.get("timeZone") or "UTC"
+        if not _is_zone(output_zone_name):
+            raise wire.bad_request("timeZone must be a valid IANA time zone", path, now)
+        output_zone = ZoneInfo(output_zone_name)
+        length = event_type.length
+        if "duration" in query:
+            length = _int_value(query["duration"], "duration", path, now)
+            if not event_type.allows_length(length):
+                raise wire.bad_request("duration is not one of the event type's lengths", path, now)
+        span = timedelta(minutes=length)
+        earliest = now + timedelta(minutes=event_type.minimum_notice_minutes)
+        result: dict[str, list[dict[str, str]]] = {}
+        day: date = first.astimezone(self.zone).date() - timedelta(days=1)
+        with self.lock:
+            busy = [b for b in self.bookings.values() if b.status in LIVE
+                    and b.uid != query.get("bookingUidToReschedule")]
+            while day <= last.astimezone(self.zone).date():
+                for start in self.schedule.slot_starts(day, self.zone, span, span):
+                    if not (first <= start <= last) or start < earliest:
+                        continue
+                    if any(b.overlaps(start, start + span) for b in busy):
+                        continue
+                    local = start.astimezone(output_zone)
+                    entry = {"start": local.isoformat(timespec="milliseconds")}
+                    if query.get("format") == "range":
+                        entry["end"] = (start + span).astimezone(output_zone).isoformat(timespec="milliseconds")
+                    result.setdefault(local.date().isoformat(), []).append(entry)
+                day += timedelta(days=1)
+        return result
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _in_bucket(booking: SandboxBooking, bucket: str, now: datetime) -> bool:
+    # Listing buckets, not statuses (REFERENCE §5.3).
+    live = booking.status not in ("cancelled", "rejected")
+    if bucket == "upcoming":
+        return booking.end >= now and live
+    if bucket == "recurring":
+        return False  # the sandbox books no recurring events
+    if bucket == "past":
+        return booking.end <= now and live
+    if bucket == "cancelled":
+        return booking.status in ("cancelled", "rejected")
+    if bucket == "unconfirmed":
+        return booking.end >= now and booking.status == "pending"
+    return False
+
+
+def _sorted(items: list[SandboxBooking], query: dict[str, str], buckets: list[str]) -> list[SandboxBooking]:
+    for key, attr in (("sortStart", "start"), ("sortEnd", "end"), ("sortCreated", "created_at"),
+                      ("sortUpdatedAt", "updated_at")):
+        if query.get(key) in ("asc", "desc"):
+            return sorted(items, key=lambda b: (getattr(b, attr), b.id), reverse=query[key] == "desc")
+    descending = len(buckets) == 1 and buckets[0] in ("past", "cancelled")
+    return sorted(items, key=lambda b: (b.start, b.id), reverse=descending)
+
+
+def _int_value(text: str, name: str, path: str, now: datetime) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise wire.bad_request(f"{name} must be a number", path, now) from None
+
+
+def _int_param(query: dict[str, str], name: str, default: int, low: int, high: int | None,
+               path: str, now: datetime) -> int:
+    if name not in query:
+        return default
+    value = _int_value(query[name], name, path, now)
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise wire.bad_request(f"{name} must be {bound}", path, now)
+    return value
+
+
+def _day_bound(text: str, *, end: bool) -> datetime:
+    """Slots' start/end: a date or a midnight time means the whole UTC day (REFERENCE §5.8)."""
+    instant = parse_instant(text + ("T00:00:00Z" if len(text) == 10 else ""), assume_utc=True)
+    if instant.hour == instant.minute == instant.second == 0 and end:
+        instant += timedelta(days=1) - timedelta(seconds=1)
+    return instant
