@@ -231,3 +231,15 @@ def replay(db: Database, job_id: int, *, now: datetime) -> Job:
 def counts_by_status(db: Database) -> dict[str, int]:
     rows = Job.select(Job.status, fn.COUNT(Job.id).alias("n")).group_by(Job.status)
     return {row.status: row.n for row in rows}
+
+
+def enqueue_event_type_refresh(db: Database, account_id: str, *, now: datetime) -> int:
+    return enqueue(
+        db,
+        REFRESH_EVENT_TYPES,
+        now=now,
+        payload={"account_id": account_id},
+        serial_key=f"account:{account_id}:event_types",
+        dedupe_key=f"refresh_event_types:{account_id}",
+        account_id=account_id,
+    )

@@ -97,6 +97,7 @@ class SecuritySettings:
 @dataclass(frozen=True)
 class CalcomSettings:
     base_url: str = _setting("https://api.cal.com", _http_url)
+    booker_url: str = _setting("https://cal.com", _http_url)
     connect_timeout_seconds: float = _setting(5.0, _positive)
     read_timeout_seconds: float = _setting(20.0, _positive)
     read_attempts: int = _setting(3, _positive)
@@ -122,6 +123,7 @@ class SchedulerSettings:
 @dataclass(frozen=True)
 class SandboxSettings:
     mode: str = _setting("auto", _one_of("auto", "on", "off"))
+    url: str = _setting("", _http_url)
     time_zone: str = _setting("Europe/Berlin", _time_zone)
     weekly_hours: str = _setting("Mon-Fri 09:00-17:00", _weekly_hours)
     rate_limit: int = _setting(120, _positive)

@@ -93,8 +93,9 @@ class Appointment(BaseModel):
     description = TextField(null=True)
     event_type_id = BigIntegerField()
     start_time = UTCDateTimeField()
-    end_time = UTCDateTimeField()
-    duration_minutes = IntegerField()
+    # Unknown until Cal.com answers when the event-type cache is empty (DESIGN §10).
+    end_time = UTCDateTimeField(null=True)
+    duration_minutes = IntegerField(null=True)
     guests = JSONField(default=list)
     metadata = JSONField(default=dict)
     desired_status = CharField(max_length=20, default="active")  # active | cancelled

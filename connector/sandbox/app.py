@@ -144,7 +144,8 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                 body = json.loads(await request.body())
             except (ValueError, UnicodeDecodeError):
                 raise wire.bad_request("Unexpected token in JSON body", path_of(request), clock.now()) from None
-            meeting_base = str(request.base_url)
+            # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
+            meeting_base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
             booking = calendar.create_booking(body, path_of(request), meeting_base)
         except wire.SandboxError as error:
             return fail(error)

@@ -1,0 +1,1 @@
+"""calsync's HTTP API: parse, authenticate, call the core, render."""

@@ -1,0 +1,143 @@
+"""Request bodies as strict pydantic models: unknown fields and wrong types are refused.
+
+``parse(model, raw)`` turns the raw bytes into a model or raises
+``MalformedRequest`` (not JSON) / ``ValidationFailed`` (one entry per field).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from connector import errors
+from connector.timezones import is_iana_zone
+from mappings.times import NaiveDatetimeError, parse_instant
+
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _instant(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
+    try:
+        return parse_instant(value)
+    except NaiveDatetimeError:
+        raise ValueError(
+            "must include a UTC offset, e.g. 2026-03-17T15:00:00+01:00 or 2026-03-17T14:00:00Z"
+        ) from None
+    except ValueError:
+        raise ValueError("is not an ISO 8601 date-time, e.g. 2026-03-17T15:00:00+01:00") from None
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if len(value) > 320 or not EMAIL_PATTERN.match(value):
+        raise ValueError("is not a valid email address")
+    return value
+
+
+def _time_zone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not is_iana_zone(value):
+        raise ValueError(f"{value!r} is not an IANA time zone such as America/New_York")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_instant)]
+Email = Annotated[str, BeforeValidator(_email)]
+TimeZone = Annotated[str, BeforeValidator(_time_zone)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AppointmentInput(StrictBody):
+    """The appointment fields a CRM writes (DESIGN §6)."""
+
+    title: Annotated[Text, StringConstraints(max_length=500)]
+    attendee_name: Annotated[Text, StringConstraints(max_length=200)]
+    attendee_email: Email
+    attendee_time_zone: TimeZone | None = None
+    attendee_phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = Field(
+        default=None, description="E.164, e.g. +12125550123")
+    to_number: Annotated[str, StringConstraints(max_length=64)] | None = None
+    from_number: Annotated[str, StringConstraints(max_length=64)] | None = None
+    call_type: Annotated[str, StringConstraints(max_length=64)] | None = None
+    business_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    label: Annotated[str, StringConstraints(max_length=100)] | None = None
+    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    event_type_id: Annotated[int, Field(ge=1)] | None = None
+    start_time: Instant
+    duration_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
+    guests: Annotated[list[Email], Field(max_length=30)] = Field(default_factory=list)
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)] = Field(
+        default_factory=dict)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "bool_type": "must be true or false",
+    "list_type": "must be an array",
+    "dict_type": "must be an object",
+    "int_from_float": "must be an integer",
+}
+
+
+def field_errors(exc: ValidationError) -> list[errors.FieldError]:
+    result = []
+    for item in exc.errors(include_url=False):
+        location = [str(part) for part in item["loc"]]
+        # Dict-key errors end with "[key]": keep the path readable.
+        if location and location[-1] == "[key]":
+            location = location[:-1]
+        field = ".".join(location) or "body"
+        message = _MESSAGES.get(item["type"])
+        if message is None:
+            message = str(item["msg"])
+            message = message.removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:] if message else "is invalid"
+        result.append(errors.FieldError(field, message))
+    return result
+
+
+def parse(model: type[Model], raw: bytes) -> Model:
+    """A model from a raw JSON body; bad JSON → 400, bad fields → 422 naming each field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        kinds = {item["type"] for item in exc.errors()}
+        if "json_invalid" in kinds:
+            raise errors.MalformedRequest("The request body is not valid JSON.") from None
+        if "model_type" in kinds or any(not item["loc"] for item in exc.errors()):
+            raise errors.MalformedRequest("The request body must be a JSON object.") from None
+        raise errors.ValidationFailed(field_errors(exc)) from None
+
+
+def check_external_id(external_id: str) -> str:
+    if not EXTERNAL_ID_PATTERN.match(external_id):
+        raise errors.ValidationFailed.one(
+            "external_id", "must be 1–128 characters of A–Z, a–z, 0–9, '.', '_', ':' or '-'")
+    return external_id

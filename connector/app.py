@@ -1,0 +1,150 @@
+"""The composition root: settings, clock, database and Cal.com transport in; an app out.
+
+``build_runtime`` wires the long-lived parts (database, HTTP client, Cal.com
+clients, worker, scheduler, optional embedded sandbox); ``create_app`` puts the
+HTTP API in front and, with ``run_background=True``, runs the worker and
+scheduler in the app's lifespan — what ``calsync serve`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+from peewee import Database
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from connector import queue
+from connector.api import appointments as appointments_api
+from connector.api import health
+from connector.api.context import ApiContext
+from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
+from connector.clients import CalcomClients
+from connector.clock import Clock, SystemClock
+from connector.event_types import RefreshHandler
+from connector.retry import RetryPolicy
+from connector.sandbox.app import Sandbox
+from connector.scheduler import PeriodicTask, Scheduler, refresh_all_event_types, sweep_stranded
+from connector.settings import Settings
+from connector.sync import ConvergeHandler, SyncContext
+from connector.worker import Worker, WorkerConfig
+from mappings.db import open_database
+from mappings.sealing import Sealer
+
+log = logging.getLogger("calsync.app")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    sealer: Sealer
+    http: httpx.Client
+    clients: CalcomClients
+    worker: Worker
+    scheduler: Scheduler
+    sandbox: Sandbox | None = None
+    background: bool = field(default=False)
+
+    def start_background(self) -> None:
+        self.worker.start()
+        if self.settings.scheduler.enabled:
+            self.scheduler.start()
+        self.background = True
+
+    def stop_background(self) -> None:
+        if self.background:
+            self.scheduler.stop()
+            self.worker.stop()
+            self.background = False
+
+    def close(self) -> None:
+        self.stop_background()
+        self.http.close()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sandbox: Sandbox | None = None,
+    sandbox_url: str | None = None,
+    rng: random.Random | None = None,
+) -> Runtime:
+    clock = clock or SystemClock()
+    db = db or open_database(settings.database.url)
+    sealer = Sealer(settings.security.secret_key or None)
+    http = httpx.Client(transport=transport, follow_redirects=False,
+                        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
+    clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url)
+    sync_ctx = SyncContext(db=db, clock=clock, clients=clients)
+    policy = RetryPolicy(
+        max_attempts=settings.worker.max_attempts,
+        base_seconds=settings.worker.backoff_base_seconds,
+        max_seconds=settings.worker.backoff_max_seconds,
+    )
+    worker = Worker(
+        db, clock,
+        handlers={
+            queue.CONVERGE: ConvergeHandler(sync_ctx),
+            queue.REFRESH_EVENT_TYPES: RefreshHandler(db, clock, clients),
+        },
+        policy=policy,
+        config=WorkerConfig(
+            concurrency=settings.worker.concurrency,
+            poll_interval_seconds=settings.worker.poll_interval_seconds,
+            lease_seconds=settings.worker.lease_seconds,
+        ),
+        rng=rng,
+    )
+    scheduler = Scheduler(db, clock, [
+        PeriodicTask("sweep_stranded", timedelta(seconds=settings.scheduler.pending_sweep_seconds),
+                     sweep_stranded(db)),
+        PeriodicTask("refresh_event_types",
+                     timedelta(seconds=settings.scheduler.event_type_refresh_seconds),
+                     refresh_all_event_types(db)),
+    ])
+    return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, sandbox)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sandbox: Sandbox | None = None,
+    sandbox_url: str | None = None,
+    run_background: bool = False,
+    runtime: Runtime | None = None,
+) -> Starlette:
+    runtime = runtime or build_runtime(settings, clock=clock, db=db, transport=transport,
+                                       sandbox=sandbox, sandbox_url=sandbox_url)
+    ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
+                     wake_worker=runtime.worker.wake)
+    routes = [*health.routes(ctx), *appointments_api.routes(ctx)]
+    if runtime.sandbox is not None:
+        routes.append(Mount("/sandbox", app=runtime.sandbox.app))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if run_background:
+            runtime.start_background()
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
+    return app

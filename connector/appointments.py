@@ -1,0 +1,155 @@
+"""The CRM's side of an appointment: desired state written durably with its converge job.
+
+``put`` never calls Cal.com (DESIGN §10): it validates against the account and
+its cached event types, stores the desired state, bumps ``desired_version``,
+audits the change and enqueues ``converge`` — all in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from peewee import Database, IntegrityError
+
+from connector import audit, errors, queue
+from connector.accounts import Principal
+from connector.api.schemas import AppointmentInput, check_external_id
+from mappings.db import write_transaction
+from mappings.models import Account, Appointment, EventType, new_id
+
+# Fields the CRM may not change once the appointment exists (DESIGN §6).
+LOCKED_FIELDS = ("to_number", "from_number", "call_type")
+DESIRED_FIELDS = (
+    "title", "attendee_name", "attendee_email", "attendee_time_zone", "attendee_phone",
+    "to_number", "from_number", "call_type", "business_name", "label", "description",
+    "event_type_id", "start_time", "end_time", "duration_minutes", "guests", "metadata",
+)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    appointment: Appointment
+    created: bool
+    changed: bool
+
+
+def get(account_id: str, external_id: str) -> Appointment:
+    check_external_id(external_id)
+    appointment = Appointment.get_or_none(
+        (Appointment.account == account_id) & (Appointment.external_id == external_id))
+    if appointment is None:
+        raise errors.NotFound(f"No appointment with external_id {external_id!r}.")
+    return appointment
+
+
+def desired_state(account: Account, data: AppointmentInput) -> dict[str, Any]:
+    """The desired columns for ``data``, with account defaults applied and checked."""
+    event_type_id = data.event_type_id or account.default_event_type_id
+    if event_type_id is None:
+        raise errors.ValidationFailed.one(
+            "event_type_id", "is required: the account has no default event type")
+    event_type = _cached_event_type(account.id, event_type_id)
+    duration = data.duration_minutes or account.duration_override_minutes
+    if event_type is not None:
+        allowed = sorted({event_type.length_minutes, *event_type.length_options})
+        if duration is None:
+            duration = event_type.length_minutes
+        elif duration not in allowed:
+            field = "duration_minutes" if data.duration_minutes else "event_type_id"
+            raise errors.ValidationFailed.one(
+                field, f"event type {event_type_id} allows {', '.join(map(str, allowed))} minutes, "
+                       f"not {duration}; Cal.com books only those lengths")
+    return {
+        "title": data.title,
+        "attendee_name": data.attendee_name,
+        "attendee_email": data.attendee_email,
+        "attendee_time_zone": data.attendee_time_zone or account.time_zone,
+        "attendee_phone": data.attendee_phone,
+        "to_number": data.to_number,
+        "from_number": data.from_number,
+        "call_type": data.call_type,
+        "business_name": data.business_name,
+        "label": data.label,
+        "description": data.description,
+        "event_type_id": event_type_id,
+        "start_time": data.start_time,
+        "duration_minutes": duration,
+        "end_time": data.start_time + timedelta(minutes=duration) if duration else None,
+        "guests": list(data.guests),
+        "metadata": dict(data.metadata),
+    }
+
+
+def _cached_event_type(account_id: str, event_type_id: int) -> EventType | None:
+    """The cached event type; None while the cache is empty (then Cal.com decides later)."""
+    cached = EventType.get_or_none((EventType.account == account_id)
+                                   & (EventType.calcom_id == event_type_id))
+    if cached is not None:
+        if not cached.active:
+            raise errors.ValidationFailed.one(
+                "event_type_id", f"event type {event_type_id} no longer exists in Cal.com")
+        return cached
+    if EventType.select().where(EventType.account == account_id).exists():
+        raise errors.ValidationFailed.one(
+            "event_type_id", f"event type {event_type_id} is not one of this account's event types")
+    return None
+
+
+def put(db: Database, principal: Principal, external_id: str, data: AppointmentInput, *,
+        now: datetime) -> PutResult:
+    """Create or replace the desired state of one appointment."""
+    check_external_id(external_id)
+    for attempt in range(2):
+        try:
+            with write_transaction(db):
+                account = Account.get_by_id(principal.account_id)
+                desired = desired_state(account, data)
+                existing = Appointment.get_or_none(
+                    (Appointment.account == account.id) & (Appointment.external_id == external_id))
+                if existing is None:
+                    return PutResult(_create(db, account, external_id, desired, principal, now),
+                                     created=True, changed=True)
+                return _replace(db, existing, desired, principal, now)
+        except IntegrityError:
+            # Two first PUTs of one external_id raced; the loser replays as an update.
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _create(db: Database, account: Account, external_id: str, desired: dict[str, Any],
+            principal: Principal, now: datetime) -> Appointment:
+    appointment = Appointment.create(
+        id=new_id("apt"), account=account.id, external_id=external_id, source="crm",
+        desired_status="active", desired_version=1, status="pending", sync_state="pending",
+        created_at=now, updated_at=now, **desired,
+    )
+    audit.record(account_id=account.id, appointment_id=appointment.id, actor=principal.actor,
+                 action="appointment.created", now=now, after=desired)
+    queue.enqueue_converge(db, appointment.id, account.id, now=now)
+    return appointment
+
+
+def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
+             principal: Principal, now: datetime) -> PutResult:
+    if appointment.desired_status == "cancelled":
+        raise errors.Conflict("The appointment is cancelled; cancelled appointments are final.")
+    changed = {name: value for name, value in desired.items()
+               if getattr(appointment, name) != value}
+    locked = [name for name in LOCKED_FIELDS if name in changed]
+    if locked:
+        raise errors.ValidationFailed([
+            errors.FieldError(name, "is locked once the appointment exists") for name in locked])
+    if not changed:
+        return PutResult(appointment, created=False, changed=False)
+    before = {name: getattr(appointment, name) for name in changed}
+    version = appointment.desired_version + 1
+    Appointment.update(desired_version=version, sync_state="pending", updated_at=now,
+                       **changed).where(Appointment.id == appointment.id).execute()
+    audit.record(account_id=appointment.account_id, appointment_id=appointment.id,
+                 actor=principal.actor, action="appointment.updated", now=now,
+                 before=before, after=changed)
+    queue.enqueue_converge(db, appointment.id, appointment.account_id, now=now)
+    return PutResult(Appointment.get_by_id(appointment.id), created=False, changed=True)

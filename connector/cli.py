@@ -1,0 +1,299 @@
+"""``calsync``: serve, worker, migrate, sandbox, accounts, tokens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from connector import accounts, errors, queue
+from connector.clock import SystemClock
+from connector.settings import Settings
+from connector.settings import load as load_settings
+from mappings.db import open_database, redact_url, session
+from mappings.migrations import migrate
+from mappings.models import Account, ApiToken
+from mappings.sealing import Sealer
+
+log = logging.getLogger("calsync.cli")
+
+EXAMPLES = {
+    "serve": "example:\n  calsync serve --host 127.0.0.1 --port 8000",
+    "worker": "example:\n  CALSYNC_DATABASE_URL=postgresql://calsync@db/calsync calsync worker --concurrency 8",
+    "migrate": "example:\n  CALSYNC_DATABASE_URL=postgresql://calsync@db/calsync calsync migrate",
+    "sandbox": "example:\n  calsync sandbox --port 8010\n  CALSYNC_SANDBOX_URL=http://127.0.0.1:8010 calsync worker",
+    "accounts create": "example:\n  calsync accounts create --name 'Acme CRM' --event-type-id 123456 "
+                       "--time-zone Europe/Berlin --json\n"
+                       "  echo \"$CAL_KEY\" | calsync accounts create --name Acme --calcom-api-key -",
+    "accounts update": "example:\n  calsync accounts update acc_xxx --time-zone America/New_York",
+    "accounts list": "example:\n  calsync accounts list --json",
+    "tokens create": "example:\n  calsync tokens create --account acc_xxx --name crm-backend "
+                     "--scopes appointments:read,appointments:write",
+    "tokens revoke": "example:\n  calsync tokens revoke tok_xxx",
+    "tokens list": "example:\n  calsync tokens list --account acc_xxx",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="calsync",
+        description="Keeps a CRM's appointments and Cal.com's bookings in sync.",
+        epilog="Settings: config/calsync.toml, overridden by CALSYNC_* variables "
+               "(CALSYNC_CONFIG names another file).\nexample:\n  calsync serve",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(parent: Any, name: str, help_text: str, key: str | None = None) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help_text, description=help_text,
+                                 epilog=EXAMPLES.get(key or name),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    serve = command(commands, "serve", "serve the API with worker and scheduler in one process")
+    serve.add_argument("--host", help="address to listen on (server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (server.port)")
+    serve.set_defaults(run=_serve)
+
+    worker = command(commands, "worker", "run workers and the scheduler without the API")
+    worker.add_argument("--concurrency", type=int, help="worker threads (worker.concurrency)")
+    worker.set_defaults(run=_worker)
+
+    command(commands, "migrate", "create or upgrade the database schema").set_defaults(run=_migrate)
+
+    sandbox = command(commands, "sandbox", "run the Cal.com sandbox alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8010)
+    sandbox.set_defaults(run=_sandbox)
+
+    account_cmds = command(commands, "accounts", "create, update and list accounts").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    create = command(account_cmds, "create", "create an account and its first token",
+                     "accounts create")
+    create.add_argument("--name", required=True)
+    _account_options(create)
+    create.add_argument("--scopes", default=",".join(accounts.SCOPES),
+                        help="scopes of the first token (default: all)")
+    create.add_argument("--json", action="store_true", help='print {"account_id", "token"}')
+    create.set_defaults(run=_accounts_create)
+    update = command(account_cmds, "update", "change an account's settings", "accounts update")
+    update.add_argument("account_id")
+    update.add_argument("--name")
+    _account_options(update)
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(run=_accounts_update)
+    listing = command(account_cmds, "list", "list accounts (secrets are never shown)", "accounts list")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_accounts_list)
+
+    token_cmds = command(commands, "tokens", "create, revoke and list bearer tokens").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    token_create = command(token_cmds, "create", "create a token (shown once)", "tokens create")
+    token_create.add_argument("--account", required=True)
+    token_create.add_argument("--name", required=True)
+    token_create.add_argument("--scopes", default=f"{accounts.READ},{accounts.WRITE}")
+    token_create.add_argument("--json", action="store_true")
+    token_create.set_defaults(run=_tokens_create)
+    revoke = command(token_cmds, "revoke", "revoke a token", "tokens revoke")
+    revoke.add_argument("token_id")
+    revoke.set_defaults(run=_tokens_revoke)
+    token_list = command(token_cmds, "list", "list an account's tokens", "tokens list")
+    token_list.add_argument("--account", required=True)
+    token_list.add_argument("--json", action="store_true")
+    token_list.set_defaults(run=_tokens_list)
+    return parser
+
+
+def _account_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calcom-api-key", help="Cal.com API key (cal_…), or - to read it from stdin")
+    parser.add_argument("--calcom-base-url", help="Cal.com API base (default https://api.cal.com)")
+    parser.add_argument("--event-type-id", type=int, help="default Cal.com event type id")
+    parser.add_argument("--time-zone", help="IANA time zone, e.g. Europe/Berlin")
+    parser.add_argument("--duration-override", type=int, dest="duration_override_minutes",
+                        help="default meeting length in minutes")
+    parser.add_argument("--callback-url", help="where calsync posts events to the CRM")
+    parser.add_argument("--callback-secret", help="whsec_… signing secret, or - for stdin")
+    parser.add_argument("--public-url", help="calsync's public base URL (for Cal.com webhooks)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        from connector import logs
+
+        logs.configure(settings.log.level, settings.log.format)
+        return args.run(args, settings) or 0
+    except errors.ConfigurationError as exc:
+        print(f"calsync: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def _database(settings: Settings):
+    db = open_database(settings.database.url)
+    with session(db):
+        applied = migrate(db, SystemClock().now())
+    if applied:
+        log.info("database ready", extra={"action": "db.migrate", "applied": applied,
+                                          "database": redact_url(settings.database.url)})
+    return db
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_database(settings.database.url)
+    with session(db):
+        applied = migrate(db, SystemClock().now())
+    print(f"database {redact_url(settings.database.url)}: "
+          + (f"applied {', '.join(map(str, applied))}" if applied else "already current"))
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from connector import serve
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        settings = settings.replace(server=overrides)
+    serve.serve(settings, _database(settings))
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from connector import serve
+
+    if args.concurrency is not None:
+        if args.concurrency < 1:
+            raise errors.ConfigurationError("--concurrency must be 1 or more")
+        settings = settings.replace(worker={"concurrency": args.concurrency})
+    serve.run_worker(settings, _database(settings))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from connector import serve
+
+    serve.run_sandbox(settings, args.host, args.port)
+    return 0
+
+
+def _secret_argument(value: str | None) -> str | None:
+    if value == "-":
+        return sys.stdin.readline().strip() or None
+    return value
+
+
+def _changes(args: argparse.Namespace) -> accounts.AccountChanges:
+    return accounts.AccountChanges(
+        name=getattr(args, "name", None),
+        calcom_api_key=_secret_argument(args.calcom_api_key),
+        calcom_base_url=args.calcom_base_url,
+        event_type_id=args.event_type_id,
+        time_zone=args.time_zone,
+        duration_override_minutes=args.duration_override_minutes,
+        callback_url=args.callback_url,
+        callback_secret=_secret_argument(args.callback_secret),
+        public_url=args.public_url,
+    )
+
+
+def _accounts_create(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    clock = SystemClock()
+    scopes = accounts.parse_scopes(args.scopes)
+    with session(db):
+        account, token = accounts.create_account(db, _changes(args), Sealer(settings.security.secret_key),
+                                                 now=clock.now(), token_scopes=scopes)
+        queue.enqueue_event_type_refresh(db, account.id, now=clock.now())
+    if args.json:
+        print(json.dumps({"account_id": account.id, "token": token}))
+    else:
+        print(f"account {account.id} created ({account.name})")
+        print(f"token, shown once — store it now: {token}")
+        if not account.calcom_api_key:
+            print("no Cal.com API key: this account uses the built-in Cal.com sandbox")
+    return 0
+
+
+def _accounts_update(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    clock = SystemClock()
+    changes = _changes(args)
+    with session(db):
+        account = accounts.update_account(db, args.account_id, changes,
+                                          Sealer(settings.security.secret_key), now=clock.now())
+        if changes.calcom_api_key is not None or changes.calcom_base_url is not None:
+            queue.enqueue_event_type_refresh(db, account.id, now=clock.now())
+    described = accounts.describe_account(account)
+    print(json.dumps(described) if args.json else f"account {account.id} updated")
+    return 0
+
+
+def _accounts_list(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    with session(db):
+        rows = [accounts.describe_account(a) for a in Account.select().order_by(Account.created_at)]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        _table(rows, ["id", "name", "calcom_api_key", "event_type_id", "time_zone"])
+    return 0
+
+
+def _tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    with session(db):
+        row, token = accounts.create_token(db, args.account, args.name,
+                                           accounts.parse_scopes(args.scopes), now=SystemClock().now())
+    if args.json:
+        print(json.dumps({"token_id": row.id, "token": token, "scopes": row.scopes.split()}))
+    else:
+        print(f"token {row.id} ({row.scopes}) created")
+        print(f"token, shown once — store it now: {token}")
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    with session(db):
+        row = accounts.revoke_token(db, args.token_id, now=SystemClock().now())
+    print(f"token {row.id} revoked")
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    with session(db):
+        accounts.get_account(args.account)
+        rows = [{"id": t.id, "name": t.name, "scopes": t.scopes,
+                 "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+                 "revoked": t.revoked_at is not None}
+                for t in ApiToken.select().where(ApiToken.account == args.account)
+                .order_by(ApiToken.created_at)]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        _table(rows, ["id", "name", "scopes", "last_used_at", "revoked"])
+    return 0
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in columns}
+    line: Callable[[dict[str, Any]], str] = lambda r: "  ".join(
+        str(r.get(c)).ljust(widths[c]) for c in columns)
+    print(line({c: c for c in columns}))
+    for row in rows:
+        print(line(row))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

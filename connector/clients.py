@@ -1,0 +1,70 @@
+"""Which Cal.com each account talks to, and with which key.
+
+An account with its own key talks to its base URL (default ``calcom.base_url``).
+An account without one talks to the sandbox when one is configured
+(``sandbox.mode = "auto"``); with ``sandbox.mode = "on"`` every account does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from connector import errors
+from connector.calcom import CalcomClient, RateLimitInfo
+from connector.settings import Settings
+from mappings.models import Account
+from mappings.sealing import Sealer, SealingError
+
+SANDBOX_API_KEY = "cal_sandbox_calsync"
+
+
+class CalcomClients:
+    def __init__(self, http: httpx.Client, settings: Settings, sealer: Sealer, *,
+                 sandbox_url: str | None = None, sleep: Callable[[float], None] | None = None,
+                 on_rate_limit: Callable[[str, RateLimitInfo], None] | None = None) -> None:
+        self.http = http
+        self.settings = settings
+        self.sealer = sealer
+        self.sandbox_url = sandbox_url
+        self._sleep = sleep
+        self._on_rate_limit = on_rate_limit
+
+    def uses_sandbox(self, account: Account) -> bool:
+        if self.sandbox_url is None:
+            return False
+        return self.settings.sandbox.mode == "on" or not account.calcom_api_key
+
+    def for_account(self, account: Account) -> CalcomClient:
+        if self.uses_sandbox(account):
+            base_url, key = self.sandbox_url, SANDBOX_API_KEY
+        else:
+            try:
+                key = self.sealer.open(account.calcom_api_key)
+            except SealingError as exc:
+                raise errors.CalcomAuthError(f"the account's Cal.com key cannot be read: {exc}") from None
+            if not key:
+                raise errors.CalcomAuthError(
+                    "the account has no Cal.com API key; set one with "
+                    "'calsync accounts update ID --calcom-api-key …'")
+            base_url = account.calcom_base_url or self.settings.calcom.base_url
+        extra = {} if self._sleep is None else {"sleep": self._sleep}
+        account_id = account.id
+        report = None
+        if self._on_rate_limit is not None:
+            callback = self._on_rate_limit
+
+            def report(info: RateLimitInfo) -> None:
+                callback(account_id, info)
+
+        return CalcomClient(
+            self.http,
+            base_url=base_url,
+            api_key=key,
+            connect_timeout=self.settings.calcom.connect_timeout_seconds,
+            read_timeout=self.settings.calcom.read_timeout_seconds,
+            read_attempts=self.settings.calcom.read_attempts,
+            on_rate_limit=report,
+            **extra,
+        )

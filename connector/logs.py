@@ -1,0 +1,58 @@
+"""Structured logs: one JSON object a line with an ``action`` and ids; secrets never appear.
+
+Any ``extra`` field whose name suggests a secret is replaced by ``"[redacted]"``,
+and httpx's own request log (which would print URLs with attendee emails) is
+kept at WARNING.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+_SECRET_WORDS = ("key", "secret", "token", "authorization", "password", "signature")
+
+
+def _redacted(name: str, value: object) -> object:
+    lowered = name.lower()
+    return "[redacted]" if any(word in lowered for word in _SECRET_WORDS) else value
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD and not name.startswith("_"):
+                entry[name] = _redacted(name, value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={_redacted(k, v)}" for k, v in vars(record).items()
+                          if k not in _STANDARD and not k.startswith("_"))
+        line = f"{self.formatTime(record)} {record.levelname:<7} {record.getMessage()}"
+        line = f"{line}  {extras}" if extras else line
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure(level: str = "info", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,85 @@
+"""Running calsync as a process: the API with worker and scheduler, workers alone, the sandbox alone."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import uvicorn
+from peewee import Database
+
+from connector.app import build_runtime, create_app
+from connector.clock import SystemClock
+from connector.sandbox.app import create_sandbox
+from connector.settings import Settings
+from mappings.db import redact_url, session
+from mappings.models import Account
+
+log = logging.getLogger("calsync.serve")
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def _announce(settings: Settings, db: Database, sandbox_url: str | None, embedded: bool) -> None:
+    if not settings.security.secret_key:
+        log.warning("CALSYNC_SECRET_KEY is not set: Cal.com keys and secrets are stored unencrypted",
+                    extra={"action": "serve.insecure"})
+    with session(db):
+        total = Account.select().count()
+        keyless = Account.select().where(Account.calcom_api_key.is_null()).count()
+    if sandbox_url is not None:
+        using = total if settings.sandbox.mode == "on" else keyless
+        where = "built in" if embedded else "external"
+        log.warning(
+            f"Cal.com sandbox ({where}) at {sandbox_url}: {using} of {total} accounts use it instead of "
+            "Cal.com (accounts with no Cal.com API key). Its bookings live in memory and vanish on restart.",
+            extra={"action": "serve.sandbox", "sandbox_url": sandbox_url})
+    if total == 0:
+        log.warning("no accounts yet: create one with "
+                    "'.venv/bin/calsync accounts create --name demo --event-type-id 123456'",
+                    extra={"action": "serve.no_accounts"})
+
+
+def serve(settings: Settings, db: Database) -> None:
+    clock = SystemClock()
+    host, port = settings.server.host, settings.server.port
+    sandbox = None
+    sandbox_url = settings.sandbox.url or None
+    if settings.sandbox.mode != "off" and sandbox_url is None:
+        sandbox = create_sandbox(clock, settings.sandbox)
+        sandbox_url = f"http://{_loopback(host)}:{port}/sandbox"
+    log.info(f"calsync serving on http://{host}:{port} (database {redact_url(settings.database.url)})",
+             extra={"action": "serve.start", "host": host, "port": port})
+    _announce(settings, db, sandbox_url, embedded=sandbox is not None)
+    runtime = build_runtime(settings, clock=clock, db=db, sandbox=sandbox, sandbox_url=sandbox_url)
+    app = create_app(settings, runtime=runtime, run_background=True)
+    uvicorn.run(app, host=host, port=port, access_log=settings.server.access_log, log_config=None,
+                lifespan="on")
+
+
+def run_worker(settings: Settings, db: Database) -> None:
+    """Workers and the scheduler, no API; stops cleanly on SIGINT/SIGTERM."""
+    sandbox_url = settings.sandbox.url or None if settings.sandbox.mode != "off" else None
+    _announce(settings, db, sandbox_url, embedded=False)
+    runtime = build_runtime(settings, db=db, sandbox_url=sandbox_url)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime.start_background()
+    log.info("worker running", extra={"action": "worker.run",
+                                      "concurrency": settings.worker.concurrency})
+    try:
+        stop.wait()
+    finally:
+        runtime.close()
+
+
+def run_sandbox(settings: Settings, host: str, port: int) -> None:
+    sandbox = create_sandbox(SystemClock(), settings.sandbox)
+    log.info(f"Cal.com sandbox on http://{host}:{port} (API under /v2, controls under /_sandbox)",
+             extra={"action": "sandbox.start"})
+    uvicorn.run(sandbox.app, host=host, port=port, access_log=settings.server.access_log,
+                log_config=None)

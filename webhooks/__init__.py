@@ -1,0 +1,1 @@
+"""Signed webhooks: Cal.com's deliveries in, events to the CRM out."""
