@@ -248,7 +248,7 @@ class CalcomClient:
                 and not isinstance(e, errors.CalcomRateLimited)
             ),
             stop=tenacity.stop_after_attempt(self._read_attempts),
-            wait=tenacity.wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
             sleep=self._sleep,
             reraise=True,
         )

@@ -70,7 +70,8 @@ class SandboxEventType:
                 {"type": "always", "blockUnconfirmedBookingsInBooker": False}
                 if self.requires_confirmation else {"disabled": True}
             ),
-            "seats": {"disabled": True},
+            # Cal.com's source writes {"disabled": true} here, but the spec types `seats` as a
+            # full Seats_2024_06_14; both agree it is optional, so unseated types omit it.
             "hidden": self.hidden,
             "bookingRequiresAuthentication": False,
             "ownerId": host.id,

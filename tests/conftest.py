@@ -1,0 +1,128 @@
+"""Fixtures shared by the whole suite.
+
+Every test that asks for ``db`` runs twice: on SQLite and on PostgreSQL. The
+PostgreSQL run needs ``CALSYNC_TEST_POSTGRES_URL``; without it those tests skip
+with a reason. With ``CALSYNC_REQUIRE_POSTGRES=1`` (set by .ci/run) a PostgreSQL
+test that cannot connect fails, and the session fails if no PostgreSQL test ran.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from connector import accounts
+from connector.clock import FakeClock
+from connector.settings import Settings
+from mappings.db import database, make_database, session
+from mappings.migrations import migrate
+from mappings.sealing import Sealer
+
+POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("CALSYNC_REQUIRE_POSTGRES") == "1"
+ENGINES = ["sqlite", "postgres"]
+_engine_outcomes: Counter[tuple[str, str]] = Counter()
+
+
+def _fresh_database(engine: str, tmp_path):
+    if engine == "sqlite":
+        return make_database(f"sqlite:///{tmp_path}/calsync-test.db"), None
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need CALSYNC_TEST_POSTGRES_URL "
+                    "(e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_database(POSTGRES_URL, pool_size=2)
+    try:
+        with session(admin):
+            admin.execute_sql(f'CREATE SCHEMA "{schema}"')
+    except Exception as exc:  # noqa: BLE001
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required but unusable: {exc}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unusable: {exc}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-c%20search_path%3D{schema}"
+    return make_database(url, pool_size=40), (admin, schema)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db(engine, tmp_path):
+    """A migrated, empty database bound to the models, on each engine."""
+    database_, cleanup = _fresh_database(engine, tmp_path)
+    database.initialize(database_)
+    with session(database_):
+        migrate(database_, datetime(2026, 1, 1, tzinfo=UTC))
+        yield database_
+    database_.close_all() if hasattr(database_, "close_all") else database_.close()
+    if cleanup is not None:
+        admin, schema = cleanup
+        with session(admin):
+            admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close_all()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 3, 16, 8, 0, tzinfo=UTC))  # a Monday
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings().replace(database={"url": f"sqlite:///{tmp_path}/unused.db"},
+                              worker={"poll_interval_seconds": 0.02, "backoff_base_seconds": 0.05,
+                                      "backoff_max_seconds": 0.5})
+
+
+@pytest.fixture
+def sealer() -> Sealer:
+    return Sealer("test-secret-key")
+
+
+@pytest.fixture
+def make_account(db, clock, sealer):
+    """Factory: an account and its all-scopes token."""
+
+    def make(name: str = "Acme CRM", **changes):
+        changes.setdefault("event_type_id", 123456)
+        changes.setdefault("time_zone", "Europe/Berlin")
+        return accounts.create_account(db, accounts.AccountChanges(name=name, **changes), sealer,
+                                       now=clock.now())
+
+    return make
+
+
+def pytest_runtest_logreport(report):
+    engine = next((e for e in ENGINES if f"[{e}" in report.nodeid or f"-{e}]" in report.nodeid
+                   or f"-{e}-" in report.nodeid), None)
+    if engine is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _engine_outcomes[(engine, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _engine_outcomes:
+        return
+    line = ", ".join(f"{engine}: {_engine_outcomes[(engine, 'passed')]} passed, "
+                     f"{_engine_outcomes[(engine, 'skipped')]} skipped, "
+                     f"{_engine_outcomes[(engine, 'failed')]} failed" for engine in ENGINES)
+    terminalreporter.write_line(f"database tests by engine — {line}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not REQUIRE_POSTGRES or not _engine_outcomes:
+        return
+    passed = _engine_outcomes[("postgres", "passed")]
+    skipped = _engine_outcomes[("postgres", "skipped")]
+    if passed == 0 or skipped:
+        print(f"\nCALSYNC_REQUIRE_POSTGRES=1 but {passed} PostgreSQL tests passed and "
+              f"{skipped} were skipped")
+        session.exitstatus = 1
