@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from connector import accounts, errors, queue
@@ -288,8 +288,10 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("(none)")
         return
     widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in columns}
-    line: Callable[[dict[str, Any]], str] = lambda r: "  ".join(
-        str(r.get(c)).ljust(widths[c]) for c in columns)
+
+    def line(row: dict[str, Any]) -> str:
+        return "  ".join(str(row.get(c)).ljust(widths[c]) for c in columns)
+
     print(line({c: c for c in columns}))
     for row in rows:
         print(line(row))

@@ -2,7 +2,8 @@
 
 Any ``extra`` field whose name suggests a secret is replaced by ``"[redacted]"``,
 and httpx's own request log (which would print URLs with attendee emails) is
-kept at WARNING.
+kept at WARNING, as is peewee's (at DEBUG it prints every SQL statement with its
+parameters: sealed secrets, attendee emails).
 """
 
 from __future__ import annotations
@@ -54,5 +55,5 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "peewee"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

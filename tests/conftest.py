@@ -30,7 +30,8 @@ _engine_outcomes: Counter[tuple[str, str]] = Counter()
 
 def _fresh_database(engine: str, tmp_path):
     if engine == "sqlite":
-        return make_database(f"sqlite:///{tmp_path}/calsync-test.db"), None
+        url = f"sqlite:///{tmp_path}/calsync-test.db"
+        return make_database(url), url, None
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need CALSYNC_TEST_POSTGRES_URL "
                     "(e.g. postgresql://postgres@127.0.0.1:5432/test)")
@@ -45,7 +46,7 @@ def _fresh_database(engine: str, tmp_path):
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unusable: {exc}")
     separator = "&" if "?" in POSTGRES_URL else "?"
     url = f"{POSTGRES_URL}{separator}options=-c%20search_path%3D{schema}"
-    return make_database(url, pool_size=40), (admin, schema)
+    return make_database(url, pool_size=40), url, (admin, schema)
 
 
 @pytest.fixture(params=ENGINES)
@@ -55,8 +56,9 @@ def engine(request) -> str:
 
 @pytest.fixture
 def db(engine, tmp_path):
-    """A migrated, empty database bound to the models, on each engine."""
-    database_, cleanup = _fresh_database(engine, tmp_path)
+    """A migrated, empty database bound to the models, on each engine (its URL in ``.url``)."""
+    database_, url, cleanup = _fresh_database(engine, tmp_path)
+    database_.url = url
     database.initialize(database_)
     with session(database_):
         migrate(database_, datetime(2026, 1, 1, tzinfo=UTC))

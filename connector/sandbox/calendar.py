@@ -315,8 +315,8 @@ class SandboxCalendar:
         buckets = [b for b in query.get("status", "").split(",") if b]
         for bucket in buckets:
             if bucket not in ("upcoming", "recurring", "past", "cancelled", "unconfirmed"):
-                raise wire.bad_request(f"status must be one of upcoming, recurring, past, "
-                                       f"cancelled, unconfirmed", path, now)
+                raise wire.bad_request("status must be one of upcoming, recurring, past, "
+                                       "cancelled, unconfirmed", path, now)
         if buckets:
             items = [b for b in items if any(_in_bucket(b, bucket, now) for bucket in buckets)]
         if "attendeeEmail" in query:

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from mappings.from_calcom import parse_booking, parse_event_type, parse_me
-from tests.support.shared import fixture, needs_shared
 from tests.fixtures import calcom_shapes
+from tests.support.shared import fixture, needs_shared
 
 
 def test_a_created_booking():

@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from playhouse.migrate import SchemaMigrator, migrate as apply_changes
 from peewee import TextField
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_changes
 
 from mappings.migrations import STEPS, Step, current_version, migrate
 from mappings.models import ALL_MODELS

@@ -4,7 +4,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mappings.times import NaiveDatetimeError, parse_instant, require_aware, to_api, to_wire, to_wire_ms
+from mappings.times import (
+    NaiveDatetimeError,
+    parse_instant,
+    require_aware,
+    to_api,
+    to_wire,
+    to_wire_ms,
+)
 
 MOMENT = datetime(2026, 3, 19, 15, 0, tzinfo=UTC)
 

@@ -1,0 +1,122 @@
+"""Every malformed request gets a 4xx problem+json naming what is wrong, and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector import accounts
+from mappings.models import Appointment, AuditEvent, Booking, Job
+
+GOOD = {
+    "title": "Intro call",
+    "attendee_name": "Alex Prospect",
+    "attendee_email": "alex.prospect@example.org",
+    "start_time": "2026-03-17T11:00:00+01:00",
+}
+
+
+def body(**changes) -> bytes:
+    values = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in values.items() if v is not ...}).encode()
+
+
+JSON = {"Content-Type": "application/json"}
+
+# (id, path, raw body, extra headers, auth kind, status, field named in the answer)
+CASES = [
+    ("bad-json", "crm-1", b"{\"title\": ", JSON, "owner", 400, None),
+    ("json-array", "crm-1", b"[1, 2]", JSON, "owner", 400, None),
+    ("json-string", "crm-1", b"\"hello\"", JSON, "owner", 400, None),
+    ("empty-body", "crm-1", b"", JSON, "owner", 400, None),
+    ("not-utf8", "crm-1", b"\xff\xfe{}", JSON, "owner", 400, None),
+    ("missing-title", "crm-1", body(title=...), JSON, "owner", 422, "title"),
+    ("blank-title", "crm-1", body(title="   "), JSON, "owner", 422, "title"),
+    ("title-wrong-type", "crm-1", body(title=5), JSON, "owner", 422, "title"),
+    ("missing-start", "crm-1", body(start_time=...), JSON, "owner", 422, "start_time"),
+    ("naive-start", "crm-1", body(start_time="2026-03-17T11:00:00"), JSON, "owner", 422, "start_time"),
+    ("unparsable-start", "crm-1", body(start_time="next tuesday"), JSON, "owner", 422, "start_time"),
+    ("start-as-number", "crm-1", body(start_time=1773741600), JSON, "owner", 422, "start_time"),
+    ("bad-email", "crm-1", body(attendee_email="alex@"), JSON, "owner", 422, "attendee_email"),
+    ("unknown-zone", "crm-1", body(attendee_time_zone="Mars/Olympus"), JSON, "owner", 422,
+     "attendee_time_zone"),
+    ("zone-abbreviation", "crm-1", body(attendee_time_zone="PST"), JSON, "owner", 422,
+     "attendee_time_zone"),
+    ("event-type-as-string", "crm-1", body(event_type_id="123456"), JSON, "owner", 422, "event_type_id"),
+    ("event-type-zero", "crm-1", body(event_type_id=0), JSON, "owner", 422, "event_type_id"),
+    ("duration-fraction", "crm-1", body(duration_minutes=1.5), JSON, "owner", 422, "duration_minutes"),
+    ("duration-bool", "crm-1", body(duration_minutes=True), JSON, "owner", 422, "duration_minutes"),
+    ("unknown-field", "crm-1", body(atendee_name="typo"), JSON, "owner", 422, "atendee_name"),
+    ("bad-guest", "crm-1", body(guests=["ok@example.org", "nope"]), JSON, "owner", 422, "guests.1"),
+    ("guests-not-list", "crm-1", body(guests="a@example.org"), JSON, "owner", 422, "guests"),
+    ("metadata-number", "crm-1", body(metadata={"deal": 5}), JSON, "owner", 422, "metadata.deal"),
+    ("metadata-too-many", "crm-1", body(metadata={f"k{i}": "v" for i in range(51)}), JSON, "owner",
+     422, "metadata"),
+    ("phone-not-e164", "crm-1", body(attendee_phone="555-0100"), JSON, "owner", 422, "attendee_phone"),
+    ("external-id-space", "crm%201", body(), JSON, "owner", 422, "external_id"),
+    ("external-id-too-long", "x" * 129, body(), JSON, "owner", 422, "external_id"),
+    ("external-id-unicode", "crm-%C3%A9", body(), JSON, "owner", 422, "external_id"),
+    ("two-mebibytes", "crm-1", body(description="x" * (2 * 1024 * 1024)), JSON, "owner", 413, None),
+    ("text-plain", "crm-1", body(), {"Content-Type": "text/plain"}, "owner", 415, None),
+    ("no-token", "crm-1", body(), JSON, "none", 401, None),
+    ("unknown-token", "crm-1", body(), JSON, "bogus", 401, None),
+    ("basic-auth", "crm-1", body(), {**JSON, "Authorization": "Basic dXNlcjpwYXNz"}, "raw", 401, None),
+    ("wrong-scope", "crm-1", body(), JSON, "reader", 403, None),
+]
+
+
+def _counts() -> tuple[int, int, int, int]:
+    return (Appointment.select().count(), Booking.select().count(), Job.select().count(),
+            AuditEvent.select().count())
+
+
+def _headers(kind: str, owner: str, reader: str, extra: dict[str, str]) -> dict[str, str]:
+    auth = {"owner": f"Bearer {owner}", "reader": f"Bearer {reader}",
+            "bogus": "Bearer csk_not-a-real-token"}.get(kind)
+    return {**extra, **({"Authorization": auth} if auth else {})}
+
+
+@pytest.mark.parametrize(("path", "raw", "extra", "auth", "status", "field"),
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_malformed_put(client, make_account, db, clock, path, raw, extra, auth, status, field):
+    account, owner = make_account()
+    _, reader = accounts.create_token(db, account.id, "reader", frozenset({accounts.READ}), now=clock.now())
+    before = _counts()
+    answer = client.put(f"/v1/appointments/{path}", content=raw,
+                        headers=_headers(auth, owner, reader, extra))
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert problem["type"].startswith("/problems/")
+    if field is not None:
+        assert field in [e["field"] for e in problem["errors"]]
+        assert field in problem["detail"]
+    assert _counts() == before
+
+
+def test_there_are_at_least_twenty_cases():
+    assert len(CASES) >= 20
+
+
+def test_a_token_of_another_account_sees_nothing(client, make_account):
+    _, owner = make_account("A")
+    client.put("/v1/appointments/crm-1", content=body(), headers={**JSON, "Authorization": f"Bearer {owner}"})
+    _, stranger = make_account("B")
+    before = _counts()
+    answer = client.get("/v1/appointments/crm-1", headers={"Authorization": f"Bearer {stranger}"})
+    assert answer.status_code == 404 and answer.headers["content-type"] == "application/problem+json"
+    assert _counts() == before
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("DELETE", "/v1/appointments/crm-1", 405),
+    ("GET", "/v1/nothing-here", 404),
+    ("POST", "/v1/appointments/crm-1", 405),
+])
+def test_unknown_routes_and_methods_are_problems(client, tenant, method, path, status):
+    _, auth = tenant
+    answer = client.request(method, path, headers=auth)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector import cli
+from mappings.models import Account, ApiToken
+
+SECRET = "cal_live_TOPSECRETKEY123"
+
+
+@pytest.fixture
+def run(db, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)  # no config/calsync.toml here: defaults and the environment
+    monkeypatch.setenv("CALSYNC_DATABASE_URL", db.url)
+    monkeypatch.setenv("CALSYNC_SECRET_KEY", "cli-test-secret")
+    monkeypatch.setenv("CALSYNC_LOG_LEVEL", "warning")
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def test_help_lists_every_command_and_each_has_an_example(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    top = capsys.readouterr().out
+    for name in ("serve", "worker", "migrate", "sandbox", "accounts", "tokens"):
+        assert name in top
+    for argv in (["serve"], ["worker"], ["migrate"], ["sandbox"], ["accounts", "create"],
+                 ["accounts", "update"], ["accounts", "list"], ["tokens", "create"],
+                 ["tokens", "revoke"], ["tokens", "list"]):
+        with pytest.raises(SystemExit):
+            cli.main([*argv, "--help"])
+        assert "example:" in capsys.readouterr().out, argv
+
+
+def test_accounts_create_prints_the_token_once_and_stores_its_hash(run):
+    code, out, _ = run("accounts", "create", "--name", "Acme", "--event-type-id", "123456",
+                       "--time-zone", "Europe/Berlin", "--calcom-api-key", SECRET, "--json")
+    assert code == 0
+    created = json.loads(out)
+    assert created["account_id"].startswith("acc_") and created["token"].startswith("csk_")
+    account = Account.get_by_id(created["account_id"])
+    assert account.calcom_api_key.startswith("fernet:") and SECRET not in account.calcom_api_key
+    token_row = ApiToken.get(ApiToken.account == account.id)
+    assert created["token"] not in token_row.token_hash and len(token_row.token_hash) == 64
+
+
+def test_accounts_list_and_update_never_show_secrets(run):
+    _, out, _ = run("accounts", "create", "--name", "Acme", "--calcom-api-key", SECRET, "--json")
+    account_id = json.loads(out)["account_id"]
+    code, out, _ = run("accounts", "update", account_id, "--time-zone", "America/New_York",
+                       "--callback-secret", "whsec_c2VjcmV0", "--json")
+    assert code == 0 and json.loads(out)["time_zone"] == "America/New_York"
+    code, listing, _ = run("accounts", "list", "--json")
+    assert code == 0
+    assert json.loads(listing)[0]["calcom_api_key"] == "set"
+    for text in (out, listing, run("accounts", "list")[1]):
+        assert SECRET not in text and "whsec_c2VjcmV0" not in text
+
+
+def test_a_key_can_come_from_stdin(run, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(SECRET + "\n"))
+    code, out, _ = run("accounts", "create", "--name", "Piped", "--calcom-api-key", "-", "--json")
+    assert code == 0 and SECRET not in out
+    assert Account.get_by_id(json.loads(out)["account_id"]).calcom_api_key.startswith("fernet:")
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["accounts", "create", "--name", "X", "--time-zone", "Nowhere"], "--time-zone"),
+    (["accounts", "create", "--name", "X", "--calcom-api-key", "sk_live_x"], "--calcom-api-key"),
+    (["accounts", "create", "--name", "X", "--scopes", "everything"], "scopes"),
+    (["accounts", "update", "acc_missing", "--name", "Y"], "no account"),
+    (["tokens", "revoke", "tok_missing"], "no token"),
+])
+def test_bad_options_exit_2_with_a_clear_message(run, argv, fragment):
+    code, _, err = run(*argv)
+    assert code == 2 and fragment in err
+
+
+def test_tokens_create_list_and_revoke(run):
+    account_id = json.loads(run("accounts", "create", "--name", "Acme", "--json")[1])["account_id"]
+    code, out, _ = run("tokens", "create", "--account", account_id, "--name", "crm", "--json")
+    made = json.loads(out)
+    assert code == 0 and made["scopes"] == ["appointments:read", "appointments:write"]
+    listing = json.loads(run("tokens", "list", "--account", account_id, "--json")[1])
+    assert {t["name"] for t in listing} == {"owner", "crm"} and made["token"] not in json.dumps(listing)
+    assert run("tokens", "revoke", made["token_id"])[0] == 0
+    listing = json.loads(run("tokens", "list", "--account", account_id, "--json")[1])
+    assert [t["revoked"] for t in listing if t["name"] == "crm"] == [True]
+
+
+def test_invalid_settings_stop_with_every_bad_key(run, monkeypatch):
+    monkeypatch.setenv("CALSYNC_WORKER_CONCURRENCY", "many")
+    monkeypatch.setenv("CALSYNC_SERVER_PORT", "70000")
+    code, _, err = run("migrate")
+    assert code == 2 and "worker.concurrency" in err and "server.port" in err
+
+
+def test_migrate_reports_a_current_database(run):
+    code, out, _ = run("migrate")
+    assert code == 0 and "already current" in out

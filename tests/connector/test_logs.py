@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import json
+import logging
+
+from connector.logs import JsonFormatter, TextFormatter
+
+
+def _record(**extra) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "calsync.test", "levelno": logging.INFO,
+                                    "levelname": "INFO", "msg": "hello"})
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_json_lines_carry_action_and_ids_and_redact_secrets():
+    line = JsonFormatter().format(_record(action="sync.create", appointment_id="apt_1",
+                                          api_key="cal_live_x", webhook_secret="whsec_y",
+                                          authorization="Bearer z"))
+    entry = json.loads(line)
+    assert entry["action"] == "sync.create" and entry["appointment_id"] == "apt_1"
+    assert entry["api_key"] == entry["webhook_secret"] == entry["authorization"] == "[redacted]"
+    assert "cal_live_x" not in line and "whsec_y" not in line
+
+
+def test_text_lines_redact_too():
+    line = TextFormatter().format(_record(action="x", token="csk_secret"))
+    assert "csk_secret" not in line and "token=[redacted]" in line

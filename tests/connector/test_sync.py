@@ -1,0 +1,176 @@
+"""converge() against the sandbox, including every way a create's answer can go missing."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+
+from connector import errors, queue
+from connector.retry import RetryPolicy
+from connector.sandbox.app import create_sandbox
+from connector.settings import SandboxSettings
+from connector.sync import ConvergeHandler, converge
+from connector.worker import Worker, WorkerConfig
+from mappings.models import Appointment, AuditEvent, Booking, Job
+from tests.support.asgi import SyncASGITransport
+from tests.support.factories import put, sandbox_clients, sync_context
+
+
+@pytest.fixture
+def sandbox(clock):
+    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
+
+
+@pytest.fixture
+def ctx(db, clock, sandbox):
+    return sync_context(db, clock, sandbox_clients(sandbox))
+
+
+@pytest.fixture
+def account(make_account):
+    return make_account()[0]
+
+
+def _faults(sandbox, **rule):
+    from connector.sandbox.faults import FaultRule
+
+    sandbox.faults.set("POST /v2/bookings", FaultRule(**rule))
+
+
+def _reload(appointment_id: str) -> Appointment:
+    return Appointment.get_by_id(appointment_id)
+
+
+def test_a_new_appointment_becomes_exactly_one_active_booking(ctx, account, clock, sandbox):
+    appointment = put(ctx.db, account, now=clock.now()).appointment
+    assert converge(ctx, appointment.id) == "created"
+    row = _reload(appointment.id)
+    assert (row.status, row.sync_state, row.synced_version) == ("active", "synced", 1)
+    booking = sandbox.calendar.bookings[row.booking_uid]
+    assert booking.metadata == {"calsync_appointment_id": appointment.id}
+    assert row.meeting_url == row.location == booking.location
+    assert row.end_time == booking.end and row.create_attempted_at is None
+    assert Booking.get(Booking.uid == row.booking_uid).status == "accepted"
+    assert [e.action for e in AuditEvent.select().order_by(AuditEvent.id)] == [
+        "appointment.created", "booking.created"]
+    assert converge(ctx, appointment.id) == "unchanged"
+    assert sandbox.calendar.created_count == 1
+
+
+def test_an_answer_dropped_after_commit_is_adopted_not_repeated(ctx, account, clock, sandbox):
+    appointment = put(ctx.db, account, now=clock.now()).appointment
+    _faults(sandbox, drop_next=1)
+    with pytest.raises(errors.CalcomOutcomeUnknown):
+        converge(ctx, appointment.id)
+    assert _reload(appointment.id).create_attempted_at is not None
+    assert sandbox.calendar.created_count == 1
+    assert converge(ctx, appointment.id) == "adopted"
+    row = _reload(appointment.id)
+    assert row.status == "active" and row.booking_uid in sandbox.calendar.bookings
+    assert sandbox.calendar.created_count == 1
+    assert AuditEvent.select().where(AuditEvent.action == "booking.adopted").count() == 1
+
+
+def test_a_5xx_before_anything_was_booked_books_once_on_retry(ctx, account, clock, sandbox):
+    appointment = put(ctx.db, account, now=clock.now()).appointment
+    _faults(sandbox, error_next=1)
+    with pytest.raises(errors.CalcomOutcomeUnknown):
+        converge(ctx, appointment.id)
+    assert converge(ctx, appointment.id) == "created"  # searched first, found nothing
+    assert sandbox.calendar.created_count == 1
+
+
+def test_a_worker_killed_mid_call_leaves_the_marker_and_the_next_one_searches(ctx, account, clock, sandbox):
+    appointment = put(ctx.db, account, now=clock.now()).appointment
+    _faults(sandbox, drop_next=1)
+    with pytest.raises(errors.CalcomOutcomeUnknown):
+        converge(ctx, appointment.id)
+    # The worker "died" here; its job is claimed again after the lease and converges.
+    assert converge(ctx, appointment.id) == "adopted"
+    assert sandbox.calendar.created_count == 1
+
+
+def test_a_409_for_our_own_booking_is_adopted(ctx, account, clock, sandbox):
+    appointment = put(ctx.db, account, now=clock.now()).appointment
+    _faults(sandbox, drop_next=1)
+    with pytest.raises(errors.CalcomOutcomeUnknown):
+        converge(ctx, appointment.id)
+    Appointment.update(create_attempted_at=None).where(Appointment.id == appointment.id).execute()
+    assert converge(ctx, appointment.id) == "adopted"  # created again → 409 → search → ours
+    assert sandbox.calendar.created_count == 1
+
+
+def test_a_409_for_someone_elses_booking_fails_with_the_reason(ctx, account, clock, sandbox):
+    first = put(ctx.db, account, "crm-1", now=clock.now()).appointment
+    second = put(ctx.db, account, "crm-2", now=clock.now(), attendee_email="sam@example.org").appointment
+    converge(ctx, first.id)
+    assert converge(ctx, second.id) == "failed"
+    row = _reload(second.id)
+    assert row.status == "failed" and row.sync_state == "synced" and row.booking_uid is None
+    assert "booking_conflict_error" in row.last_error
+
+
+def test_a_refusal_fails_once_and_a_new_crm_write_tries_again(ctx, account, clock, sandbox):
+    appointment = put(ctx.db, account, now=clock.now(), start_time="2026-03-21T10:00:00Z").appointment
+    assert converge(ctx, appointment.id) == "failed"  # a Saturday: the host is not available
+    row = _reload(appointment.id)
+    assert "not available" in row.last_error and row.create_attempted_at is None
+    assert converge(ctx, appointment.id) == "failed"  # nothing new to try
+    put(ctx.db, account, now=clock.now(), start_time="2026-03-17T10:00:00Z")
+    assert converge(ctx, appointment.id) == "created"
+    assert _reload(appointment.id).status == "active"
+
+
+def test_an_edit_during_the_call_leaves_the_appointment_pending(db, clock, sandbox, account):
+    inner = SyncASGITransport(sandbox.app)
+    edits = []
+
+    class EditingTransport(httpx.BaseTransport):
+        def handle_request(self, request):
+            if request.method == "POST" and not edits:
+                edits.append(put(db, account, now=clock.now(), title="Renamed while booking"))
+            return inner.handle_request(request)
+
+    ctx = sync_context(db, clock, sandbox_clients(sandbox, transport=EditingTransport()))
+    appointment = put(db, account, now=clock.now()).appointment
+    assert converge(ctx, appointment.id) == "created"
+    row = _reload(appointment.id)
+    assert (row.desired_version, row.synced_version, row.sync_state) == (2, 1, "pending")
+    assert converge(ctx, appointment.id) == "synced"
+    assert _reload(appointment.id).sync_state == "synced"
+    assert sandbox.calendar.created_count == 1
+
+
+def test_a_bad_key_is_retried_then_dead_without_showing_the_key(db, clock, sandbox, make_account):
+    account = make_account(calcom_api_key="cal_revoked", calcom_base_url="http://sandbox.test")[0]
+    ctx = sync_context(db, clock, sandbox_clients(sandbox, sandbox_url=None))
+    appointment = put(db, account, now=clock.now()).appointment
+    worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(ctx)},
+                    RetryPolicy(max_attempts=2, base_seconds=1, max_seconds=1, jitter=0),
+                    WorkerConfig(poll_interval_seconds=0.01), rng=random.Random(1))
+    assert worker.run_once()
+    row = _reload(appointment.id)
+    assert row.sync_state == "retrying" and "CalcomAuthError" in row.last_error
+    clock.advance(seconds=2)
+    assert worker.run_once()
+    row = _reload(appointment.id)
+    assert row.sync_state == "dead" and "cal_revoked" not in row.last_error
+    assert Job.get().status == "dead"
+
+
+def test_the_worker_runs_converge_jobs_from_the_api_path(db, clock, sandbox, account):
+    ctx = sync_context(db, clock, sandbox_clients(sandbox))
+    appointment = put(db, account, now=clock.now()).appointment
+    worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(ctx)}, RetryPolicy(),
+                    WorkerConfig(poll_interval_seconds=0.01))
+    assert worker.run_once() and not worker.run_once()
+    assert _reload(appointment.id).status == "active"
+
+
+def test_without_a_key_or_sandbox_the_reason_is_clear(db, clock, sandbox, account):
+    ctx = sync_context(db, clock, sandbox_clients(sandbox, sandbox_url=None))
+    appointment = put(db, account, now=clock.now()).appointment
+    with pytest.raises(errors.CalcomAuthError, match="no Cal.com API key"):
+        converge(ctx, appointment.id)
