@@ -5,7 +5,7 @@ engine and initialises it. Every unit of work runs inside ``session(db)`` (a
 connection for this thread, closed afterwards if we opened it) and writes inside
 ``write_transaction(db)`` — ``BEGIN IMMEDIATE`` on SQLite, because a deferred
 transaction that reads and then writes fails with "database is locked" under
-concurrency even in WAL mode (docs/tooling.md).
+concurrency even in WAL mode (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ EXCEPTION_HANDLERS = {
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with a 413 problem, by Content-Length or by counting.
 
-    Plain ASGI: ``BaseHTTPMiddleware`` would turn the 413 into a 500 (docs/tooling.md).
+    Plain ASGI: ``BaseHTTPMiddleware`` would turn the 413 into a 500 (docs/testing.md).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:

@@ -2,7 +2,7 @@
 
 OpenAPI 3.0 is not JSON Schema: ``nullable: true`` becomes a null alternative, and
 ``oneOf`` is read as ``anyOf`` because the spec's create-booking alternatives
-overlap, so a strict ``oneOf`` rejects every valid body (docs/tooling.md).
+overlap, so a strict ``oneOf`` rejects every valid body (docs/testing.md).
 """
 
 from __future__ import annotations
