@@ -15,7 +15,7 @@ from peewee import Database, IntegrityError
 
 from connector import audit, errors, queue
 from connector.accounts import Principal
-from connector.api.schemas import AppointmentInput, check_external_id
+from connector.inputs import AppointmentInput, check_external_id
 from mappings.db import write_transaction
 from mappings.models import Account, Appointment, EventType, new_id
 

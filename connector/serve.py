@@ -62,7 +62,8 @@ def serve(settings: Settings, db: Database) -> None:
 
 def run_worker(settings: Settings, db: Database) -> None:
     """Workers and the scheduler, no API; stops cleanly on SIGINT/SIGTERM."""
-    sandbox_url = settings.sandbox.url or None if settings.sandbox.mode != "off" else None
+    # A worker has no HTTP server to embed a sandbox in: only an external one (sandbox.url) serves.
+    sandbox_url = (settings.sandbox.url or None) if settings.sandbox.mode != "off" else None
     _announce(settings, db, sandbox_url, embedded=False)
     runtime = build_runtime(settings, db=db, sandbox_url=sandbox_url)
     stop = threading.Event()

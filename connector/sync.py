@@ -161,6 +161,20 @@ def upsert_booking(appointment_id: str, booking: CalcomBooking, now) -> None:
         Booking.create(uid=booking.uid, created_at=now, **values)
 
 
+def _settled(appointment: Appointment, version: int, now) -> dict:
+    """Bookkeeping once Cal.com's answer for ``version`` is known (created, adopted or refused).
+
+    A CRM edit that arrived meanwhile raised ``desired_version``; the appointment
+    then stays ``pending`` and that edit's own job converges again.
+    """
+    return {
+        "synced_version": version,
+        "sync_state": "synced" if appointment.desired_version == version else "pending",
+        "create_attempted_at": None,
+        "updated_at": now,
+    }
+
+
 def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking: CalcomBooking,
                     *, action: str) -> None:
     now = ctx.clock.now()
@@ -178,11 +192,8 @@ def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking
             end_time=booking.end,
             duration_minutes=appointment.duration_minutes
             or int((booking.end - booking.start).total_seconds() // 60),
-            synced_version=version,
-            sync_state="synced" if appointment.desired_version == version else "pending",
-            create_attempted_at=None,
             last_error=None,
-            updated_at=now,
+            **_settled(appointment, version, now),
         ).where(Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, after=after)
@@ -198,12 +209,7 @@ def _record_failure(ctx: SyncContext, appointment_id: str, version: int,
     with write_transaction(ctx.db):
         appointment = Appointment.get_by_id(appointment_id)
         Appointment.update(
-            status="failed",
-            synced_version=version,
-            sync_state="synced" if appointment.desired_version == version else "pending",
-            create_attempted_at=None,
-            last_error=reason,
-            updated_at=now,
+            status="failed", last_error=reason, **_settled(appointment, version, now),
         ).where(Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action="sync.failed", now=now, before={"status": appointment.status},

@@ -12,7 +12,7 @@ from connector.api import render
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
-from connector.api.schemas import AppointmentInput, check_external_id, parse
+from connector.inputs import AppointmentInput, check_external_id, parse
 from mappings.db import session
 from mappings.models import Appointment, Booking
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,103 +124,75 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                                   "ApiAuthStrategy - api key - Your api key is not valid",
                                   path_of(request), clock.now())
 
-    async def faulted(endpoint: str) -> tuple[bool, Response | None]:
-        fault = faults.draw(endpoint)
-        if fault.latency_seconds:
-            await asyncio.sleep(fault.latency_seconds)
-        if fault.error:
-            error = wire.nest_error(503, "InternalServerErrorException", "Internal server error",
-                                    endpoint.split(" ", 1)[1], clock.now())
-            return False, fail(error)
-        return fault.drop, None
+    def calcom_endpoint(endpoint: str, family: str | None, auth_required: bool):
+        """Wrap a handler with what every Cal.com route does first: faults, version, auth.
 
+        A "drop" fault lets the handler do its work (and commit it) and then loses the answer.
+        """
+
+        def wrap(handler: Callable[[Request], Awaitable[Response]]):
+            async def route(request: Request) -> Response:
+                fault = faults.draw(endpoint)
+                if fault.latency_seconds:
+                    await asyncio.sleep(fault.latency_seconds)
+                if fault.error:
+                    return fail(wire.nest_error(503, "InternalServerErrorException",
+                                                "Internal server error", path_of(request), clock.now()))
+                try:
+                    if family is not None:
+                        check_version(request, family)
+                    check_auth(request, required=auth_required)
+                    response = await handler(request)
+                except wire.SandboxError as error:
+                    return fail(error)
+                return _DroppedAnswer() if fault.drop else response
+
+            return route
+
+        return wrap
+
+    @calcom_endpoint("POST /v2/bookings", "bookings", auth_required=False)
     async def create_booking(request: Request) -> Response:
-        drop, answer = await faulted("POST /v2/bookings")
-        if answer is not None:
-            return answer
         try:
-            check_version(request, "bookings")
-            check_auth(request, required=False)
-            try:
-                body = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError):
-                raise wire.bad_request("Unexpected token in JSON body", path_of(request), clock.now()) from None
-            # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
-            meeting_base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
-            booking = calendar.create_booking(body, path_of(request), meeting_base)
-        except wire.SandboxError as error:
-            return fail(error)
-        if drop:
-            return _DroppedAnswer()
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise wire.bad_request("Unexpected token in JSON body", path_of(request), clock.now()) from None
+        # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
+        meeting_base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
+        booking = calendar.create_booking(body, path_of(request), meeting_base)
         return JSONResponse(wire.success(booking.output(host)), status_code=201)
 
+    @calcom_endpoint("GET /v2/bookings/{uid}", "bookings", auth_required=False)
     async def get_booking(request: Request) -> Response:
-        drop, answer = await faulted("GET /v2/bookings/{uid}")
-        if answer is not None:
-            return answer
-        try:
-            check_version(request, "bookings")
-            check_auth(request, required=False)
-            booking = calendar.get_booking(request.path_params["uid"], path_of(request))
-        except wire.SandboxError as error:
-            return fail(error)
-        return _DroppedAnswer() if drop else JSONResponse(wire.success(booking.output(host)))
+        booking = calendar.get_booking(request.path_params["uid"], path_of(request))
+        return JSONResponse(wire.success(booking.output(host)))
 
+    @calcom_endpoint("GET /v2/bookings", "bookings", auth_required=True)
     async def list_bookings(request: Request) -> Response:
-        drop, answer = await faulted("GET /v2/bookings")
-        if answer is not None:
-            return answer
-        try:
-            check_version(request, "bookings")
-            check_auth(request, required=True)
-            items, pages = calendar.list_bookings(dict(request.query_params), path_of(request))
-        except wire.SandboxError as error:
-            return fail(error)
-        if drop:
-            return _DroppedAnswer()
+        items, pages = calendar.list_bookings(dict(request.query_params), path_of(request))
         return JSONResponse(wire.success([b.output(host) for b in items], pagination=pages))
 
+    @calcom_endpoint("GET /v2/event-types", "event_types", auth_required=False)
     async def list_event_types(request: Request) -> Response:
-        drop, answer = await faulted("GET /v2/event-types")
-        if answer is not None:
-            return answer
-        try:
-            check_version(request, "event_types")
-            check_auth(request, required=False)
-        except wire.SandboxError as error:
-            return fail(error)
         return JSONResponse(wire.success([et.output(host) for et in calendar.event_types.values()]))
 
+    @calcom_endpoint("GET /v2/teams/{teamId}/event-types", None, auth_required=True)
     async def list_team_event_types(request: Request) -> Response:
-        try:
-            check_auth(request, required=True)
-        except wire.SandboxError as error:
-            return fail(error)
         # The sandbox host belongs to no team: Cal.com answers 403 for a team you are not in.
-        return fail(wire.nest_error(403, "ForbiddenException", "Not a member of this team",
-                                    path_of(request), clock.now()))
+        raise wire.nest_error(403, "ForbiddenException", "Not a member of this team",
+                              path_of(request), clock.now())
 
+    @calcom_endpoint("GET /v2/me", None, auth_required=True)
     async def me(request: Request) -> Response:
-        try:
-            check_auth(request, required=True)
-        except wire.SandboxError as error:
-            return fail(error)
         return JSONResponse(wire.success({
             "id": host.id, "username": host.username, "email": host.email, "name": host.name,
             "avatarUrl": None, "bio": None, "timeFormat": 12, "defaultScheduleId": None,
             "weekStart": "Monday", "timeZone": host.time_zone, "organizationId": None,
         }))
 
+    @calcom_endpoint("GET /v2/slots", "slots", auth_required=False)
     async def slots(request: Request) -> Response:
-        drop, answer = await faulted("GET /v2/slots")
-        if answer is not None:
-            return answer
-        try:
-            check_version(request, "slots")
-            data = calendar.slots(dict(request.query_params), path_of(request))
-        except wire.SandboxError as error:
-            return fail(error)
-        return _DroppedAnswer() if drop else JSONResponse(wire.success(data))
+        return JSONResponse(wire.success(calendar.slots(dict(request.query_params), path_of(request))))
 
     async def video_room(request: Request) -> Response:
         uid = request.path_params["uid"]

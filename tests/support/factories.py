@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from connector import accounts, appointments
-from connector.api.schemas import AppointmentInput
 from connector.clients import CalcomClients
+from connector.inputs import AppointmentInput
 from connector.settings import Settings
 from connector.sync import SyncContext
 from mappings.sealing import Sealer

@@ -1,4 +1,4 @@
-"""Request bodies as strict pydantic models: unknown fields and wrong types are refused.
+"""Validated input: request bodies as strict pydantic models; unknown fields and wrong types are refused.
 
 ``parse(model, raw)`` turns the raw bytes into a model or raises
 ``MalformedRequest`` (not JSON) / ``ValidationFailed`` (one entry per field).
