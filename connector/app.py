@@ -20,7 +20,7 @@ from peewee import Database
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from connector import queue
+from connector import events, queue
 from connector.api import appointments as appointments_api
 from connector.api import health
 from connector.api.context import ApiContext
@@ -28,6 +28,7 @@ from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
 from connector.clients import CalcomClients
 from connector.clock import Clock, SystemClock
 from connector.event_types import RefreshHandler
+from connector.ratelimit import RateLimiter
 from connector.retry import RetryPolicy
 from connector.sandbox.app import Sandbox
 from connector.scheduler import PeriodicTask, Scheduler, refresh_all_event_types, sweep_stranded
@@ -36,6 +37,7 @@ from connector.sync import ConvergeHandler, SyncContext
 from connector.worker import Worker, WorkerConfig
 from mappings.db import open_database
 from mappings.sealing import Sealer
+from webhooks.outbound import DeliveryHandler
 
 log = logging.getLogger("calsync.app")
 
@@ -85,8 +87,10 @@ def build_runtime(
     sealer = Sealer(settings.security.secret_key or None)
     http = httpx.Client(transport=transport, follow_redirects=False,
                         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
-    clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url)
-    sync_ctx = SyncContext(db=db, clock=clock, clients=clients)
+    limiter = RateLimiter(clock, limit=settings.calcom.rate_limit_per_window,
+                          window_seconds=settings.calcom.rate_limit_window_seconds)
+    clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url, limiter=limiter)
+    sync_ctx = SyncContext(db=db, clock=clock, clients=clients, booker_url=settings.calcom.booker_url)
     policy = RetryPolicy(
         max_attempts=settings.worker.max_attempts,
         base_seconds=settings.worker.backoff_base_seconds,
@@ -97,6 +101,7 @@ def build_runtime(
         handlers={
             queue.CONVERGE: ConvergeHandler(sync_ctx),
             queue.REFRESH_EVENT_TYPES: RefreshHandler(db, clock, clients),
+            events.DELIVER_EVENT: DeliveryHandler(db, clock, http, sealer),
         },
         policy=policy,
         config=WorkerConfig(

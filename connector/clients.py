@@ -12,7 +12,8 @@ from collections.abc import Callable
 import httpx
 
 from connector import errors
-from connector.calcom import CalcomClient, RateLimitInfo
+from connector.calcom import CalcomClient
+from connector.ratelimit import RateLimiter
 from connector.settings import Settings
 from mappings.models import Account
 from mappings.sealing import Sealer, SealingError
@@ -23,13 +24,13 @@ SANDBOX_API_KEY = "cal_sandbox_calsync"
 class CalcomClients:
     def __init__(self, http: httpx.Client, settings: Settings, sealer: Sealer, *,
                  sandbox_url: str | None = None, sleep: Callable[[float], None] | None = None,
-                 on_rate_limit: Callable[[str, RateLimitInfo], None] | None = None) -> None:
+                 limiter: RateLimiter | None = None) -> None:
         self.http = http
         self.settings = settings
         self.sealer = sealer
         self.sandbox_url = sandbox_url
+        self.limiter = limiter
         self._sleep = sleep
-        self._on_rate_limit = on_rate_limit
 
     def uses_sandbox(self, account: Account) -> bool:
         if self.sandbox_url is None:
@@ -49,15 +50,11 @@ class CalcomClients:
                     "the account has no Cal.com API key; set one with "
                     "'calsync accounts update ID --calcom-api-key …'")
             base_url = account.calcom_base_url or self.settings.calcom.base_url
-        extra = {} if self._sleep is None else {"sleep": self._sleep}
-        account_id = account.id
-        report = None
-        if self._on_rate_limit is not None:
-            callback = self._on_rate_limit
-
-            def report(info: RateLimitInfo) -> None:
-                callback(account_id, info)
-
+        extra: dict = {} if self._sleep is None else {"sleep": self._sleep}
+        if self.limiter is not None:
+            limiter, account_id = self.limiter, account.id
+            extra["before_request"] = lambda: limiter.acquire(account_id)
+            extra["on_rate_limit"] = lambda info: limiter.observe(account_id, info)
         return CalcomClient(
             self.http,
             base_url=base_url,
@@ -65,6 +62,5 @@ class CalcomClients:
             connect_timeout=self.settings.calcom.connect_timeout_seconds,
             read_timeout=self.settings.calcom.read_timeout_seconds,
             read_attempts=self.settings.calcom.read_attempts,
-            on_rate_limit=report,
             **extra,
         )

@@ -11,9 +11,10 @@
     │   ├── PayloadTooLarge       413
     │   ├── UnsupportedMediaType  415
     │   └── ValidationFailed      422: one entry per offending field
+    ├── CallbackFailed            the CRM's callback URL did not take an event: retry later
     └── CalcomError               raised by connector/calcom only
         ├── CalcomUnavailable     transient: retry later (carries retry_after)
-        │   └── CalcomRateLimited 429: the account is blocked until retry_after
+        │   └── CalcomRateLimited 429, or calsync holding a call back: wait until retry_after
         ├── CalcomOutcomeUnknown  the request may have reached Cal.com: search before retrying
         ├── CalcomRejected        permanent: Cal.com refused; carries its message
         │   └── CalcomConflict    409 booking_conflict_error on create: search, then fail
@@ -121,6 +122,10 @@ class ValidationFailed(ApiError):
         return cls([FieldError(field, message)])
 
 
+class CallbackFailed(CalsyncError):
+    """The CRM's callback URL did not accept the event."""
+
+
 # --- Cal.com ------------------------------------------------------------------
 
 
@@ -151,6 +156,10 @@ class CalcomUnavailable(CalcomError):
 
 class CalcomRateLimited(CalcomUnavailable):
     """Cal.com's rate limit for this API key is exhausted."""
+
+
+class RateLimitDeferred(CalcomRateLimited):
+    """calsync held the call back to stay within the account's Cal.com rate limit."""
 
 
 class CalcomOutcomeUnknown(CalcomError):

@@ -167,8 +167,10 @@ def finish(db: Database, job_id: int, worker_id: str, *, now: datetime) -> bool:
 
 
 def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: datetime,
-          error: str) -> bool:
+          error: str, counts: bool = True) -> bool:
     """Put a job back in the queue for ``run_at``; False if this worker lost its lease.
+
+    ``counts=False`` gives the attempt back (a rate-limit pause is not a failure).
 
     If a job with the same dedupe key was queued meanwhile (a newer request for
     the same work), that job carries on with this one's attempts and delay, and
@@ -178,16 +180,17 @@ def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: d
         job = Job.get_or_none(_owned(job_id, worker_id))
         if job is None:
             return False
+        attempts = job.attempts if counts else max(job.attempts - 1, 0)
         waiting = _queued_with(job.dedupe_key) if job.dedupe_key else None
         if waiting is None:
             Job.update(
                 status="queued", run_at=run_at, last_error=error, updated_at=now,
-                lease_expires_at=None,
+                lease_expires_at=None, attempts=attempts,
             ).where(Job.id == job_id).execute()
             return True
         Job.update(
             run_at=max(run_at, waiting.run_at),
-            attempts=max(waiting.attempts, job.attempts),
+            attempts=max(waiting.attempts, attempts),
             last_error=error,
             updated_at=now,
         ).where(Job.id == waiting.id).execute()

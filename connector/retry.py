@@ -17,6 +17,7 @@ from connector import errors
 class RetryAt:
     at: datetime
     reason: str
+    counts: bool = True  # False: the wait was not the job's failure (a rate-limit pause)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class RetryPolicy:
     def decide(self, error: BaseException, attempt: int, now: datetime,
                rng: random.Random) -> Decision:
         reason = describe(error)
+        if isinstance(error, errors.CalcomRateLimited):
+            # Waiting out Cal.com's rate limit is not a failed attempt: come back at the reset,
+            # spread a little so paused jobs do not return in one burst.
+            wait = float(error.retry_after or self.base_seconds)
+            return RetryAt(now + timedelta(seconds=wait * (1 + rng.uniform(0, self.jitter))),
+                           reason, counts=False)
         if attempt >= self.max_attempts:
             return GiveUp(f"gave up after {attempt} attempts: {reason}")
         wait = self.delay(attempt, rng)

@@ -101,6 +101,8 @@ class CalcomSettings:
     connect_timeout_seconds: float = _setting(5.0, _positive)
     read_timeout_seconds: float = _setting(20.0, _positive)
     read_attempts: int = _setting(3, _positive)
+    rate_limit_per_window: int = _setting(120, _positive)
+    rate_limit_window_seconds: float = _setting(60.0, _positive)
 
 
 @dataclass(frozen=True)

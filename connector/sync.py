@@ -1,25 +1,31 @@
 """``converge(appointment)``: compare desired and observed state, make the one call that closes the gap.
 
 Every trigger (a CRM write, a retry, the scheduler's sweep) only enqueues
-"converge appointment X", so this function must be idempotent: running it twice
-in a row makes at most one Cal.com call.
+"converge appointment X", so this function is idempotent: run twice in a row,
+it makes at most one Cal.com call. The gaps, in the order they are closed:
 
-Exactly-once create (DESIGN §1 principle 3): before sending a create, calsync
-commits ``create_attempted_at``. While that marker is set a booking may exist in
-Cal.com without calsync knowing its uid, so the next attempt — after a timeout,
-a reset, a 5xx, a 409, or a worker killed mid-call — first searches Cal.com for a
-booking whose ``metadata.calsync_appointment_id`` is this appointment's id and
-adopts it. The marker is cleared only once the outcome is known.
+    desired cancelled, booking live ........ cancel   (a default reason; "already cancelled" is success)
+    desired active, no booking ............. create   (exactly once, see below)
+    start or length differs ................ reschedule (a new uid joins the chain)
+    attendance asked, not yet recorded ..... mark absent (attended → absent false)
+
+Exactly once (DESIGN §1 principle 3): before a create or a reschedule is sent,
+a marker is committed (``create_attempted_at`` / ``reschedule_attempted_at``).
+While it is set, Cal.com may hold a result calsync has not seen, so the next
+attempt looks first: a create searches bookings by
+``metadata.calsync_appointment_id``; a reschedule GETs the old uid and follows
+``rescheduledToUid``. Markers are cleared only once the outcome is known.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from peewee import Database
 
-from connector import audit, errors
+from connector import audit, errors, events
 from connector.calcom import BookingFilters, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
@@ -29,14 +35,19 @@ from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, EventType, Job
 from mappings.to_calcom import (
     APPOINTMENT_ID_KEY,
+    DEFAULT_CANCELLATION_REASON,
     BookingRequest,
+    cancel_body,
     create_booking_body,
     length_to_request,
+    mark_absent_body,
+    reschedule_body,
 )
 
 log = logging.getLogger("calsync.sync")
 
 SYSTEM = "system"
+_MAX_STEPS = 4  # gaps closed in one converge (a chain followed, then the next gap)
 
 
 @dataclass
@@ -44,42 +55,52 @@ class SyncContext:
     db: Database
     clock: Clock
     clients: CalcomClients
+    booker_url: str = "https://cal.com"
 
 
-def converge(ctx: SyncContext, appointment_id: str) -> str:
+def converge(ctx: SyncContext, appointment_id: str, _step: int = 0) -> str:
     """Close the gap for one appointment; returns what was done, for logs and tests."""
     appointment = Appointment.get_or_none(Appointment.id == appointment_id)
     if appointment is None:
         return "missing"
     version = appointment.desired_version
-    if appointment.desired_status == "active" and appointment.booking_uid is None:
-        if appointment.status == "failed" and appointment.synced_version >= version:
-            return "failed"  # Cal.com refused this version; a new CRM write tries again
-        return _create(ctx, appointment, version)
-    booking = Booking.get_or_none(Booking.uid == appointment.booking_uid)
-    if booking is not None and _needs_calcom_change(appointment, booking):
-        # Reschedule and cancel arrive with issue 3; until then the gap stays visible
-        # as sync_state "pending" instead of being reported as synced.
-        return "unsupported-change"
-    return _mark_synced(ctx, appointment, version)
+    if appointment.synced_version >= version:
+        return _mark_synced(ctx, appointment, version)
+    booking = (Booking.get_or_none(Booking.uid == appointment.booking_uid)
+               if appointment.booking_uid else None)
+    client = ctx.clients.for_account(Account.get_by_id(appointment.account_id))
+    if appointment.desired_status == "cancelled":
+        outcome = _cancel(ctx, client, appointment, booking, version)
+    elif booking is None:
+        outcome = _create(ctx, client, appointment, version)
+    elif _needs_reschedule(appointment, booking):
+        outcome = _reschedule(ctx, client, appointment, booking, version)
+    elif appointment.desired_attendance not in ("unknown", appointment.attendance):
+        outcome = _mark_attendance(ctx, client, appointment, booking, version)
+    else:
+        return _mark_synced(ctx, appointment, version)
+    if outcome == "followed" and _step < _MAX_STEPS:
+        return converge(ctx, appointment_id, _step + 1)
+    return outcome
 
 
-def _needs_calcom_change(appointment: Appointment, booking: Booking) -> bool:
-    return appointment.desired_status != "active" or booking.start_time != appointment.start_time or (
-        appointment.end_time is not None and booking.end_time != appointment.end_time)
+def _needs_reschedule(appointment: Appointment, booking: Booking) -> bool:
+    if booking.start_time != appointment.start_time:
+        return True
+    length = int((booking.end_time - booking.start_time).total_seconds() // 60)
+    return appointment.duration_minutes is not None and length != appointment.duration_minutes
 
 
-def _create(ctx: SyncContext, appointment: Appointment, version: int) -> str:
-    account = Account.get_by_id(appointment.account_id)
-    client = ctx.clients.for_account(account)
+# --- create -------------------------------------------------------------------------
+
+
+def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, version: int) -> str:
     if appointment.create_attempted_at is not None:
         found = find_created_booking(client, appointment)
         if found is not None:
             _record_created(ctx, appointment.id, version, found, action="booking.adopted")
             return "adopted"
-    with write_transaction(ctx.db):
-        Appointment.update(create_attempted_at=ctx.clock.now()).where(
-            Appointment.id == appointment.id).execute()
+    _set_marker(ctx, appointment.id, create_attempted_at=ctx.clock.now())
     try:
         booking = client.create_booking(create_booking_body(_booking_request(appointment)))
     except errors.CalcomConflict as conflict:
@@ -88,10 +109,10 @@ def _create(ctx: SyncContext, appointment: Appointment, version: int) -> str:
         if found is not None:
             _record_created(ctx, appointment.id, version, found, action="booking.adopted")
             return "adopted"
-        _record_failure(ctx, appointment.id, version, conflict)
+        _record_failure(ctx, appointment.id, version, conflict, status="failed")
         return "failed"
     except errors.CalcomRejected as rejected:
-        _record_failure(ctx, appointment.id, version, rejected)
+        _record_failure(ctx, appointment.id, version, rejected, status="failed")
         return "failed"
     _record_created(ctx, appointment.id, version, booking, action="booking.created")
     return "created"
@@ -133,15 +154,166 @@ def find_created_booking(client: CalcomClient, appointment: Appointment) -> Calc
     return None
 
 
-def _observed_status(booking: CalcomBooking) -> str:
-    if booking.status == "pending":
-        return "awaiting_confirmation"
-    if booking.status in ("cancelled", "rejected"):
-        return booking.status
-    return "active"
+def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking: CalcomBooking,
+                    *, action: str) -> None:
+    now = ctx.clock.now()
+    with write_transaction(ctx.db):
+        appointment = Appointment.get_by_id(appointment_id)
+        upsert_booking(appointment_id, booking, now)
+        observed = _observed(booking, "active")
+        Appointment.update(booking_uid=booking.uid, last_error=None, **observed,
+                           **_settled(appointment, version, now)).where(
+            Appointment.id == appointment_id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
+                     action=action, now=now, after={"booking_uid": booking.uid, **observed})
+        events.emit_for(ctx.db, appointment_id, events.SYNCED, now=now, booker_url=ctx.booker_url)
+    log.info("booking recorded", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
+                                        "booking_uid": booking.uid})
 
 
-def upsert_booking(appointment_id: str, booking: CalcomBooking, now) -> None:
+# --- reschedule ---------------------------------------------------------------------
+
+
+def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
+                booking: Booking, version: int) -> str:
+    if appointment.reschedule_attempted_at is not None and _follow_chain(ctx, client, appointment, version):
+        return "followed"
+    _set_marker(ctx, appointment.id, reschedule_attempted_at=ctx.clock.now())
+    try:
+        new = client.reschedule_booking(booking.uid, reschedule_body(appointment.start_time))
+    except errors.CalcomRejected as rejected:
+        # "…rescheduled already to booking with uid=X": follow it instead of trusting the text.
+        if _follow_chain(ctx, client, appointment, version):
+            return "followed"
+        _record_failure(ctx, appointment.id, version, rejected, status="failed")
+        return "failed"
+    _record_rescheduled(ctx, appointment.id, version, booking.uid, new)
+    return "rescheduled"
+
+
+def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointment, version: int) -> bool:
+    """Adopt the booking the current uid was rescheduled to, if Cal.com says there is one."""
+    current = client.get_booking(appointment.booking_uid)
+    if not current.rescheduled_to_uid:
+        _set_marker(ctx, appointment.id, reschedule_attempted_at=None)
+        return False
+    successor = client.get_booking(current.rescheduled_to_uid)
+    _record_rescheduled(ctx, appointment.id, version, appointment.booking_uid, successor,
+                        old=current, action="booking.reschedule_adopted")
+    return True
+
+
+def _record_rescheduled(ctx: SyncContext, appointment_id: str, version: int, old_uid: str,
+                        new: CalcomBooking, *, old: CalcomBooking | None = None,
+                        action: str = "booking.rescheduled") -> None:
+    now = ctx.clock.now()
+    with write_transaction(ctx.db):
+        appointment = Appointment.get_by_id(appointment_id)
+        if old is not None:
+            upsert_booking(appointment_id, old, now)
+        Booking.update(status="cancelled", rescheduled_to_uid=new.uid, updated_at=now).where(
+            Booking.uid == old_uid).execute()
+        upsert_booking(appointment_id, new, now)
+        observed = _observed(new, "rescheduled")
+        matches = new.start == appointment.start_time
+        settled = _settled(appointment, version, now) if matches else {
+            "reschedule_attempted_at": None, "sync_state": "pending", "updated_at": now}
+        before = {"booking_uid": old_uid, "start_time": appointment.start_time}
+        Appointment.update(booking_uid=new.uid, ics_sequence=Appointment.ics_sequence + 1,
+                           last_error=None, **observed, **settled).where(
+            Appointment.id == appointment_id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
+                     action=action, now=now, before=before, after={"booking_uid": new.uid, **observed})
+        events.emit_for(ctx.db, appointment_id, events.RESCHEDULED, now=now, booker_url=ctx.booker_url)
+    log.info("booking rescheduled", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
+                                           "booking_uid": new.uid, "old_booking_uid": old_uid})
+
+
+# --- cancel -------------------------------------------------------------------------
+
+
+def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
+            booking: Booking | None, version: int) -> str:
+    if booking is None and appointment.create_attempted_at is not None:
+        found = find_created_booking(client, appointment)  # a lost create must not outlive the cancel
+        if found is not None:
+            _record_created(ctx, appointment.id, appointment.synced_version, found,
+                            action="booking.adopted")
+            return "followed"
+    if booking is None or booking.status in ("cancelled", "rejected"):
+        _record_cancelled(ctx, appointment.id, version, None)
+        return "cancelled"
+    reason = appointment.desired_cancellation_reason
+    try:
+        cancelled = client.cancel_booking(booking.uid, cancel_body(reason))
+    except errors.CalcomRejected as rejected:
+        current = client.get_booking(booking.uid)
+        if current.rescheduled_to_uid:
+            _record_rescheduled(ctx, appointment.id, appointment.synced_version, booking.uid,
+                                client.get_booking(current.rescheduled_to_uid), old=current,
+                                action="booking.reschedule_adopted")
+            return "followed"
+        if current.status == "cancelled":  # "already cancelled" counts as success (REFERENCE §5.5)
+            _record_cancelled(ctx, appointment.id, version, current)
+            return "cancelled"
+        if current.end <= ctx.clock.now():
+            # Cal.com keeps bookings that have ended; calsync still records the CRM's cancel.
+            _record_cancelled(ctx, appointment.id, version, current,
+                              note=f"Cal.com kept the booking: {rejected.message}")
+            return "cancelled"
+        _record_failure(ctx, appointment.id, version, rejected, status=None)
+        return "failed"
+    _record_cancelled(ctx, appointment.id, version, cancelled)
+    return "cancelled"
+
+
+def _record_cancelled(ctx: SyncContext, appointment_id: str, version: int,
+                      booking: CalcomBooking | None, note: str | None = None) -> None:
+    now = ctx.clock.now()
+    with write_transaction(ctx.db):
+        appointment = Appointment.get_by_id(appointment_id)
+        if booking is not None:
+            upsert_booking(appointment_id, booking, now)
+        reason = appointment.desired_cancellation_reason or DEFAULT_CANCELLATION_REASON
+        Appointment.update(status="cancelled", cancellation_reason=reason, cancelled_by="crm",
+                           ics_sequence=Appointment.ics_sequence + 1, last_error=note,
+                           **_settled(appointment, version, now)).where(
+            Appointment.id == appointment_id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
+                     action="booking.cancelled", now=now, before={"status": appointment.status},
+                     after={"status": "cancelled", "cancellation_reason": reason,
+                            "booking_uid": appointment.booking_uid})
+        events.emit_for(ctx.db, appointment_id, events.CANCELLED, now=now, booker_url=ctx.booker_url)
+
+
+# --- attendance ---------------------------------------------------------------------
+
+
+def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
+                     booking: Booking, version: int) -> str:
+    absent = appointment.desired_attendance == "no_show"
+    try:
+        marked = client.mark_absent(booking.uid, mark_absent_body(appointment.attendee_email, absent))
+    except errors.CalcomRejected as rejected:
+        _record_failure(ctx, appointment.id, version, rejected, status=None)
+        return "failed"
+    now = ctx.clock.now()
+    with write_transaction(ctx.db):
+        upsert_booking(appointment.id, marked, now)
+        Appointment.update(attendance=appointment.desired_attendance, last_error=None,
+                           **_settled(appointment, version, now)).where(
+            Appointment.id == appointment.id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
+                     action="attendance.marked", now=now, before={"attendance": appointment.attendance},
+                     after={"attendance": appointment.desired_attendance})
+        events.emit_for(ctx.db, appointment.id, events.ATTENDANCE, now=now, booker_url=ctx.booker_url)
+    return "attendance"
+
+
+# --- shared bookkeeping -------------------------------------------------------------
+
+
+def upsert_booking(appointment_id: str, booking: CalcomBooking, now: datetime) -> None:
     """Store what Cal.com said of one uid (call inside a transaction)."""
     values = {
         "appointment": appointment_id,
@@ -161,8 +333,21 @@ def upsert_booking(appointment_id: str, booking: CalcomBooking, now) -> None:
         Booking.create(uid=booking.uid, created_at=now, **values)
 
 
-def _settled(appointment: Appointment, version: int, now) -> dict:
-    """Bookkeeping once Cal.com's answer for ``version`` is known (created, adopted or refused).
+def _observed(booking: CalcomBooking, live_status: str) -> dict:
+    """The appointment columns that follow a live booking (pending → awaiting_confirmation)."""
+    return {
+        "status": "awaiting_confirmation" if booking.status == "pending" else live_status,
+        "meeting_url": booking.meeting_url,
+        "location": booking.location,
+        "end_time": booking.end,
+        # Cal.com may book another length than asked (a reschedule keeps the event type's
+        # default, REFERENCE §5.4): record what it did so converge does not ask again.
+        "duration_minutes": int((booking.end - booking.start).total_seconds() // 60),
+    }
+
+
+def _settled(appointment: Appointment, version: int, now: datetime) -> dict:
+    """Bookkeeping once Cal.com's answer for ``version`` is known.
 
     A CRM edit that arrived meanwhile raised ``desired_version``; the appointment
     then stays ``pending`` and that edit's own job converges again.
@@ -171,58 +356,45 @@ def _settled(appointment: Appointment, version: int, now) -> dict:
         "synced_version": version,
         "sync_state": "synced" if appointment.desired_version == version else "pending",
         "create_attempted_at": None,
+        "reschedule_attempted_at": None,
         "updated_at": now,
     }
 
 
-def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking: CalcomBooking,
-                    *, action: str) -> None:
-    now = ctx.clock.now()
+def _set_marker(ctx: SyncContext, appointment_id: str, **marker: datetime | None) -> None:
     with write_transaction(ctx.db):
-        appointment = Appointment.get_by_id(appointment_id)
-        upsert_booking(appointment_id, booking, now)
-        after = {"booking_uid": booking.uid, "status": _observed_status(booking),
-                 "meeting_url": booking.meeting_url, "location": booking.location,
-                 "start_time": booking.start, "end_time": booking.end}
-        Appointment.update(
-            booking_uid=booking.uid,
-            status=_observed_status(booking),
-            meeting_url=booking.meeting_url,
-            location=booking.location,
-            end_time=booking.end,
-            duration_minutes=appointment.duration_minutes
-            or int((booking.end - booking.start).total_seconds() // 60),
-            last_error=None,
-            **_settled(appointment, version, now),
-        ).where(Appointment.id == appointment_id).execute()
-        audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
-                     action=action, now=now, after=after)
-    log.info("booking recorded", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
-                                        "booking_uid": booking.uid})
+        Appointment.update(**marker).where(Appointment.id == appointment_id).execute()
 
 
-def _record_failure(ctx: SyncContext, appointment_id: str, version: int,
-                    error: errors.CalcomError) -> None:
-    """Cal.com refused permanently: ``failed`` with its reason, nothing left to retry."""
+def _record_failure(ctx: SyncContext, appointment_id: str, version: int, error: errors.CalcomError,
+                    *, status: str | None) -> None:
+    """Cal.com refused permanently: the reason on the appointment and to the CRM.
+
+    ``status="failed"`` when the appointment has no live booking at the desired time
+    (a refused create or reschedule); None keeps the status (a refused cancel or
+    attendance leaves the booking as it was).
+    """
     now = ctx.clock.now()
     reason = describe(error)
     with write_transaction(ctx.db):
         appointment = Appointment.get_by_id(appointment_id)
-        Appointment.update(
-            status="failed", last_error=reason, **_settled(appointment, version, now),
-        ).where(Appointment.id == appointment_id).execute()
+        changes = {"last_error": reason, **_settled(appointment, version, now)}
+        if status is not None:
+            changes["status"] = status
+        Appointment.update(**changes).where(Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action="sync.failed", now=now, before={"status": appointment.status},
-                     after={"status": "failed", "last_error": reason})
-    log.error("appointment failed", extra={"action": "sync.failed", "appointment_id": appointment_id,
-                                           "error": reason})
+                     after={"status": status or appointment.status, "last_error": reason})
+        events.emit_for(ctx.db, appointment_id, events.FAILED, now=now, booker_url=ctx.booker_url)
+    log.error("Cal.com refused", extra={"action": "sync.failed", "appointment_id": appointment_id,
+                                        "error": reason})
 
 
 def _mark_synced(ctx: SyncContext, appointment: Appointment, version: int) -> str:
     if appointment.synced_version >= version and appointment.sync_state == "synced":
         return "unchanged"
     with write_transaction(ctx.db):
-        Appointment.update(synced_version=version, sync_state="synced", last_error=None,
+        Appointment.update(synced_version=version, sync_state="synced",
                            updated_at=ctx.clock.now()).where(
             (Appointment.id == appointment.id) & (Appointment.desired_version == version)).execute()
     return "synced"
@@ -241,9 +413,12 @@ class ConvergeHandler:
                                       "outcome": outcome})
 
     def failed(self, job: Job, error: BaseException, final: bool) -> None:
+        appointment_id = job.payload["appointment_id"]
+        now = self.ctx.clock.now()
         with write_transaction(self.ctx.db):
-            Appointment.update(
-                sync_state="dead" if final else "retrying",
-                last_error=describe(error),
-                updated_at=self.ctx.clock.now(),
-            ).where(Appointment.id == job.payload["appointment_id"]).execute()
+            Appointment.update(sync_state="dead" if final else "retrying",
+                               last_error=describe(error), updated_at=now).where(
+                Appointment.id == appointment_id).execute()
+            if final:
+                events.emit_for(self.ctx.db, appointment_id, events.FAILED, now=now,
+                                booker_url=self.ctx.booker_url)

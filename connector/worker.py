@@ -103,7 +103,7 @@ class Worker:
                 log.error("job dead", extra={**context, "action": "job.dead", "error": decision.reason})
             else:
                 queue.retry(self.db, job.id, worker_id, now=self.clock.now(), run_at=decision.at,
-                            error=decision.reason)
+                            error=decision.reason, counts=decision.counts)
                 self._tell(handler, job, error, final=False)
                 log.info("job will retry", extra={**context, "action": "job.retry",
                                                   "error": decision.reason,

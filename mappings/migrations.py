@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import Database, IntegerField, Model, TextField
+from peewee import BooleanField, CharField, Database, IntegerField, Model, TextField
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_changes
 
 from mappings.db import is_postgres, write_transaction
 from mappings.fields import UTCDateTimeField
@@ -39,9 +41,22 @@ def _baseline(db: Database) -> None:
     _create_current(db)
 
 
+def _lifecycle_intent(db: Database) -> None:
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(
+        migrator.add_column("appointment", "desired_cancellation_reason", TextField(null=True)),
+        migrator.add_column("appointment", "notify_attendee", BooleanField(default=True)),
+        migrator.add_column("appointment", "desired_attendance",
+                            CharField(max_length=10, default="unknown")),
+        migrator.add_column("appointment", "reschedule_attempted_at", UTCDateTimeField(null=True)),
+    )
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
+    Step(2, "appointment: cancellation and attendance intent, reschedule outcome marker",
+         _lifecycle_intent),
 ]
 
 

@@ -99,6 +99,9 @@ class Appointment(BaseModel):
     guests = JSONField(default=list)
     metadata = JSONField(default=dict)
     desired_status = CharField(max_length=20, default="active")  # active | cancelled
+    desired_cancellation_reason = TextField(null=True)
+    notify_attendee = BooleanField(default=True)
+    desired_attendance = CharField(max_length=10, default="unknown")  # unknown | attended | no_show
     desired_version = IntegerField(default=1)
 
     # observed state and bookkeeping
@@ -117,6 +120,8 @@ class Appointment(BaseModel):
     # Set before a create is sent and cleared once its outcome is known: if it is
     # set, a booking may exist in Cal.com already (DESIGN §1 principle 3).
     create_attempted_at = UTCDateTimeField(null=True)
+    # The same for a reschedule: the old uid may already point at a new booking.
+    reschedule_attempted_at = UTCDateTimeField(null=True)
     last_error = TextField(null=True)
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()

@@ -65,3 +65,22 @@ def length_to_request(duration_minutes: int | None, event_type_length: int | Non
     if duration_minutes is None or duration_minutes == event_type_length:
         return None
     return duration_minutes
+
+
+DEFAULT_CANCELLATION_REASON = "Cancelled in CRM"
+DEFAULT_RESCHEDULING_REASON = "Rescheduled in CRM"
+
+
+def reschedule_body(start: datetime, reason: str | None = None) -> dict[str, Any]:
+    """``RescheduleBookingInput_2024_08_13``: no length — Cal.com uses the event type's default."""
+    return {"start": to_wire(start), "reschedulingReason": reason or DEFAULT_RESCHEDULING_REASON}
+
+
+def cancel_body(reason: str | None) -> dict[str, Any]:
+    """``CancelBookingInput_2024_08_13``; with a host's key a reason is required (REFERENCE §5.5)."""
+    return {"cancellationReason": reason or DEFAULT_CANCELLATION_REASON}
+
+
+def mark_absent_body(attendee_email: str, absent: bool) -> dict[str, Any]:
+    """``MarkAbsentBookingInput_2024_08_13`` for the primary attendee (DESIGN §10)."""
+    return {"attendees": [{"email": attendee_email, "absent": absent}]}

@@ -8,19 +8,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector import accounts, appointments
-from connector.api import render
+from connector import resources as render
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
 from connector.inputs import AppointmentInput, check_external_id, parse
 from mappings.db import session
-from mappings.models import Appointment, Booking
+from mappings.models import Appointment
 
 
 def _render(ctx: ApiContext, row: Appointment) -> dict:
-    bookings = list(Booking.select().where(Booking.appointment == row.id)
-                    .order_by(Booking.start_time, Booking.id))
-    return render.appointment(row, bookings, ctx.settings.calcom.booker_url)
+    return render.appointment_with_chain(row, ctx.settings.calcom.booker_url)
 
 
 def routes(ctx: ApiContext) -> list[Route]:

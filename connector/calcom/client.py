@@ -140,6 +140,7 @@ class CalcomClient:
         read_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         on_rate_limit: Callable[[RateLimitInfo], None] | None = None,
+        before_request: Callable[[], None] | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -149,6 +150,8 @@ class CalcomClient:
         self._read_attempts = max(1, read_attempts)
         self._sleep = sleep
         self._on_rate_limit = on_rate_limit
+        # Called before every request; may wait, or raise RateLimitDeferred (connector/ratelimit.py).
+        self._before_request = before_request
 
     def __repr__(self) -> str:  # never show the key
         return f"CalcomClient(base_url={self._base_url!r})"
@@ -164,6 +167,33 @@ class CalcomClient:
                 raise errors.CalcomOutcomeUnknown("Cal.com answered an empty booking list")
             data = data[0]
         return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings", unsafe=True)
+
+    def reschedule_booking(self, uid: str, body: dict[str, Any]) -> CalcomBooking:
+        """``POST /v2/bookings/{uid}/reschedule``: the answer is a *new* booking with a new uid.
+
+        Not idempotent: after CalcomOutcomeUnknown, GET the old uid and follow
+        ``rescheduledToUid`` before trying again (REFERENCE §5.4).
+        """
+        data = self._call("POST", f"/v2/bookings/{quote(uid, safe='')}/reschedule",
+                          family="bookings", json=body)
+        return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings/{uid}/reschedule",
+                           unsafe=True)
+
+    def cancel_booking(self, uid: str, body: dict[str, Any]) -> CalcomBooking:
+        """``POST /v2/bookings/{uid}/cancel``; a second cancel is a 400 (REFERENCE §5.5)."""
+        data = self._call("POST", f"/v2/bookings/{quote(uid, safe='')}/cancel", family="bookings",
+                          json=body)
+        if isinstance(data, list):  # a recurring series
+            data = data[0] if data else {}
+        return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings/{uid}/cancel",
+                           unsafe=True)
+
+    def mark_absent(self, uid: str, body: dict[str, Any]) -> CalcomBooking:
+        """``POST /v2/bookings/{uid}/mark-absent``; only after the start (REFERENCE §5.6)."""
+        data = self._call("POST", f"/v2/bookings/{quote(uid, safe='')}/mark-absent",
+                          family="bookings", json=body)
+        return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings/{uid}/mark-absent",
+                           unsafe=True)
 
     def get_booking(self, uid: str) -> CalcomBooking:
         """``GET /v2/bookings/{uid}``; a cancelled or rescheduled booking is still returned."""
@@ -257,6 +287,8 @@ class CalcomClient:
     def _send(self, method: str, path: str, *, family: str | None, unsafe: bool, envelope: bool,
               **kwargs: Any) -> Any:
         endpoint = f"{method} {path}"
+        if self._before_request is not None:
+            self._before_request()
         started = time.perf_counter()
         try:
             response = self._http.request(

@@ -45,6 +45,23 @@ def _route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
+def _too_many(verdict, path: str, clock: Clock) -> JSONResponse:
+    """Cal.com's 429: HttpExceptionFilter body, rate-limit headers, no Retry-After (REFERENCE §4)."""
+    message = "CustomThrottlerGuard - Too many requests. Please try again later."
+    error = wire.nest_error(429, "ThrottlerException", message, path, clock.now(), details=message)
+    response = JSONResponse(error.body, status_code=429)
+    response.raw_headers.extend(verdict.headers())
+    response.raw_headers.append((b"x-request-id", b"unknown-request-id"))
+    return response
+
+
+def _tracker(throttler: Throttler, scope: Scope) -> str:
+    headers = dict(scope.get("headers") or [])
+    authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+    client = scope.get("client")
+    return throttler.tracker(authorization, client[0] if client else None)
+
+
 class _ThrottleMiddleware:
     """Plain ASGI (BaseHTTPMiddleware would break streaming and cost throughput)."""
 
@@ -57,23 +74,18 @@ class _ThrottleMiddleware:
         if scope["type"] != "http" or not _route_path(scope).startswith("/v2/"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
-        client = scope.get("client")
-        verdict = self.throttler.hit(self.throttler.tracker(authorization, client[0] if client else None))
+        verdict = self.throttler.hit(_tracker(self.throttler, scope))
         if not verdict.allowed:
-            message = "CustomThrottlerGuard - Too many requests. Please try again later."
-            error = wire.nest_error(429, "ThrottlerException", message, _route_path(scope),
-                                    self.clock.now(), details=message)
-            response = JSONResponse(error.body, status_code=429)
-            response.raw_headers.extend(verdict.headers())
-            response.raw_headers.append((b"x-request-id", b"unknown-request-id"))
-            await response(scope, receive, send)
+            await _too_many(verdict, _route_path(scope), self.clock)(scope, receive, send)
             return
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": list(message.get("headers", [])) + verdict.headers()}
+                headers = list(message.get("headers", []))
+                # A 429 fault already wrote the block's headers; the request's own count is moot.
+                if not any(name == b"x-ratelimit-remaining-default" for name, _ in headers):
+                    headers += verdict.headers()
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -138,6 +150,9 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                 if fault.error:
                     return fail(wire.nest_error(503, "InternalServerErrorException",
                                                 "Internal server error", path_of(request), clock.now()))
+                if fault.rate_limit:
+                    verdict = throttler.block(_tracker(throttler, request.scope))
+                    return _too_many(verdict, path_of(request), clock)
                 try:
                     if family is not None:
                         check_version(request, family)
@@ -153,14 +168,41 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
     @calcom_endpoint("POST /v2/bookings", "bookings", auth_required=False)
     async def create_booking(request: Request) -> Response:
+        booking = calendar.create_booking(await json_body(request), path_of(request),
+                                          meeting_base_of(request))
+        return JSONResponse(wire.success(booking.output(host)), status_code=201)
+
+    def meeting_base_of(request: Request) -> str:
+        # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
+        return str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
+
+    async def json_body(request: Request) -> Any:
         try:
-            body = json.loads(await request.body())
+            return json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             raise wire.bad_request("Unexpected token in JSON body", path_of(request), clock.now()) from None
-        # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
-        meeting_base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
-        booking = calendar.create_booking(body, path_of(request), meeting_base)
+
+    def by_host(request: Request) -> bool:
+        # Every sandbox API key belongs to the host, as a CRM's key belongs to its organizer.
+        return request.headers.get("authorization", "").lower().startswith("bearer cal_")
+
+    @calcom_endpoint("POST /v2/bookings/{uid}/reschedule", "bookings", auth_required=False)
+    async def reschedule_booking(request: Request) -> Response:
+        booking = calendar.reschedule(request.path_params["uid"], await json_body(request),
+                                      path_of(request), meeting_base_of(request))
         return JSONResponse(wire.success(booking.output(host)), status_code=201)
+
+    @calcom_endpoint("POST /v2/bookings/{uid}/cancel", "bookings", auth_required=False)
+    async def cancel_booking(request: Request) -> Response:
+        booking = calendar.cancel(request.path_params["uid"], await json_body(request),
+                                  path_of(request), by_host=by_host(request))
+        return JSONResponse(wire.success(booking.output(host)))
+
+    @calcom_endpoint("POST /v2/bookings/{uid}/mark-absent", "bookings", auth_required=True)
+    async def mark_absent(request: Request) -> Response:
+        booking = calendar.mark_absent(request.path_params["uid"], await json_body(request),
+                                       path_of(request))
+        return JSONResponse(wire.success(booking.output(host)))
 
     @calcom_endpoint("GET /v2/bookings/{uid}", "bookings", auth_required=False)
     async def get_booking(request: Request) -> Response:
@@ -246,6 +288,9 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/v2/bookings", create_booking, methods=["POST"]),
         Route("/v2/bookings", list_bookings, methods=["GET"]),
         Route("/v2/bookings/{uid}", get_booking, methods=["GET"]),
+        Route("/v2/bookings/{uid}/reschedule", reschedule_booking, methods=["POST"]),
+        Route("/v2/bookings/{uid}/cancel", cancel_booking, methods=["POST"]),
+        Route("/v2/bookings/{uid}/mark-absent", mark_absent, methods=["POST"]),
         Route("/v2/event-types", list_event_types, methods=["GET"]),
         Route("/v2/teams/{team_id:int}/event-types", list_team_event_types, methods=["GET"]),
         Route("/v2/me", me, methods=["GET"]),

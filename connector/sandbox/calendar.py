@@ -28,6 +28,9 @@ CREATE_KEYS = {
     "lengthInMinutes", "routing", "emailVerificationCode", "instant", "recurrenceCount",
 }
 ATTENDEE_KEYS = {"name", "email", "timeZone", "phoneNumber", "language"}
+RESCHEDULE_KEYS = {"start", "rescheduledBy", "reschedulingReason", "emailVerificationCode", "seatUid"}
+CANCEL_KEYS = {"cancellationReason", "cancelSubsequentBookings", "seatUid"}
+MARK_ABSENT_KEYS = {"host", "attendees"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LIVE = ("accepted", "pending")
 
@@ -52,6 +55,7 @@ class SandboxBooking:
     cancellation_reason: str = ""
     cancelled_by_email: str = ""
     rescheduled_by_email: str | None = None
+    rescheduling_reason: str | None = None
     rescheduled_from_uid: str | None = None
     rescheduled_to_uid: str | None = None
     absent_host: bool = False
@@ -75,6 +79,8 @@ class SandboxBooking:
             "cancellationReason": self.cancellation_reason,
             "cancelledByEmail": self.cancelled_by_email,
         }
+        if self.rescheduling_reason is not None:
+            body["reschedulingReason"] = self.rescheduling_reason
         if self.rescheduled_by_email is not None:
             body["rescheduledByEmail"] = self.rescheduled_by_email
         if self.rescheduled_to_uid:
@@ -125,7 +131,7 @@ class SandboxCalendar:
         self.schedule = schedule or WeeklySchedule.parse("Mon-Fri 09:00-17:00")
         self.zone = ZoneInfo(time_zone)
         self.bookings: dict[str, SandboxBooking] = {}
-        self.created_count = 0  # every booking ever made, for exactly-once checks
+        self.created_count = 0  # bookings made by POST /v2/bookings, for exactly-once checks
         self._next_id = 990001
         self.lock = threading.RLock()
 
@@ -133,13 +139,8 @@ class SandboxCalendar:
 
     def create_booking(self, body: Any, path: str, meeting_base: str) -> SandboxBooking:
         now = self.clock.now()
-        if not isinstance(body, dict):
-            raise wire.bad_request("body must be a JSON object", path, now)
-        unknown = sorted(set(body) - CREATE_KEYS)
-        if unknown:
-            # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
-            text = ",".join(f"property {k} should not exist" for k in unknown)
-            raise wire.bad_request(f"{unknown[0]} property is wrong,{text} ", path, now)
+        # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
+        _refuse_unknown(body, CREATE_KEYS, path, now)
         if "recurrenceCount" in body or body.get("instant"):
             raise wire.bad_request("the sandbox books neither recurring nor instant events", path, now)
         start_text = body.get("start")
@@ -181,6 +182,7 @@ class SandboxCalendar:
                     "User either already has booking at this time or is not available", path, now)
             booking = self._insert(event_type, start, end, attendee, guests, metadata, meeting_base,
                                    body.get("bookingFieldsResponses") or {}, now)
+            self.created_count += 1
         return booking
 
     def _insert(self, event_type: SandboxEventType, start: datetime, end: datetime,
@@ -188,7 +190,6 @@ class SandboxCalendar:
                 meeting_base: str, responses: dict[str, Any], now: datetime) -> SandboxBooking:
         uid = new_uid()
         self._next_id += 1
-        self.created_count += 1
         location = self._location(event_type, uid, meeting_base)
         attendees = [attendee] + [
             {"name": "", "email": g, "timeZone": attendee["timeZone"], "language": "en", "absent": False}
@@ -296,6 +297,98 @@ class SandboxCalendar:
                 raise wire.bad_request("Metadata values must be strings, numbers or booleans", path, now)
         return dict(value)
 
+    # --- change -----------------------------------------------------------------
+
+    def reschedule(self, uid: str, body: Any, path: str, meeting_base: str) -> SandboxBooking:
+        """A new booking with a new uid; the old one is cancelled and linked (REFERENCE §5.4, §8)."""
+        now = self.clock.now()
+        _refuse_unknown(body, RESCHEDULE_KEYS, path, now)
+        try:
+            start = parse_instant(body.get("start"), assume_utc=True)
+        except (ValueError, TypeError):
+            raise wire.bad_request("start must be a valid ISO 8601 date string", path, now) from None
+        with self.lock:
+            old = self.get_booking(uid, path)
+            if old.status == "cancelled" and old.rescheduled_to_uid:
+                raise wire.bad_request(
+                    f"Booking with uid={uid} has been cancelled and rescheduled already to booking "
+                    f"with uid={old.rescheduled_to_uid}. You probably want to reschedule "
+                    f"{old.rescheduled_to_uid} instead by passing it within the request URL.", path, now)
+            if old.status in ("cancelled", "rejected"):
+                raise wire.bad_request(f"Can't reschedule booking with uid={uid} because it has been "
+                                       f"{old.status}.", path, now)
+            # No lengthInMinutes: the new booking gets the event type's default length (REFERENCE §5.4).
+            end = start + timedelta(minutes=old.event_type.length)
+            if start < now + timedelta(minutes=old.event_type.minimum_notice_minutes):
+                raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
+            others = [b for b in self.bookings.values() if b.uid != uid]
+            if (not self.schedule.is_open(start, end, self.zone)
+                    or any(b.overlaps(start, end) for b in others)):
+                raise wire.bad_request(
+                    "User either already has booking at this time or is not available", path, now)
+            rescheduled_by = body.get("rescheduledBy")
+            new = self._insert(old.event_type, start, end, dict(old.attendees[0]), list(old.guests),
+                               dict(old.metadata), meeting_base, {}, now)
+            new.responses = dict(old.responses)
+            new.description = old.description
+            if old.event_type.requires_confirmation and rescheduled_by == self.host.email:
+                new.status = "accepted"  # the owner's own reschedule is confirmed at once
+            new.rescheduled_from_uid = uid
+            new.rescheduling_reason = body.get("reschedulingReason")
+            new.rescheduled_by_email = rescheduled_by
+            old.status = "cancelled"
+            old.rescheduled_to_uid = new.uid
+            old.rescheduled_by_email = rescheduled_by
+            old.updated_at = now
+            return new
+
+    def cancel(self, uid: str, body: Any, path: str, *, by_host: bool) -> SandboxBooking:
+        """Cancel a booking with Cal.com's rules (REFERENCE §5.5)."""
+        now = self.clock.now()
+        _refuse_unknown(body, CANCEL_KEYS, path, now)
+        reason = body.get("cancellationReason")
+        with self.lock:
+            booking = self.get_booking(uid, path)
+            if booking.status == "cancelled":
+                raise wire.bad_request(
+                    f"Can't cancel booking with uid={uid} because it has been cancelled already. "
+                    "Please provide uid of a booking that is not cancelled.", path, now)
+            if by_host and not reason:
+                raise wire.core_error(400, "Cancellation reason is required when you are the host")
+            if booking.end <= now:
+                raise wire.core_error(400, "Cannot cancel a booking that has already ended")
+            booking.status = "cancelled"
+            booking.cancellation_reason = reason or ""
+            booking.cancelled_by_email = self.host.email if by_host else booking.attendees[0]["email"]
+            booking.updated_at = now
+            return booking
+
+    def mark_absent(self, uid: str, body: Any, path: str) -> SandboxBooking:
+        """Host and attendee no-shows, only after the start (REFERENCE §5.6)."""
+        now = self.clock.now()
+        _refuse_unknown(body, MARK_ABSENT_KEYS, path, now)
+        with self.lock:
+            booking = self.get_booking(uid, path)
+            if now < booking.start:
+                raise wire.bad_request("Bookings can only be marked as absent after their scheduled "
+                                       "start time.", path, now)
+            attendees = body.get("attendees") or []
+            if not isinstance(attendees, list):
+                raise wire.bad_request("attendees must be an array", path, now)
+            for item in attendees:
+                if (not isinstance(item, dict) or not isinstance(item.get("email"), str)
+                        or not isinstance(item.get("absent"), bool)):
+                    raise wire.bad_request("each attendee needs email and absent", path, now)
+                match = [a for a in booking.attendees if a["email"].lower() == item["email"].lower()]
+                if not match:
+                    raise wire.bad_request(f"{item['email']} is not an attendee of this booking", path, now)
+                # Attendee rows only: the booking's updatedAt does not move (REFERENCE §5.3).
+                match[0]["absent"] = item["absent"]
+            if body.get("host") is True:  # host: false does not clear it (REFERENCE §5.6)
+                booking.absent_host = True
+                booking.updated_at = now
+            return booking
+
     # --- read -------------------------------------------------------------------
 
     def get_booking(self, uid: str, path: str) -> SandboxBooking:
@@ -398,6 +491,15 @@ class SandboxCalendar:
                     result.setdefault(local.date().isoformat(), []).append(entry)
                 day += timedelta(days=1)
         return result
+
+
+def _refuse_unknown(body: Any, allowed: set[str], path: str, now: datetime) -> None:
+    if not isinstance(body, dict):
+        raise wire.bad_request("body must be a JSON object", path, now)
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        text = ",".join(f"property {k} should not exist" for k in unknown)
+        raise wire.bad_request(f"{unknown[0]} property is wrong,{text} ", path, now)
 
 
 def _is_zone(name: str) -> bool:

@@ -18,8 +18,10 @@ class FaultRule:
     latency_ms: int = 0
     error_rate: float = 0.0  # answer 503 without doing anything
     drop_rate: float = 0.0  # do the work, commit it, then drop the connection
+    rate_limit_rate: float = 0.0  # answer 429 and block the caller's key, as Cal.com's throttler
     error_next: int = 0
     drop_next: int = 0
+    rate_limit_next: int = 0
 
     @classmethod
     def from_json(cls, value: Any) -> FaultRule:
@@ -30,11 +32,13 @@ class FaultRule:
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
         rule = cls(**value)
-        for name in ("error_rate", "drop_rate"):
+        for name in ("error_rate", "drop_rate", "rate_limit_rate"):
             rate = getattr(rule, name)
             if not isinstance(rate, int | float) or not 0 <= rate <= 1:
                 raise ValueError(f"{name} must be between 0 and 1")
-        for name in ("latency_ms", "error_next", "drop_next"):
+        if rule.error_rate + rule.drop_rate + rule.rate_limit_rate > 1:
+            raise ValueError("error_rate + drop_rate + rate_limit_rate must not exceed 1")
+        for name in ("latency_ms", "error_next", "drop_next", "rate_limit_next"):
             count = getattr(rule, name)
             if not isinstance(count, int) or count < 0:
                 raise ValueError(f"{name} must be a whole number, 0 or more")
@@ -46,6 +50,7 @@ class Fault:
     latency_seconds: float = 0.0
     error: bool = False
     drop: bool = False
+    rate_limit: bool = False
 
 
 class Faults:
@@ -53,7 +58,7 @@ class Faults:
         self._rules: dict[str, FaultRule] = {}
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self.injected = {"error": 0, "drop": 0}
+        self.injected = {"error": 0, "drop": 0, "rate_limit": 0}
 
     def set(self, endpoint: str, rule: FaultRule) -> None:
         with self._lock:
@@ -74,19 +79,20 @@ class Faults:
             rule = self._rules.get(endpoint) or self._rules.get("*")
             if rule is None:
                 return Fault()
-            error = drop = False
-            if rule.error_next > 0:
-                rule.error_next -= 1
-                error = True
-            elif rule.drop_next > 0:
-                rule.drop_next -= 1
-                drop = True
+            kind = None
+            for name in ("error", "drop", "rate_limit"):
+                if getattr(rule, f"{name}_next") > 0:
+                    setattr(rule, f"{name}_next", getattr(rule, f"{name}_next") - 1)
+                    kind = name
+                    break
             else:
                 roll = self._rng.random()
-                error = roll < rule.error_rate
-                drop = not error and roll < rule.error_rate + rule.drop_rate
-            if error:
-                self.injected["error"] += 1
-            if drop:
-                self.injected["drop"] += 1
-            return Fault(rule.latency_ms / 1000, error, drop)
+                threshold = 0.0
+                for name in ("error", "drop", "rate_limit"):
+                    threshold += getattr(rule, f"{name}_rate")
+                    if roll < threshold:
+                        kind = name
+                        break
+            if kind is not None:
+                self.injected[kind] += 1
+            return Fault(rule.latency_ms / 1000, kind == "error", kind == "drop", kind == "rate_limit")

@@ -45,7 +45,7 @@ class Throttler:
         self.clock = clock
         self.limit = limit
         self.window = timedelta(seconds=window_seconds)
-        self.block = timedelta(seconds=block_seconds)
+        self.block_duration = timedelta(seconds=block_seconds)
         self.enabled = True
         self.refused = 0
         self._windows: dict[str, _Window] = {}
@@ -59,7 +59,7 @@ class Throttler:
             if window_seconds is not None:
                 self.window = timedelta(seconds=window_seconds)
             if block_seconds is not None:
-                self.block = timedelta(seconds=block_seconds)
+                self.block_duration = timedelta(seconds=block_seconds)
             if enabled is not None:
                 self.enabled = enabled
             self._windows.clear()
@@ -69,6 +69,15 @@ class Throttler:
         if authorization and authorization.lower().startswith("bearer cal_"):
             return "key:" + hashlib.sha256(authorization[7:].encode()).hexdigest()
         return f"ip:{client_host or 'unknown'}"
+
+    def block(self, tracker: str) -> Verdict:
+        """Block a tracker now, as if it had just gone over the limit (the 429 fault switch)."""
+        now = self.clock.now()
+        with self._lock:
+            window = self._windows.setdefault(tracker, _Window(started=now))
+            window.blocked_until = now + (self.block_duration or self.window)
+            self.refused += 1
+            return Verdict(False, self.limit, 0, _ceil(window.blocked_until - now))
 
     def hit(self, tracker: str) -> Verdict:
         now = self.clock.now()
@@ -87,8 +96,7 @@ class Throttler:
             window.count += 1
             if window.count > self.limit:
                 self.refused += 1
-                window.blocked_until = now + (self.block if self.block else
-                                              window.started + self.window - now)
+                window.blocked_until = now + (self.block_duration or window.started + self.window - now)
                 return Verdict(False, self.limit, 0, _ceil(window.blocked_until - now))
             return Verdict(True, self.limit, self.limit - window.count,
                            _ceil(window.started + self.window - now))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -8,6 +9,16 @@ from connector import cli
 from mappings.models import Account, ApiToken
 
 SECRET = "cal_live_TOPSECRETKEY123"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """cli.main configures the root logger; later tests must not log into a closed capture."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def test_a_refusal_fails_once_and_a_new_crm_write_tries_again(ctx, account, cloc
     assert converge(ctx, appointment.id) == "failed"  # a Saturday: the host is not available
     row = _reload(appointment.id)
     assert "not available" in row.last_error and row.create_attempted_at is None
-    assert converge(ctx, appointment.id) == "failed"  # nothing new to try
+    assert converge(ctx, appointment.id) == "unchanged"  # nothing new to try
     put(ctx.db, account, now=clock.now(), start_time="2026-03-17T10:00:00Z")
     assert converge(ctx, appointment.id) == "created"
     assert _reload(appointment.id).status == "active"

@@ -44,3 +44,28 @@ def test_a_database_newer_than_the_code_is_refused(db):
     migrate(db, NOW, steps)
     with pytest.raises(RuntimeError, match="newer than this calsync"):
         migrate(db, NOW)
+
+
+def test_a_version_1_database_is_upgraded_in_place(db):
+    """Step 2 adds the lifecycle columns to an existing appointment table and keeps its rows."""
+    step2 = ["desired_cancellation_reason", "notify_attendee", "desired_attendance",
+             "reschedule_attempted_at"]
+    db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) "
+                   "VALUES ('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    db.execute_sql(
+        "INSERT INTO appointment (id, account_id, external_id, source, title, attendee_name, "
+        "attendee_email, attendee_time_zone, event_type_id, start_time, guests, metadata, "
+        "desired_status, desired_cancellation_reason, notify_attendee, desired_attendance, "
+        "desired_version, status, attendance, sync_state, synced_version, ics_sequence, "
+        "created_at, updated_at) VALUES ('apt_1', 'acc_1', 'crm-1', 'crm', 't', 'n', 'a@b.co', "
+        "'UTC', 1, '2026-03-17 10:00:00', '[]', '{}', 'active', NULL, TRUE, 'unknown', 1, "
+        "'active', 'unknown', 'synced', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    for column in step2:  # back to the version-1 shape
+        db.execute_sql(f"ALTER TABLE appointment DROP COLUMN {column}")
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 2")
+    assert current_version(db) == 1
+    assert migrate(db, NOW) == [step.version for step in STEPS if step.version >= 2]
+    columns = {c.name for c in db.get_columns("appointment")}
+    assert set(step2) <= columns
+    row = db.execute_sql("SELECT external_id, notify_attendee, desired_attendance FROM appointment").fetchone()
+    assert row[0] == "crm-1" and bool(row[1]) is True and row[2] == "unknown"

@@ -10,7 +10,13 @@ import pytest
 import respx
 
 from connector.calcom import API_VERSIONS, BookingFilters, CalcomClient
-from mappings.to_calcom import BookingRequest, create_booking_body
+from mappings.to_calcom import (
+    BookingRequest,
+    cancel_body,
+    create_booking_body,
+    mark_absent_body,
+    reschedule_body,
+)
 from tests.fixtures import calcom_shapes
 from tests.support import spec
 from tests.support.shared import needs_shared
@@ -35,6 +41,10 @@ def api():
         router.get("/v2/bookings").respond(json=calcom_shapes.page([calcom_shapes.booking()]))
         router.get(url__regex=r"/v2/bookings/[^/]+$").respond(
             json=calcom_shapes.envelope(calcom_shapes.booking()))
+        for action in ("reschedule", "cancel", "mark-absent"):
+            router.post(url__regex=rf"/v2/bookings/[^/]+/{action}$").respond(
+                201 if action == "reschedule" else 200,
+                json=calcom_shapes.envelope(calcom_shapes.booking()))
         router.get("/v2/event-types").respond(json=calcom_shapes.envelope([calcom_shapes.event_type()]))
         router.get("/v2/me").respond(json=calcom_shapes.envelope(
             {"id": 1, "username": "u", "email": "u@example.org", "timeZone": "UTC"}))
@@ -75,6 +85,11 @@ def test_list_queries_use_only_declared_parameters_and_values(api, client):
     (lambda c: c.create_booking(create_booking_body(REQUESTS[0])), "/v2/bookings", "post"),
     (lambda c: c.list_bookings(), "/v2/bookings", "get"),
     (lambda c: c.get_booking("abc"), "/v2/bookings/{bookingUid}", "get"),
+    (lambda c: c.reschedule_booking("abc", reschedule_body(START)),
+     "/v2/bookings/{bookingUid}/reschedule", "post"),
+    (lambda c: c.cancel_booking("abc", cancel_body(None)), "/v2/bookings/{bookingUid}/cancel", "post"),
+    (lambda c: c.mark_absent("abc", mark_absent_body("a@example.org", True)),
+     "/v2/bookings/{bookingUid}/mark-absent", "post"),
     (lambda c: c.list_event_types(), "/v2/event-types", "get"),
     (lambda c: c.get_me(), "/v2/me", "get"),
 ])
@@ -99,3 +114,19 @@ def test_our_version_table_agrees_with_the_spec():
     for family, op in defaults.items():
         header = next(p for p in op["parameters"] if p["name"] == "cal-api-version")
         assert API_VERSIONS[family] == header["schema"]["default"], family
+
+
+@pytest.mark.parametrize(("call", "schema"), [
+    (lambda c: c.reschedule_booking("abc", reschedule_body(START, "moved")),
+     "RescheduleBookingInput_2024_08_13"),
+    (lambda c: c.cancel_booking("abc", cancel_body(None)), "CancelBookingInput_2024_08_13"),
+    (lambda c: c.cancel_booking("abc", cancel_body("the CRM's reason")), "CancelBookingInput_2024_08_13"),
+    (lambda c: c.mark_absent("abc", mark_absent_body("a@example.org", False)),
+     "MarkAbsentBookingInput_2024_08_13"),
+], ids=["reschedule", "cancel-default-reason", "cancel-reason", "mark-absent"])
+def test_change_bodies_match_the_spec_and_carry_no_unknown_field(api, client, call, schema):
+    call(client)
+    sent = json.loads(api.calls.last.request.content)
+    assert spec.errors_of(spec.component(schema, closed=("",)), sent) == []
+    if "Cancel" in schema:
+        assert sent["cancellationReason"]  # a host's key must give one (REFERENCE §5.5)

@@ -75,3 +75,21 @@ def test_the_pagination_object_matches_the_spec(http):
     page = http.get("/v2/bookings", params={"take": 2, "skip": 2}, headers=BOOKINGS).json()
     validator = spec.component("PaginationMetaDto")
     assert spec.errors_of(validator, page["pagination"]) == []
+
+
+def test_reschedule_cancel_and_mark_absent_match_the_spec(http, clock):
+    uid = _book(http).json()["data"]["uid"]
+    moved = http.post(f"/v2/bookings/{uid}/reschedule", json={"start": "2026-03-18T10:00:00Z"},
+                      headers=BOOKINGS)
+    assert spec.errors_of(spec.response_validator("/v2/bookings/{bookingUid}/reschedule", "post", 201),
+                          moved.json()) == []
+    new_uid = moved.json()["data"]["uid"]
+    clock.advance(days=2, hours=2)
+    absent = http.post(f"/v2/bookings/{new_uid}/mark-absent", json={"host": True}, headers=BOOKINGS)
+    assert spec.errors_of(spec.response_validator("/v2/bookings/{bookingUid}/mark-absent", "post", 200),
+                          absent.json()) == []
+    other = _book(http, start="2026-03-19T10:00:00Z").json()["data"]["uid"]
+    cancelled = http.post(f"/v2/bookings/{other}/cancel", json={"cancellationReason": "x"},
+                          headers=BOOKINGS)
+    assert spec.errors_of(spec.response_validator("/v2/bookings/{bookingUid}/cancel", "post", 200),
+                          cancelled.json()) == []

@@ -247,3 +247,85 @@ def test_commit_then_drop_leaves_the_booking_behind(sandbox, http):
             "start": "2026-03-17T10:00:00Z", "eventTypeId": 123456,
             "attendee": {"name": "A", "email": "a@example.org", "timeZone": "UTC"}})
     assert sandbox.calendar.created_count == 1
+
+
+# --- reschedule, cancel, mark absent ----------------------------------------------
+
+
+def post(http, uid, action, body, headers=None):
+    return http.post(f"/v2/bookings/{uid}/{action}", json=body, headers=headers or V_BOOKINGS)
+
+
+def test_a_reschedule_makes_a_new_uid_and_links_both(http):
+    old = book(http, event_type=123457, lengthInMinutes=60, metadata={"calsync_appointment_id": "apt_1"}).json()["data"]
+    answer = post(http, old["uid"], "reschedule", {"start": "2026-03-18T09:00:00Z",
+                                                   "reschedulingReason": "CRM moved it"})
+    assert answer.status_code == 201
+    new = answer.json()["data"]
+    assert new["uid"] != old["uid"] and new["rescheduledFromUid"] == old["uid"]
+    assert new["duration"] == 30  # the event type's default, not the old 60 (REFERENCE §5.4)
+    assert new["metadata"] == {"calsync_appointment_id": "apt_1"}
+    assert new["reschedulingReason"] == "CRM moved it"
+    gone = http.get(f"/v2/bookings/{old['uid']}", headers=V_BOOKINGS).json()["data"]
+    assert gone["status"] == "cancelled" and gone["rescheduledToUid"] == new["uid"]
+    again = post(http, old["uid"], "reschedule", {"start": "2026-03-19T09:00:00Z"})
+    assert again.status_code == 400 and new["uid"] in again.json()["error"]["message"]
+
+
+def test_a_reschedule_may_keep_its_own_slot_but_not_take_anothers(http):
+    first = book(http).json()["data"]
+    book(http, start="2026-03-17T11:00:00Z", email="other@example.org")
+    assert post(http, first["uid"], "reschedule", {"start": "2026-03-17T10:15:00Z"}).status_code == 201
+    taken = book(http, start="2026-03-17T13:00:00Z", email="third@example.org").json()["data"]
+    assert post(http, taken["uid"], "reschedule", {"start": "2026-03-17T11:00:00Z"}).status_code == 400
+    assert post(http, taken["uid"], "reschedule", {"start": "2026-03-17T13:00:00Z",
+                                                   "lengthInMinutes": 30}).status_code == 400
+
+
+def test_cancel_rules(http, clock):
+    uid = book(http).json()["data"]["uid"]
+    needs_reason = post(http, uid, "cancel", {})
+    assert needs_reason.status_code == 400
+    assert needs_reason.json() == {"statusCode": 400,
+                                   "message": "Cancellation reason is required when you are the host"}
+    done = post(http, uid, "cancel", {"cancellationReason": "Cancelled in CRM"})
+    assert done.status_code == 200
+    data = done.json()["data"]
+    assert (data["status"], data["cancellationReason"]) == ("cancelled", "Cancelled in CRM")
+    twice = post(http, uid, "cancel", {"cancellationReason": "again"})
+    assert twice.status_code == 400 and "cancelled already" in twice.json()["error"]["message"]
+    by_attendee = book(http, start="2026-03-17T12:00:00Z").json()["data"]["uid"]
+    assert post(http, by_attendee, "cancel", {}, headers={"cal-api-version": "2024-08-13"}).status_code == 200
+    ended = book(http, start="2026-03-17T13:00:00Z").json()["data"]["uid"]
+    clock.set(datetime(2026, 3, 17, 14, 0, tzinfo=UTC))
+    late = post(http, ended, "cancel", {"cancellationReason": "too late"})
+    assert late.status_code == 400 and late.json()["message"] == "Cannot cancel a booking that has already ended"
+
+
+def test_mark_absent_only_after_the_start(http, clock):
+    booking = book(http).json()["data"]
+    early = post(http, booking["uid"], "mark-absent", {"attendees": [{"email": "alex@example.org", "absent": True}]})
+    assert early.status_code == 400 and "after their scheduled start" in early.json()["error"]["message"]
+    clock.set(datetime(2026, 3, 17, 10, 5, tzinfo=UTC))
+    marked = post(http, booking["uid"], "mark-absent",
+                  {"attendees": [{"email": "alex@example.org", "absent": True}]}).json()["data"]
+    assert marked["attendees"][0]["absent"] is True
+    assert marked["updatedAt"] == booking["updatedAt"]  # attendee flags do not move updatedAt
+    cleared = post(http, booking["uid"], "mark-absent",
+                   {"attendees": [{"email": "alex@example.org", "absent": False}]}).json()["data"]
+    assert cleared["attendees"][0]["absent"] is False
+    host = post(http, booking["uid"], "mark-absent", {"host": True}).json()["data"]
+    assert host["absentHost"] is True and host["updatedAt"] != booking["updatedAt"]
+    no_key = post(http, booking["uid"], "mark-absent", {"host": True}, headers={"cal-api-version": "2024-08-13"})
+    assert no_key.status_code == 401
+
+
+def test_the_rate_limit_fault_blocks_the_key_for_the_block(clock):
+    sandbox = create_sandbox(clock, SandboxSettings(rate_limit=1000, rate_limit_block_seconds=60))
+    http = TestClient(sandbox.app)
+    http.put("/_sandbox/faults", json={"GET /v2/bookings": {"rate_limit_next": 1}})
+    refused = http.get("/v2/bookings", headers=V_BOOKINGS)
+    assert refused.status_code == 429 and refused.headers["x-ratelimit-reset-default"] == "60"
+    assert http.get("/v2/bookings/x", headers=V_BOOKINGS).status_code == 429  # the whole key
+    clock.advance(seconds=60)
+    assert http.get("/v2/bookings", headers=V_BOOKINGS).status_code == 200

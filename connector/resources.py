@@ -1,4 +1,4 @@
-"""Resources as calsync's API writes them (DESIGN §6): snake_case, instants in UTC with Z."""
+"""Resources as calsync writes them, in API answers and CRM events (DESIGN §6): snake_case, UTC with Z."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def occurrence(booking: Booking) -> dict[str, Any]:
         "end_time": to_api(booking.end_time),
         "status": booking.status,
     }
+
+
+def appointment_with_chain(row: Appointment, booker_url: str) -> dict[str, Any]:
+    """The appointment resource, loading its booking chain (one query)."""
+    bookings = list(Booking.select().where(Booking.appointment == row.id)
+                    .order_by(Booking.start_time, Booking.id))
+    return appointment(row, bookings, booker_url)
 
 
 def appointment(row: Appointment, bookings: list[Booking], booker_url: str) -> dict[str, Any]:
