@@ -19,6 +19,7 @@ from connector import errors
 from mappings.db import write_transaction
 from mappings.models import Account, ApiToken, new_id
 from mappings.sealing import Sealer
+from webhooks import signing
 
 READ = "appointments:read"
 WRITE = "appointments:write"
@@ -93,6 +94,10 @@ def _check(changes: AccountChanges) -> None:
         problems.append("--duration-override must be between 1 and 1440 minutes")
     if changes.calcom_api_key is not None and not changes.calcom_api_key.startswith("cal_"):
         problems.append("--calcom-api-key must be a Cal.com API key (it starts with cal_)")
+    if changes.callback_secret is not None:
+        wrong = signing.check_secret(changes.callback_secret)
+        if wrong:
+            problems.append(f"--callback-secret {wrong}")
     if problems:
         raise errors.ConfigurationError("; ".join(problems))
 

@@ -23,6 +23,7 @@ from starlette.routing import Mount
 from connector import events, queue
 from connector.api import appointments as appointments_api
 from connector.api import health
+from connector.api import jobs as jobs_api
 from connector.api.context import ApiContext
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
 from connector.clients import CalcomClients
@@ -136,7 +137,7 @@ def create_app(
                                        sandbox=sandbox, sandbox_url=sandbox_url)
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake)
-    routes = [*health.routes(ctx), *appointments_api.routes(ctx)]
+    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

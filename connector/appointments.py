@@ -7,6 +7,7 @@ audits the change and enqueues ``converge`` — all in one transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,12 +16,25 @@ from peewee import Database, IntegrityError
 
 from connector import audit, errors, queue
 from connector.accounts import Principal
-from connector.inputs import AppointmentInput, check_external_id
+from connector.inputs import (
+    AppointmentInput,
+    AttendanceInput,
+    CancelInput,
+    check_external_id,
+    parse,
+)
 from mappings.db import write_transaction
-from mappings.models import Account, Appointment, EventType, new_id
+from mappings.models import Account, Appointment, AuditEvent, EventType, new_id
+from mappings.times import to_api
 
 # Fields the CRM may not change once the appointment exists (DESIGN §6).
 LOCKED_FIELDS = ("to_number", "from_number", "call_type")
+# Fields calsync writes; a PATCH that names one is refused.
+READ_ONLY_FIELDS = (
+    "id", "external_id", "status", "attendance", "sync_state", "booking_uid", "meeting_url",
+    "location", "end_time", "cancellation_reason", "cancelled_by", "source", "last_error",
+    "occurrences", "manage_links", "created_at", "updated_at", "version",
+)
 DESIRED_FIELDS = (
     "title", "attendee_name", "attendee_email", "attendee_time_zone", "attendee_phone",
     "to_number", "from_number", "call_type", "business_name", "label", "description",
@@ -144,6 +158,8 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
             errors.FieldError(name, "is locked once the appointment exists") for name in locked])
     if not changed:
         return PutResult(appointment, created=False, changed=False)
+    if appointment.booking_uid is not None:
+        _check_booked_change(appointment, changed, desired)
     before = {name: getattr(appointment, name) for name in changed}
     version = appointment.desired_version + 1
     Appointment.update(desired_version=version, sync_state="pending", updated_at=now,
@@ -153,3 +169,124 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
                  before=before, after=changed)
     queue.enqueue_converge(db, appointment.id, appointment.account_id, now=now)
     return PutResult(Appointment.get_by_id(appointment.id), created=False, changed=True)
+
+
+def _check_booked_change(appointment: Appointment, changed: dict[str, Any],
+                         desired: dict[str, Any]) -> None:
+    """What Cal.com cannot do to a booking that exists: refuse it now, not in the worker."""
+    if "event_type_id" in changed:
+        raise errors.ValidationFailed.one(
+            "event_type_id", "cannot change once the appointment is booked in Cal.com; "
+                             "cancel it and create a new appointment")
+    if "start_time" not in changed and "duration_minutes" not in changed:
+        return
+    event_type = _cached_event_type(appointment.account_id, desired["event_type_id"])
+    duration = desired["duration_minutes"]
+    if event_type is not None and duration != event_type.length_minutes:
+        # A reschedule books the event type's default length (REFERENCE §5.4).
+        raise errors.ValidationFailed.one(
+            "duration_minutes",
+            f"a booked appointment moves with its event type's default length "
+            f"({event_type.length_minutes} minutes): Cal.com reschedules keep it; send "
+            f"duration_minutes {event_type.length_minutes} with the new start_time")
+
+
+def _desired_as_input(appointment: Appointment) -> dict[str, Any]:
+    """The appointment's desired state in the shape a CRM writes it."""
+    values = {name: getattr(appointment, name) for name in AppointmentInput.model_fields}
+    values["start_time"] = to_api(appointment.start_time)
+    return values
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def patch(db: Database, principal: Principal, external_id: str, raw: bytes, *,
+          now: datetime) -> PutResult:
+    """Apply a JSON merge patch to the desired state; locked and read-only fields are refused."""
+    body = _json_object(raw)
+    refused = [errors.FieldError(name, "is locked once the appointment exists")
+               for name in (*LOCKED_FIELDS, "booking_uid") if name in body]
+    refused += [errors.FieldError(name, "is read-only") for name in READ_ONLY_FIELDS
+                if name in body and name != "booking_uid"]
+    if refused:
+        raise errors.ValidationFailed(refused)
+    with write_transaction(db):
+        appointment = get(principal.account_id, external_id)
+        merged = merge_patch(_desired_as_input(appointment), body)
+        data = parse(AppointmentInput, json.dumps(merged).encode())
+        account = Account.get_by_id(principal.account_id)
+        return _replace(db, appointment, desired_state(account, data), principal, now)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.MalformedRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise errors.MalformedRequest("The request body must be a JSON object.")
+    return body
+
+
+def cancel(db: Database, principal: Principal, external_id: str, data: CancelInput, *,
+           now: datetime) -> Appointment:
+    """Ask for the appointment to be cancelled; final (DESIGN §5)."""
+    with write_transaction(db):
+        appointment = get(principal.account_id, external_id)
+        if appointment.desired_status == "cancelled":
+            raise errors.Conflict("The appointment is already cancelled; cancellation is final.")
+        changes = {"desired_status": "cancelled", "desired_cancellation_reason": data.reason,
+                   "notify_attendee": data.notify_attendee}
+        return _commit_change(db, appointment, changes, principal, now,
+                              action="appointment.cancel_requested")
+
+
+def set_attendance(db: Database, principal: Principal, external_id: str, data: AttendanceInput, *,
+                   now: datetime) -> Appointment:
+    """Record whether the attendee came; only once the start has passed (REFERENCE §5.6)."""
+    with write_transaction(db):
+        appointment = get(principal.account_id, external_id)
+        if appointment.desired_status == "cancelled":
+            raise errors.Conflict("The appointment is cancelled; attendance cannot be recorded.")
+        if now < appointment.start_time:
+            raise errors.Conflict(f"Attendance can be recorded only after the start "
+                                  f"({to_api(appointment.start_time)}).")
+        if appointment.booking_uid is None:
+            raise errors.Conflict("The appointment has no Cal.com booking to record attendance on.")
+        if appointment.desired_attendance == data.attendance:
+            return appointment
+        return _commit_change(db, appointment, {"desired_attendance": data.attendance}, principal,
+                              now, action="appointment.attendance_requested")
+
+
+def _commit_change(db: Database, appointment: Appointment, changes: dict[str, Any],
+                   principal: Principal, now: datetime, *, action: str) -> Appointment:
+    before = {name: getattr(appointment, name) for name in changes}
+    Appointment.update(desired_version=appointment.desired_version + 1, sync_state="pending",
+                       updated_at=now, **changes).where(Appointment.id == appointment.id).execute()
+    audit.record(account_id=appointment.account_id, appointment_id=appointment.id,
+                 actor=principal.actor, action=action, now=now, before=before, after=changes)
+    queue.enqueue_converge(db, appointment.id, appointment.account_id, now=now)
+    return Appointment.get_by_id(appointment.id)
+
+
+def history(account_id: str, external_id: str) -> list[dict[str, Any]]:
+    """The appointment's audit events, oldest first."""
+    appointment = get(account_id, external_id)
+    return [
+        {"at": to_api(event.at), "actor": event.actor, "action": event.action,
+         "before": event.before, "after": event.after}
+        for event in AuditEvent.select().where(AuditEvent.appointment == appointment.id)
+        .order_by(AuditEvent.id)
+    ]

@@ -17,6 +17,7 @@ from mappings.db import open_database, redact_url, session
 from mappings.migrations import migrate
 from mappings.models import Account, ApiToken
 from mappings.sealing import Sealer
+from webhooks import signing
 
 log = logging.getLogger("calsync.cli")
 
@@ -28,7 +29,9 @@ EXAMPLES = {
     "accounts create": "example:\n  calsync accounts create --name 'Acme CRM' --event-type-id 123456 "
                        "--time-zone Europe/Berlin --json\n"
                        "  echo \"$CAL_KEY\" | calsync accounts create --name Acme --calcom-api-key -",
-    "accounts update": "example:\n  calsync accounts update acc_xxx --time-zone America/New_York",
+    "accounts update": "example:\n  calsync accounts update acc_xxx --time-zone America/New_York\n"
+                       "  calsync accounts update acc_xxx --callback-url https://crm.example/hooks/calsync "
+                       "--callback-secret generate",
     "accounts list": "example:\n  calsync accounts list --json",
     "tokens create": "example:\n  calsync tokens create --account acc_xxx --name crm-backend "
                      "--scopes appointments:read,appointments:write",
@@ -114,7 +117,8 @@ def _account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration-override", type=int, dest="duration_override_minutes",
                         help="default meeting length in minutes")
     parser.add_argument("--callback-url", help="where calsync posts events to the CRM")
-    parser.add_argument("--callback-secret", help="whsec_… signing secret, or - for stdin")
+    parser.add_argument("--callback-secret",
+                        help="whsec_… signing secret, - to read it from stdin, or 'generate'")
     parser.add_argument("--public-url", help="calsync's public base URL (for Cal.com webhooks)")
 
 
@@ -189,6 +193,15 @@ def _secret_argument(value: str | None) -> str | None:
     return value
 
 
+def _callback_secret(args: argparse.Namespace) -> str | None:
+    """The callback secret to store; ``generate`` makes one, and it is printed once."""
+    if args.callback_secret == "generate":
+        secret = signing.new_secret()
+        print(f"callback signing secret, shown once — give it to the CRM: {secret}")
+        return secret
+    return _secret_argument(args.callback_secret)
+
+
 def _changes(args: argparse.Namespace) -> accounts.AccountChanges:
     return accounts.AccountChanges(
         name=getattr(args, "name", None),
@@ -198,7 +211,7 @@ def _changes(args: argparse.Namespace) -> accounts.AccountChanges:
         time_zone=args.time_zone,
         duration_override_minutes=args.duration_override_minutes,
         callback_url=args.callback_url,
-        callback_secret=_secret_argument(args.callback_secret),
+        callback_secret=_callback_secret(args),
         public_url=args.public_url,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -90,6 +90,19 @@ class AppointmentInput(StrictBody):
     guests: Annotated[list[Email], Field(max_length=30)] = Field(default_factory=list)
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)] = Field(
         default_factory=dict)
+
+
+class CancelInput(StrictBody):
+    """``POST …/cancel``: the reason goes to Cal.com (a default when absent)."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    notify_attendee: bool = True
+
+
+class AttendanceInput(StrictBody):
+    """``POST …/attendance``: the primary attendee's attendance (DESIGN §10)."""
+
+    attendance: Literal["attended", "no_show"]
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -1,6 +1,8 @@
-"""``/v1/appointments/{external_id}``: PUT (create or replace) and GET."""
+"""``/v1/appointments/{external_id}``: PUT, PATCH, GET, cancel, attendance, history."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -9,50 +11,114 @@ from starlette.routing import Route
 
 from connector import accounts, appointments
 from connector import resources as render
+from connector.api import waiting
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
-from connector.inputs import AppointmentInput, check_external_id, parse
+from connector.inputs import (
+    AppointmentInput,
+    AttendanceInput,
+    CancelInput,
+    check_external_id,
+    parse,
+)
 from mappings.db import session
 from mappings.models import Appointment
 
-
-def _render(ctx: ApiContext, row: Appointment) -> dict:
-    return render.appointment_with_chain(row, ctx.settings.calcom.booker_url)
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def routes(ctx: ApiContext) -> list[Route]:
-    async def put_appointment(request: Request) -> Response:
+    def render_row(row: Appointment) -> dict:
+        return render.appointment_with_chain(row, ctx.settings.calcom.booker_url)
+
+    async def write(request: Request, change: Callable[[accounts.Principal, str, bytes], tuple],
+                    *, empty_body: bytes | None = None) -> Response:
+        """Authenticate, apply ``change`` in a thread, honour ``Prefer: wait``, answer."""
         external_id = request.path_params["external_id"]
         raw = await request.body()
 
-        def work() -> tuple[dict, bool, bool]:
+        def work() -> tuple[Appointment, int, bool]:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.WRITE)
                 check_external_id(external_id)
-                json_body_required(request)
-                data = parse(AppointmentInput, raw)
-                result = appointments.put(ctx.db, principal, external_id, data, now=ctx.clock.now())
-                return _render(ctx, result.appointment), result.created, result.changed
+                if raw or empty_body is None:
+                    json_body_required(request)
+                return change(principal, external_id, raw or empty_body or b"")
 
-        body, created, changed = await run_in_threadpool(work)
+        row, status, changed = await run_in_threadpool(work)
         if changed:
             ctx.wake_worker()
-        headers = {"Location": f"/v1/appointments/{external_id}"} if created else None
-        return JSONResponse(body, status_code=201 if created else 200, headers=headers)
+        headers = {"Location": f"/v1/appointments/{external_id}"} if status == 201 else {}
+        wait = waiting.requested_wait(request)
+        if wait is not None:
+            if changed:
+                await waiting.until_settled(ctx, row.id, wait)
+            headers["Preference-Applied"] = f"wait={wait}"
 
-    async def get_appointment(request: Request) -> Response:
+        def reload() -> dict:
+            with session(ctx.db):
+                return render_row(Appointment.get_by_id(row.id))
+
+        return JSONResponse(await run_in_threadpool(reload), status_code=status, headers=headers)
+
+    async def put_appointment(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            result = appointments.put(ctx.db, principal, external_id, parse(AppointmentInput, raw),
+                                      now=ctx.clock.now())
+            return result.appointment, 201 if result.created else 200, result.changed
+
+        return await write(request, change)
+
+    async def patch_appointment(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            result = appointments.patch(ctx.db, principal, external_id, raw, now=ctx.clock.now())
+            return result.appointment, 200, result.changed
+
+        return await write(request, change)
+
+    async def cancel_appointment(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            row = appointments.cancel(ctx.db, principal, external_id, parse(CancelInput, raw),
+                                      now=ctx.clock.now())
+            return row, 200, True
+
+        return await write(request, change, empty_body=b"{}")
+
+    async def record_attendance(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            before = appointments.get(principal.account_id, external_id).desired_version
+            row = appointments.set_attendance(ctx.db, principal, external_id,
+                                              parse(AttendanceInput, raw), now=ctx.clock.now())
+            return row, 200, row.desired_version != before
+
+        return await write(request, change)
+
+    async def read(request: Request, produce: Callable[[accounts.Principal, str], object]) -> Response:
         external_id = request.path_params["external_id"]
 
-        def work() -> dict:
+        def work() -> object:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
                 check_external_id(external_id)
-                return _render(ctx, appointments.get(principal.account_id, external_id))
+                return produce(principal, external_id)
 
         return JSONResponse(await run_in_threadpool(work))
 
+    async def get_appointment(request: Request) -> Response:
+        return await read(request, lambda principal, external_id: render_row(
+            appointments.get(principal.account_id, external_id)))
+
+    async def get_history(request: Request) -> Response:
+        return await read(request, lambda principal, external_id: {
+            "items": appointments.history(principal.account_id, external_id)})
+
+    path = "/v1/appointments/{external_id}"
     return [
-        Route("/v1/appointments/{external_id}", put_appointment, methods=["PUT"]),
-        Route("/v1/appointments/{external_id}", get_appointment, methods=["GET"]),
+        Route(path, put_appointment, methods=["PUT"]),
+        Route(path, patch_appointment, methods=["PATCH"]),
+        Route(path, get_appointment, methods=["GET"]),
+        Route(f"{path}/cancel", cancel_appointment, methods=["POST"]),
+        Route(f"{path}/attendance", record_attendance, methods=["POST"]),
+        Route(f"{path}/history", get_history, methods=["GET"]),
     ]

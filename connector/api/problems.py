@@ -129,6 +129,7 @@ class BodyLimit:
 def json_body_required(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
+    # +json covers application/merge-patch+json for PATCH (RFC 7396).
     if media != "application/json" and not media.endswith("+json"):
         raise errors.UnsupportedMediaType(
             f"Send the body as application/json (got {media or 'no Content-Type'}).")

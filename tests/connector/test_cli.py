@@ -9,6 +9,7 @@ from connector import cli
 from mappings.models import Account, ApiToken
 
 SECRET = "cal_live_TOPSECRETKEY123"
+CALLBACK = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # 24 bytes of key material
 
 
 @pytest.fixture(autouse=True)
@@ -66,13 +67,15 @@ def test_accounts_list_and_update_never_show_secrets(run):
     _, out, _ = run("accounts", "create", "--name", "Acme", "--calcom-api-key", SECRET, "--json")
     account_id = json.loads(out)["account_id"]
     code, out, _ = run("accounts", "update", account_id, "--time-zone", "America/New_York",
-                       "--callback-secret", "whsec_c2VjcmV0", "--json")
+                       "--callback-url", "https://crm.example.org/hooks", "--callback-secret", CALLBACK,
+                       "--json")
     assert code == 0 and json.loads(out)["time_zone"] == "America/New_York"
+    assert json.loads(out)["callback_secret"] == "set"
     code, listing, _ = run("accounts", "list", "--json")
     assert code == 0
     assert json.loads(listing)[0]["calcom_api_key"] == "set"
     for text in (out, listing, run("accounts", "list")[1]):
-        assert SECRET not in text and "whsec_c2VjcmV0" not in text
+        assert SECRET not in text and CALLBACK not in text
 
 
 def test_a_key_can_come_from_stdin(run, monkeypatch):
@@ -90,6 +93,8 @@ def test_a_key_can_come_from_stdin(run, monkeypatch):
     (["accounts", "create", "--name", "X", "--scopes", "everything"], "scopes"),
     (["accounts", "update", "acc_missing", "--name", "Y"], "no account"),
     (["tokens", "revoke", "tok_missing"], "no token"),
+    (["accounts", "create", "--name", "X", "--callback-secret", "s3cret"], "whsec_"),
+    (["accounts", "create", "--name", "X", "--callback-secret", "whsec_c2VjcmV0"], "24 to 64 bytes"),
 ])
 def test_bad_options_exit_2_with_a_clear_message(run, argv, fragment):
     code, _, err = run(*argv)
@@ -118,3 +123,13 @@ def test_invalid_settings_stop_with_every_bad_key(run, monkeypatch):
 def test_migrate_reports_a_current_database(run):
     code, out, _ = run("migrate")
     assert code == 0 and "already current" in out
+
+
+def test_a_callback_secret_can_be_generated_and_is_shown_once(run):
+    account_id = json.loads(run("accounts", "create", "--name", "Acme", "--json")[1])["account_id"]
+    code, out, _ = run("accounts", "update", account_id, "--callback-url", "https://crm.example.org/h",
+                       "--callback-secret", "generate")
+    assert code == 0
+    secret = out.split("give it to the CRM: ")[1].split()[0]
+    assert secret.startswith("whsec_")
+    assert Account.get_by_id(account_id).callback_secret.startswith("fernet:")

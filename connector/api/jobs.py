@@ -1,0 +1,97 @@
+"""``/v1/jobs``: the queue as an admin sees it, and replaying dead jobs."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connector import accounts, errors, queue
+from connector.api.auth import authenticate
+from connector.api.context import ApiContext
+from mappings.db import session, write_transaction
+from mappings.models import Appointment, Job
+from mappings.times import to_api
+
+STATUSES = ("queued", "running", "done", "dead")
+PAGE_SIZES = (10, 25, 50, 100)
+
+
+def describe(job: Job) -> dict:
+    payload = {k: v for k, v in (job.payload or {}).items() if k != "body"}
+    return {
+        "id": job.id, "kind": job.kind, "status": job.status, "attempts": job.attempts,
+        "run_at": to_api(job.run_at), "last_error": job.last_error, "payload": payload,
+        "created_at": to_api(job.created_at), "updated_at": to_api(job.updated_at),
+        "finished_at": to_api(job.finished_at),
+    }
+
+
+def _page_args(request: Request) -> tuple[str | None, int, int]:
+    problems = []
+    status = request.query_params.get("status")
+    if status is not None and status not in STATUSES:
+        problems.append(errors.FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+    page = per_page = None
+    try:
+        page = int(request.query_params.get("page", "1"))
+        if page < 1:
+            raise ValueError
+    except ValueError:
+        problems.append(errors.FieldError("page", "must be a whole number from 1"))
+    try:
+        per_page = int(request.query_params.get("per_page", "25"))
+        if per_page not in PAGE_SIZES:
+            raise ValueError
+    except ValueError:
+        problems.append(errors.FieldError("per_page", "must be 10, 25, 50 or 100"))
+    if problems:
+        raise errors.ValidationFailed(problems)
+    return status, page, per_page
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    async def list_jobs(request: Request) -> Response:
+        def work() -> dict:
+            with session(ctx.db):
+                principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
+                status, page, per_page = _page_args(request)
+                query = Job.select().where(Job.account_id == principal.account_id)
+                if status is not None:
+                    query = query.where(Job.status == status)
+                total = query.count()
+                rows = query.order_by(Job.id.desc()).paginate(page, per_page)
+                return {"items": [describe(job) for job in rows], "total": total, "page": page,
+                        "per_page": per_page, "pages": -(-total // per_page)}
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def retry_job(request: Request) -> Response:
+        raw_id = request.path_params["job_id"]
+
+        def work() -> dict:
+            with session(ctx.db):
+                principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
+                if not raw_id.isdigit():
+                    raise errors.ValidationFailed.one("job_id", "must be a job's number")
+                job = Job.get_or_none((Job.id == int(raw_id))
+                                      & (Job.account_id == principal.account_id))
+                if job is None:
+                    raise errors.NotFound(f"No job {raw_id}.")
+                if job.status != "dead":
+                    raise errors.Conflict(f"Job {job.id} is {job.status}; only dead jobs are retried.")
+                with write_transaction(ctx.db):
+                    replayed = queue.replay(ctx.db, job.id, now=ctx.clock.now())
+                    if job.kind == queue.CONVERGE:
+                        Appointment.update(sync_state="pending").where(
+                            (Appointment.id == job.payload["appointment_id"])
+                            & (Appointment.sync_state == "dead")).execute()
+                return describe(replayed)
+
+        body = await run_in_threadpool(work)
+        ctx.wake_worker()
+        return JSONResponse(body)
+
+    return [Route("/v1/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/jobs/{job_id}/retry", retry_job, methods=["POST"])]

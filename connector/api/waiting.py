@@ -1,0 +1,48 @@
+"""``Prefer: wait=N`` (RFC 7240): answer once the appointment is synced or failed, or after N s.
+
+The wait polls the database (without blocking the event loop), so it works when
+another process's worker does the sync; N is capped at 30 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from connector.api.context import ApiContext
+from mappings.db import session
+from mappings.models import Appointment
+
+MAX_WAIT_SECONDS = 30
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+
+
+def requested_wait(request: Request) -> int | None:
+    """Seconds asked for by ``Prefer: wait=N``, capped; None when absent or unreadable."""
+    for header in request.headers.getlist("prefer"):
+        match = _WAIT.search(header)
+        if match:
+            return min(int(match.group(1)), MAX_WAIT_SECONDS)
+    return None
+
+
+def _settled(ctx: ApiContext, appointment_id: str) -> bool:
+    with session(ctx.db):
+        row = Appointment.get_by_id(appointment_id)
+    caught_up = row.synced_version >= row.desired_version
+    return row.sync_state == "dead" or (caught_up and row.sync_state == "synced")
+
+
+async def until_settled(ctx: ApiContext, appointment_id: str, seconds: int) -> None:
+    """Return when the appointment's current version is synced (or failed, or dead), or in time."""
+    deadline = time.monotonic() + seconds
+    pause = 0.02
+    while time.monotonic() < deadline:
+        if await run_in_threadpool(_settled, ctx, appointment_id):
+            return
+        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(pause * 2, 0.25)
