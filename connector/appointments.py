@@ -160,6 +160,10 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
         return PutResult(appointment, created=False, changed=False)
     if appointment.booking_uid is not None:
         _check_booked_change(appointment, changed, desired)
+    if "start_time" in changed:
+        # Attendance belongs to an occurrence: a new start is a new occurrence.
+        changed.update({name: "unknown" for name in ("desired_attendance", "attendance")
+                        if getattr(appointment, name) != "unknown"})
     before = {name: getattr(appointment, name) for name in changed}
     version = appointment.desired_version + 1
     Appointment.update(desired_version=version, sync_state="pending", updated_at=now,

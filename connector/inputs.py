@@ -29,10 +29,12 @@ EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _instant(value: Any) -> datetime:
+    """An aware instant, in whole seconds: Cal.com is sent whole seconds, so a fraction could
+    never match what it books (and converge would reschedule forever)."""
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
     try:
-        return parse_instant(value)
+        return parse_instant(value).replace(microsecond=0)
     except NaiveDatetimeError:
         raise ValueError(
             "must include a UTC offset, e.g. 2026-03-17T15:00:00+01:00 or 2026-03-17T14:00:00Z"

@@ -47,7 +47,7 @@ from mappings.to_calcom import (
 log = logging.getLogger("calsync.sync")
 
 SYSTEM = "system"
-_MAX_STEPS = 4  # gaps closed in one converge (a chain followed, then the next gap)
+_MAX_STEPS = 6  # calls in one converge: a lost result found, then each remaining gap
 
 
 @dataclass
@@ -58,34 +58,60 @@ class SyncContext:
     booker_url: str = "https://cal.com"
 
 
-def converge(ctx: SyncContext, appointment_id: str, _step: int = 0) -> str:
-    """Close the gap for one appointment; returns what was done, for logs and tests."""
-    appointment = Appointment.get_or_none(Appointment.id == appointment_id)
-    if appointment is None:
-        return "missing"
-    version = appointment.desired_version
-    if appointment.synced_version >= version:
-        return _mark_synced(ctx, appointment, version)
+def converge(ctx: SyncContext, appointment_id: str) -> str:
+    """Close every gap for one appointment, one call each; returns the last thing done.
+
+    Each action records only what Cal.com answered; the version counts as synced
+    once a fresh look finds no gap left (a reschedule may still leave an
+    attendance to mark). A refusal settles the version as it is.
+    """
+    outcome = "unchanged"
+    for _ in range(_MAX_STEPS):
+        appointment = Appointment.get_or_none(Appointment.id == appointment_id)
+        if appointment is None:
+            return "missing"
+        version = appointment.desired_version
+        if appointment.synced_version >= version:
+            return _mark_synced(ctx, appointment, version) if outcome == "unchanged" else outcome
+        step = _next_step(ctx, appointment, version)
+        if step is None:
+            _mark_synced(ctx, appointment, version)
+            return "synced" if outcome == "unchanged" else outcome
+        outcome = step()
+        if outcome == "failed":
+            return outcome
+    # Still a gap after every call we allow ourselves: leave it to a retry, visibly.
+    raise RuntimeError(f"converge made {_MAX_STEPS} calls and a gap remains; retrying later")
+
+
+def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
+    """The one call that closes the first gap, as a thunk; None when there is no gap."""
     booking = (Booking.get_or_none(Booking.uid == appointment.booking_uid)
                if appointment.booking_uid else None)
-    client = ctx.clients.for_account(Account.get_by_id(appointment.account_id))
-    if appointment.desired_status == "cancelled":
-        outcome = _cancel(ctx, client, appointment, booking, version)
-    elif booking is None:
-        outcome = _create(ctx, client, appointment, version)
-    elif _needs_reschedule(appointment, booking):
-        outcome = _reschedule(ctx, client, appointment, booking, version)
-    elif appointment.desired_attendance not in ("unknown", appointment.attendance):
-        outcome = _mark_attendance(ctx, client, appointment, booking, version)
-    else:
-        return _mark_synced(ctx, appointment, version)
-    if outcome == "followed" and _step < _MAX_STEPS:
-        return converge(ctx, appointment_id, _step + 1)
-    return outcome
+    desired_cancel = appointment.desired_status == "cancelled"
+    if desired_cancel and appointment.status == "cancelled":
+        return None
+    attendance_due = appointment.desired_attendance not in ("unknown", appointment.attendance)
+    if not desired_cancel and booking is not None and not attendance_due and not _needs_reschedule(
+            appointment, booking):
+        return None
+
+    def run() -> str:
+        client = ctx.clients.for_account(Account.get_by_id(appointment.account_id))
+        if desired_cancel:
+            return _cancel(ctx, client, appointment, booking, version)
+        if booking is None:
+            return _create(ctx, client, appointment, version)
+        if _needs_reschedule(appointment, booking):
+            return _reschedule(ctx, client, appointment, booking, version)
+        return _mark_attendance(ctx, client, appointment, booking, version)
+
+    return run
 
 
 def _needs_reschedule(appointment: Appointment, booking: Booking) -> bool:
-    if booking.start_time != appointment.start_time:
+    # Whole seconds: that is what calsync sends and what Cal.com books.
+    if booking.start_time.replace(microsecond=0) != appointment.start_time.replace(microsecond=0):
         return True
     length = int((booking.end_time - booking.start_time).total_seconds() // 60)
     return appointment.duration_minutes is not None and length != appointment.duration_minutes
@@ -98,7 +124,7 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
     if appointment.create_attempted_at is not None:
         found = find_created_booking(client, appointment)
         if found is not None:
-            _record_created(ctx, appointment.id, version, found, action="booking.adopted")
+            _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "adopted"
     _set_marker(ctx, appointment.id, create_attempted_at=ctx.clock.now())
     try:
@@ -107,14 +133,14 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
         # 409 booking_conflict_error: maybe our own earlier request won the race (REFERENCE §5.1).
         found = find_created_booking(client, appointment)
         if found is not None:
-            _record_created(ctx, appointment.id, version, found, action="booking.adopted")
+            _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "adopted"
         _record_failure(ctx, appointment.id, version, conflict, status="failed")
         return "failed"
     except errors.CalcomRejected as rejected:
         _record_failure(ctx, appointment.id, version, rejected, status="failed")
         return "failed"
-    _record_created(ctx, appointment.id, version, booking, action="booking.created")
+    _record_created(ctx, appointment.id, booking, action="booking.created")
     return "created"
 
 
@@ -154,7 +180,7 @@ def find_created_booking(client: CalcomClient, appointment: Appointment) -> Calc
     return None
 
 
-def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking: CalcomBooking,
+def _record_created(ctx: SyncContext, appointment_id: str, booking: CalcomBooking,
                     *, action: str) -> None:
     now = ctx.clock.now()
     with write_transaction(ctx.db):
@@ -162,7 +188,7 @@ def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking
         upsert_booking(appointment_id, booking, now)
         observed = _observed(booking, "active")
         Appointment.update(booking_uid=booking.uid, last_error=None, **observed,
-                           **_settled(appointment, version, now)).where(
+                           **_recorded(now)).where(
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, after={"booking_uid": booking.uid, **observed})
@@ -176,34 +202,34 @@ def _record_created(ctx: SyncContext, appointment_id: str, version: int, booking
 
 def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
                 booking: Booking, version: int) -> str:
-    if appointment.reschedule_attempted_at is not None and _follow_chain(ctx, client, appointment, version):
+    if appointment.reschedule_attempted_at is not None and _follow_chain(ctx, client, appointment):
         return "followed"
     _set_marker(ctx, appointment.id, reschedule_attempted_at=ctx.clock.now())
     try:
         new = client.reschedule_booking(booking.uid, reschedule_body(appointment.start_time))
     except errors.CalcomRejected as rejected:
         # "…rescheduled already to booking with uid=X": follow it instead of trusting the text.
-        if _follow_chain(ctx, client, appointment, version):
+        if _follow_chain(ctx, client, appointment):
             return "followed"
         _record_failure(ctx, appointment.id, version, rejected, status="failed")
         return "failed"
-    _record_rescheduled(ctx, appointment.id, version, booking.uid, new)
+    _record_rescheduled(ctx, appointment.id, booking.uid, new)
     return "rescheduled"
 
 
-def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointment, version: int) -> bool:
+def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointment) -> bool:
     """Adopt the booking the current uid was rescheduled to, if Cal.com says there is one."""
     current = client.get_booking(appointment.booking_uid)
     if not current.rescheduled_to_uid:
         _set_marker(ctx, appointment.id, reschedule_attempted_at=None)
         return False
     successor = client.get_booking(current.rescheduled_to_uid)
-    _record_rescheduled(ctx, appointment.id, version, appointment.booking_uid, successor,
+    _record_rescheduled(ctx, appointment.id, appointment.booking_uid, successor,
                         old=current, action="booking.reschedule_adopted")
     return True
 
 
-def _record_rescheduled(ctx: SyncContext, appointment_id: str, version: int, old_uid: str,
+def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
                         new: CalcomBooking, *, old: CalcomBooking | None = None,
                         action: str = "booking.rescheduled") -> None:
     now = ctx.clock.now()
@@ -215,12 +241,9 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, version: int, old
             Booking.uid == old_uid).execute()
         upsert_booking(appointment_id, new, now)
         observed = _observed(new, "rescheduled")
-        matches = new.start == appointment.start_time
-        settled = _settled(appointment, version, now) if matches else {
-            "reschedule_attempted_at": None, "sync_state": "pending", "updated_at": now}
         before = {"booking_uid": old_uid, "start_time": appointment.start_time}
         Appointment.update(booking_uid=new.uid, ics_sequence=Appointment.ics_sequence + 1,
-                           last_error=None, **observed, **settled).where(
+                           last_error=None, **observed, **_recorded(now)).where(
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, before=before, after={"booking_uid": new.uid, **observed})
@@ -237,11 +260,11 @@ def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
     if booking is None and appointment.create_attempted_at is not None:
         found = find_created_booking(client, appointment)  # a lost create must not outlive the cancel
         if found is not None:
-            _record_created(ctx, appointment.id, appointment.synced_version, found,
+            _record_created(ctx, appointment.id, found,
                             action="booking.adopted")
             return "followed"
     if booking is None or booking.status in ("cancelled", "rejected"):
-        _record_cancelled(ctx, appointment.id, version, None)
+        _record_cancelled(ctx, appointment.id, None)
         return "cancelled"
     reason = appointment.desired_cancellation_reason
     try:
@@ -249,25 +272,25 @@ def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
     except errors.CalcomRejected as rejected:
         current = client.get_booking(booking.uid)
         if current.rescheduled_to_uid:
-            _record_rescheduled(ctx, appointment.id, appointment.synced_version, booking.uid,
+            _record_rescheduled(ctx, appointment.id, booking.uid,
                                 client.get_booking(current.rescheduled_to_uid), old=current,
                                 action="booking.reschedule_adopted")
             return "followed"
         if current.status == "cancelled":  # "already cancelled" counts as success (REFERENCE §5.5)
-            _record_cancelled(ctx, appointment.id, version, current)
+            _record_cancelled(ctx, appointment.id, current)
             return "cancelled"
         if current.end <= ctx.clock.now():
             # Cal.com keeps bookings that have ended; calsync still records the CRM's cancel.
-            _record_cancelled(ctx, appointment.id, version, current,
+            _record_cancelled(ctx, appointment.id, current,
                               note=f"Cal.com kept the booking: {rejected.message}")
             return "cancelled"
         _record_failure(ctx, appointment.id, version, rejected, status=None)
         return "failed"
-    _record_cancelled(ctx, appointment.id, version, cancelled)
+    _record_cancelled(ctx, appointment.id, cancelled)
     return "cancelled"
 
 
-def _record_cancelled(ctx: SyncContext, appointment_id: str, version: int,
+def _record_cancelled(ctx: SyncContext, appointment_id: str,
                       booking: CalcomBooking | None, note: str | None = None) -> None:
     now = ctx.clock.now()
     with write_transaction(ctx.db):
@@ -277,7 +300,7 @@ def _record_cancelled(ctx: SyncContext, appointment_id: str, version: int,
         reason = appointment.desired_cancellation_reason or DEFAULT_CANCELLATION_REASON
         Appointment.update(status="cancelled", cancellation_reason=reason, cancelled_by="crm",
                            ics_sequence=Appointment.ics_sequence + 1, last_error=note,
-                           **_settled(appointment, version, now)).where(
+                           **_recorded(now)).where(
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action="booking.cancelled", now=now, before={"status": appointment.status},
@@ -301,7 +324,7 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
     with write_transaction(ctx.db):
         upsert_booking(appointment.id, marked, now)
         Appointment.update(attendance=appointment.desired_attendance, last_error=None,
-                           **_settled(appointment, version, now)).where(
+                           **_recorded(now)).where(
             Appointment.id == appointment.id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="attendance.marked", now=now, before={"attendance": appointment.attendance},
@@ -344,6 +367,11 @@ def _observed(booking: CalcomBooking, live_status: str) -> dict:
         # default, REFERENCE §5.4): record what it did so converge does not ask again.
         "duration_minutes": int((booking.end - booking.start).total_seconds() // 60),
     }
+
+
+def _recorded(now: datetime) -> dict:
+    """Bookkeeping once a call's outcome is known: its markers go (the version may not be done)."""
+    return {"create_attempted_at": None, "reschedule_attempted_at": None, "updated_at": now}
 
 
 def _settled(appointment: Appointment, version: int, now: datetime) -> dict:
@@ -391,6 +419,7 @@ def _record_failure(ctx: SyncContext, appointment_id: str, version: int, error: 
 
 
 def _mark_synced(ctx: SyncContext, appointment: Appointment, version: int) -> str:
+    """No gap is left for ``version``: say so (unless a newer CRM edit is already waiting)."""
     if appointment.synced_version >= version and appointment.sync_state == "synced":
         return "unchanged"
     with write_transaction(ctx.db):

@@ -69,7 +69,7 @@ def test_a_dropped_reschedule_answer_is_followed_not_repeated(ctx, account, cloc
     with pytest.raises(errors.CalcomOutcomeUnknown):
         converge(ctx, booked.id)
     assert Appointment.get_by_id(booked.id).reschedule_attempted_at is not None
-    assert converge(ctx, booked.id) == "unchanged"  # followed the chain, then nothing left to do
+    assert converge(ctx, booked.id) == "followed"  # the chain, and then nothing left to do
     row = Appointment.get_by_id(booked.id)
     assert row.sync_state == "synced" and row.reschedule_attempted_at is None
     assert len(sandbox.calendar.bookings) == 2  # the original and exactly one successor
