@@ -129,6 +129,11 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
     _set_marker(ctx, appointment.id, create_attempted_at=ctx.clock.now())
     try:
         booking = client.create_booking(create_booking_body(_booking_request(appointment)))
+    except errors.CalcomUnavailable:
+        # For a POST this means Cal.com did nothing (never reached, 429, or held back by the
+        # limiter): no booking can exist, so the next attempt need not search.
+        _set_marker(ctx, appointment.id, create_attempted_at=None)
+        raise
     except errors.CalcomConflict as conflict:
         # 409 booking_conflict_error: maybe our own earlier request won the race (REFERENCE §5.1).
         found = find_created_booking(client, appointment)
@@ -207,6 +212,9 @@ def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment
     _set_marker(ctx, appointment.id, reschedule_attempted_at=ctx.clock.now())
     try:
         new = client.reschedule_booking(booking.uid, reschedule_body(appointment.start_time))
+    except errors.CalcomUnavailable:
+        _set_marker(ctx, appointment.id, reschedule_attempted_at=None)  # Cal.com did nothing
+        raise
     except errors.CalcomRejected as rejected:
         # "…rescheduled already to booking with uid=X": follow it instead of trusting the text.
         if _follow_chain(ctx, client, appointment):

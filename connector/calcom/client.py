@@ -3,7 +3,7 @@
 Only this package knows httpx and HTTP status codes; above it there are the
 errors of connector/errors.py (STYLE rule 2):
 
-    network error before the request was sent ...... CalcomUnavailable
+    network error before the request was sent ...... CalcomUnavailable (for a POST: Cal.com did nothing)
     timeout / reset / 5xx after a POST was sent ..... CalcomOutcomeUnknown
     timeout / reset / 5xx on a GET .................. CalcomUnavailable (retried here)
     429 ............................................. CalcomRateLimited (retry_after from X-RateLimit-Reset-*)

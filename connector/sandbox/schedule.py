@@ -68,10 +68,15 @@ class WeeklySchedule:
                 cursor += step
 
     def is_open(self, start: datetime, end: datetime, zone: ZoneInfo) -> bool:
-        """Whether ``start``–``end`` lies inside one opening interval."""
-        local = start.astimezone(zone)
-        for offset in (-1, 0):
-            for begin, finish in self.open_intervals(local.date() + timedelta(days=offset), zone):
-                if begin <= start and end <= finish:
-                    return True
-        return False
+        """Whether ``start``–``end`` lies inside open time (intervals that touch, even across
+        midnight, are one stretch, as Cal.com's availability is)."""
+        local = start.astimezone(zone).date()
+        intervals = sorted(interval for offset in (-1, 0, 1)
+                           for interval in self.open_intervals(local + timedelta(days=offset), zone))
+        merged: list[list[datetime]] = []
+        for begin, finish in intervals:
+            if merged and begin <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], finish)
+            else:
+                merged.append([begin, finish])
+        return any(begin <= start and end <= finish for begin, finish in merged)

@@ -329,3 +329,12 @@ def test_the_rate_limit_fault_blocks_the_key_for_the_block(clock):
     assert http.get("/v2/bookings/x", headers=V_BOOKINGS).status_code == 429  # the whole key
     clock.advance(seconds=60)
     assert http.get("/v2/bookings", headers=V_BOOKINGS).status_code == 200
+
+
+def test_open_time_continues_across_midnight():
+    schedule = WeeklySchedule.parse("Mon-Sun 00:00-24:00")
+    zone = ZoneInfo("Europe/Berlin")
+    late = datetime(2026, 3, 16, 23, 45, tzinfo=zone)
+    assert schedule.is_open(late, late + timedelta(minutes=30), zone)
+    workday = WeeklySchedule.parse("Mon-Fri 09:00-17:00")
+    assert not workday.is_open(late, late + timedelta(minutes=30), zone)

@@ -1,0 +1,148 @@
+"""How close calsync gets to Cal.com's rate limit without going over it.
+
+A bulk of appointments is booked through the sandbox, served by uvicorn on
+127.0.0.1, which enforces a scaled limit (120 requests per 6 s, then a 6 s
+block — Cal.com's 120 a minute and 60 s block, ten times faster). Printed:
+achieved requests/s (served, not 429) ÷ allowed requests/s over the complete
+windows of the run, and the 429s. The baseline, in the same run, is the same load with calsync's
+limiter switched off.
+
+    .venv/bin/python bench/sync_rate_limit.py [--appointments 480] [--workers 8]
+
+Bounded: each phase stops when every appointment is booked or after --timeout s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connector import accounts, appointments  # noqa: E402
+from connector.app import build_runtime  # noqa: E402
+from connector.clock import SystemClock  # noqa: E402
+from connector.inputs import AppointmentInput  # noqa: E402
+from connector.sandbox.app import create_sandbox  # noqa: E402
+from connector.settings import SandboxSettings, Settings  # noqa: E402
+from mappings.db import open_database, session  # noqa: E402
+from mappings.migrations import migrate  # noqa: E402
+from mappings.models import Appointment  # noqa: E402
+from mappings.sealing import Sealer  # noqa: E402
+from mappings.times import to_api  # noqa: E402
+from tests.support.servers import ServerThread  # noqa: E402
+
+LIMIT, WINDOW = 120, 6
+
+
+class Recorder:
+    """Plain ASGI: the time and status of every /v2 request the sandbox answered."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.seen: list[tuple[float, int]] = []
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v2/"):
+            return await self.app(scope, receive, send)
+
+        async def recording_send(message):
+            if message["type"] == "http.response.start":
+                with self.lock:
+                    self.seen.append((time.monotonic(), message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+
+
+def run_phase(label: str, count: int, workers: int, limit_per_window: int | None,
+              timeout: float) -> dict:
+    clock = SystemClock()
+    sandbox = create_sandbox(clock, SandboxSettings(
+        weekly_hours="Mon-Sun 00:00-24:00", rate_limit=LIMIT, rate_limit_window_seconds=WINDOW,
+        rate_limit_block_seconds=WINDOW))
+    recorder = Recorder(sandbox.app)
+    with tempfile.TemporaryDirectory() as folder, ServerThread(recorder) as calcom:
+        settings = Settings().replace(
+            database={"url": f"sqlite:///{folder}/bench.db"},
+            calcom={"rate_limit_per_window": limit_per_window or LIMIT,
+                    "rate_limit_window_seconds": WINDOW},
+            worker={"concurrency": workers, "poll_interval_seconds": 0.01,
+                    "backoff_base_seconds": 0.5, "backoff_max_seconds": 5},
+            scheduler={"enabled": False})
+        db = open_database(settings.database.url)
+        with session(db):
+            migrate(db, clock.now())
+            account, _ = accounts.create_account(
+                db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(None),
+                now=clock.now())
+            principal = accounts.Principal(account.id, "tok", "bench", frozenset(accounts.SCOPES))
+            first = clock.now() + timedelta(days=1)
+            for index in range(count):
+                data = AppointmentInput.model_validate({
+                    "title": f"Bulk {index}", "attendee_name": "Bulk Attendee",
+                    "attendee_email": f"bulk{index}@example.org",
+                    "start_time": to_api(first + timedelta(minutes=30 * index))}, strict=False)
+                appointments.put(db, principal, f"bulk-{index}", data, now=clock.now())
+        runtime = build_runtime(settings, clock=clock, db=db, sandbox_url=calcom.url)
+        if limit_per_window is None:
+            runtime.clients.limiter = None  # the baseline: no pacing at all, not even from headers
+        started = time.monotonic()
+        runtime.start_background()
+        try:
+            while time.monotonic() - started < timeout:
+                with session(db):
+                    booked = Appointment.select().where(Appointment.status == "active").count()
+                if booked == count:
+                    break
+                time.sleep(0.2)
+        finally:
+            runtime.close()
+        with session(db):
+            failures = [row.last_error for row in
+                        Appointment.select().where(Appointment.status != "active").limit(3)]
+    seen = recorder.seen
+    t0, t_last = seen[0][0], seen[-1][0]
+    windows = max(int((t_last - t0) // WINDOW), 1)
+    # Served requests only: a refused one spends nothing useful.
+    in_full_windows = sum(1 for at, status in seen if at < t0 + windows * WINDOW and status != 429)
+    refused = sum(1 for _, status in seen if status == 429)
+    achieved = in_full_windows / (windows * WINDOW)
+    return {"label": label, "booked": booked, "failures": failures, "count": count, "requests": len(seen),
+            "refused": refused, "seconds": t_last - t0, "achieved": achieved,
+            "ratio": achieved / (LIMIT / WINDOW)}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.CRITICAL)  # the figures are the output; failures are listed
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--appointments", type=int, default=480)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the run without a limiter")
+    args = parser.parse_args()
+    allowed = LIMIT / WINDOW
+    print(f"sync_rate_limit: {args.appointments} appointments, {args.workers} worker threads, "
+          f"sandbox limit {LIMIT} requests / {WINDOW} s ({allowed:.1f}/s allowed) then a {WINDOW} s block")
+    phases = [("calsync's limiter", LIMIT)]
+    if not args.no_baseline:
+        phases.append(("no limiter (baseline)", None))
+    for label, limit in phases:
+        result = run_phase(label, args.appointments, args.workers, limit, args.timeout)
+        share = 100 * result["refused"] / max(result["requests"], 1)
+        print(f"  {label:<22} booked {result['booked']}/{result['count']} in {result['seconds']:.1f} s; "
+              f"{result['requests']} requests; achieved {result['achieved']:.2f}/s = "
+              f"{result['ratio']:.3f} of allowed; 429s: {result['refused']} ({share:.2f} %)")
+        if result["failures"]:
+            print(f"    not booked, e.g.: {result['failures']}")
+
+
+if __name__ == "__main__":
+    main()
