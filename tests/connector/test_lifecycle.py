@@ -143,3 +143,24 @@ def test_attendance_is_marked_after_the_start(ctx, principal, clock, sandbox, bo
                                 now=clock.now())
     converge(ctx, booked.id)
     assert sandbox.calendar.bookings[booked.booking_uid].attendees[0]["absent"] is False
+
+
+def test_every_outcome_queues_its_event_for_the_crm(ctx, make_account, clock, sandbox):
+    from connector import accounts as accounts_module
+    from mappings.models import Job
+    from webhooks import signing
+
+    account = make_account("With callback", callback_url="https://crm.example.org/hooks",
+                           callback_secret=signing.new_secret())[0]
+    who = accounts_module.Principal(account.id, "tok", "crm", frozenset(accounts_module.SCOPES))
+    refused = put(ctx.db, account, "weekend", now=clock.now(), start_time="2026-03-21T10:00:00Z").appointment
+    converge(ctx, refused.id)
+    booked = put(ctx.db, account, "ok", now=clock.now(), attendee_email="ok@example.org").appointment
+    converge(ctx, booked.id)
+    clock.set(datetime(2026, 3, 17, 10, 10, tzinfo=UTC))
+    appointments.set_attendance(ctx.db, who, "ok", AttendanceInput(attendance="attended"), now=clock.now())
+    converge(ctx, booked.id)
+    kinds = [job.payload["type"] for job in Job.select().where(Job.kind == "deliver_event").order_by(Job.id)]
+    assert kinds == ["appointment.failed", "appointment.synced", "appointment.attendance"]
+    failed = Job.select().where(Job.kind == "deliver_event").order_by(Job.id).first()
+    assert '"last_error":"CalcomRejected (400): User either already has booking' in failed.payload["body"]
