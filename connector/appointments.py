@@ -22,6 +22,7 @@ from connector.inputs import (
     CancelInput,
     check_external_id,
     parse,
+    parse_object,
 )
 from mappings.db import write_transaction
 from mappings.models import Account, Appointment, AuditEvent, EventType, new_id
@@ -218,7 +219,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def patch(db: Database, principal: Principal, external_id: str, raw: bytes, *,
           now: datetime) -> PutResult:
     """Apply a JSON merge patch to the desired state; locked and read-only fields are refused."""
-    body = _json_object(raw)
+    body = parse_object(raw)
     refused = [errors.FieldError(name, "is locked once the appointment exists")
                for name in (*LOCKED_FIELDS, "booking_uid") if name in body]
     refused += [errors.FieldError(name, "is read-only") for name in READ_ONLY_FIELDS
@@ -231,16 +232,6 @@ def patch(db: Database, principal: Principal, external_id: str, raw: bytes, *,
         data = parse(AppointmentInput, json.dumps(merged).encode())
         account = Account.get_by_id(principal.account_id)
         return _replace(db, appointment, desired_state(account, data), principal, now)
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.MalformedRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise errors.MalformedRequest("The request body must be a JSON object.")
-    return body
 
 
 def cancel(db: Database, principal: Principal, external_id: str, data: CancelInput, *,

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -149,6 +150,17 @@ def parse(model: type[Model], raw: bytes) -> Model:
         if "model_type" in kinds or any(not item["loc"] for item in exc.errors()):
             raise errors.MalformedRequest("The request body must be a JSON object.") from None
         raise errors.ValidationFailed(field_errors(exc)) from None
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A raw body as a JSON object, for bodies read field by field (a merge patch)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.MalformedRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise errors.MalformedRequest("The request body must be a JSON object.")
+    return body
 
 
 def check_external_id(external_id: str) -> str:

@@ -8,27 +8,10 @@ import pytest
 
 from connector import accounts, appointments, errors
 from connector.inputs import AttendanceInput, CancelInput
-from connector.sandbox.app import create_sandbox
 from connector.sandbox.faults import FaultRule
-from connector.settings import SandboxSettings
 from connector.sync import converge
 from mappings.models import Appointment, AuditEvent, Booking
-from tests.support.factories import put, sandbox_clients, sync_context
-
-
-@pytest.fixture
-def sandbox(clock):
-    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
-
-
-@pytest.fixture
-def ctx(db, clock, sandbox):
-    return sync_context(db, clock, sandbox_clients(sandbox))
-
-
-@pytest.fixture
-def account(make_account):
-    return make_account()[0]
+from tests.support.factories import put
 
 
 @pytest.fixture

@@ -9,28 +9,11 @@ import pytest
 
 from connector import errors, queue
 from connector.retry import RetryPolicy
-from connector.sandbox.app import create_sandbox
-from connector.settings import SandboxSettings
 from connector.sync import ConvergeHandler, converge
 from connector.worker import Worker, WorkerConfig
 from mappings.models import Appointment, AuditEvent, Booking, Job
 from tests.support.asgi import SyncASGITransport
 from tests.support.factories import put, sandbox_clients, sync_context
-
-
-@pytest.fixture
-def sandbox(clock):
-    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
-
-
-@pytest.fixture
-def ctx(db, clock, sandbox):
-    return sync_context(db, clock, sandbox_clients(sandbox))
-
-
-@pytest.fixture
-def account(make_account):
-    return make_account()[0]
 
 
 def _faults(sandbox, **rule):

@@ -5,15 +5,8 @@ from starlette.testclient import TestClient
 
 from connector import accounts, event_types
 from connector.app import create_app
-from connector.sandbox.app import create_sandbox
-from connector.settings import SandboxSettings
 from tests.support.asgi import SyncASGITransport
 from tests.support.factories import SANDBOX_URL
-
-
-@pytest.fixture
-def sandbox(clock):
-    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
 
 
 @pytest.fixture
