@@ -84,29 +84,54 @@ def converge(ctx: SyncContext, appointment_id: str) -> str:
     raise RuntimeError(f"converge made {_MAX_STEPS} calls and a gap remains; retrying later")
 
 
+def _gap(appointment: Appointment, booking: Booking | None) -> str | None:
+    """The first gap between desired and observed state, or None when there is none."""
+    if appointment.desired_status == "cancelled":
+        return None if appointment.status == "cancelled" else "cancel"
+    if booking is None:
+        return "create"
+    if _needs_reschedule(appointment, booking):
+        return "reschedule"
+    if appointment.desired_attendance not in ("unknown", appointment.attendance):
+        return "attendance"
+    return None
+
+
+def _booking_of(appointment: Appointment) -> Booking | None:
+    return (Booking.get_or_none(Booking.uid == appointment.booking_uid)
+            if appointment.booking_uid else None)
+
+
 def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
     """The one call that closes the first gap, as a thunk; None when there is no gap."""
-    booking = (Booking.get_or_none(Booking.uid == appointment.booking_uid)
-               if appointment.booking_uid else None)
-    desired_cancel = appointment.desired_status == "cancelled"
-    if desired_cancel and appointment.status == "cancelled":
-        return None
-    attendance_due = appointment.desired_attendance not in ("unknown", appointment.attendance)
-    if not desired_cancel and booking is not None and not attendance_due and not _needs_reschedule(
-            appointment, booking):
+    booking = _booking_of(appointment)
+    gap = _gap(appointment, booking)
+    if gap is None:
         return None
 
     def run() -> str:
         client = ctx.clients.for_account(Account.get_by_id(appointment.account_id))
-        if desired_cancel:
+        if gap == "cancel":
             return _cancel(ctx, client, appointment, booking, version)
-        if booking is None:
+        if gap == "create":
             return _create(ctx, client, appointment, version)
-        if _needs_reschedule(appointment, booking):
+        if gap == "reschedule":
             return _reschedule(ctx, client, appointment, booking, version)
         return _mark_attendance(ctx, client, appointment, booking, version)
 
     return run
+
+
+def _settle_if_done(appointment_id: str, now: datetime) -> None:
+    """Inside a recording transaction: if no gap is left, the current version is synced.
+
+    Deciding in the same transaction as the recorded answer means no reader ever
+    sees the outcome without its sync state.
+    """
+    appointment = Appointment.get_by_id(appointment_id)
+    if _gap(appointment, _booking_of(appointment)) is None:
+        Appointment.update(synced_version=appointment.desired_version, sync_state="synced",
+                           updated_at=now).where(Appointment.id == appointment_id).execute()
 
 
 def _needs_reschedule(appointment: Appointment, booking: Booking) -> bool:
@@ -197,6 +222,7 @@ def _record_created(ctx: SyncContext, appointment_id: str, booking: CalcomBookin
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, after={"booking_uid": booking.uid, **observed})
+        _settle_if_done(appointment_id, now)
         events.emit_for(ctx.db, appointment_id, events.SYNCED, now=now, booker_url=ctx.booker_url)
     log.info("booking recorded", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
                                         "booking_uid": booking.uid})
@@ -255,6 +281,7 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, before=before, after={"booking_uid": new.uid, **observed})
+        _settle_if_done(appointment_id, now)
         events.emit_for(ctx.db, appointment_id, events.RESCHEDULED, now=now, booker_url=ctx.booker_url)
     log.info("booking rescheduled", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
                                            "booking_uid": new.uid, "old_booking_uid": old_uid})
@@ -314,6 +341,7 @@ def _record_cancelled(ctx: SyncContext, appointment_id: str,
                      action="booking.cancelled", now=now, before={"status": appointment.status},
                      after={"status": "cancelled", "cancellation_reason": reason,
                             "booking_uid": appointment.booking_uid})
+        _settle_if_done(appointment_id, now)
         events.emit_for(ctx.db, appointment_id, events.CANCELLED, now=now, booker_url=ctx.booker_url)
 
 
@@ -337,6 +365,7 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="attendance.marked", now=now, before={"attendance": appointment.attendance},
                      after={"attendance": appointment.desired_attendance})
+        _settle_if_done(appointment.id, now)
         events.emit_for(ctx.db, appointment.id, events.ATTENDANCE, now=now, booker_url=ctx.booker_url)
     return "attendance"
 

@@ -68,6 +68,9 @@ def test_lifecycle_events_arrive_signed_and_in_order(stack, crm, clock):
         event = verifier.verify(delivery.body, delivery.headers)
         assert event["data"]["external_id"] == "crm-1"
         assert delivery.headers["webhook-id"].startswith("evt_")
+    synced = crm.accepted[0].event["data"]
+    # Settled in the transaction that recorded the booking: the event already says synced.
+    assert (synced["status"], synced["sync_state"]) == ("active", "synced")
     rescheduled = crm.accepted[1].event["data"]
     assert rescheduled["status"] == "rescheduled" and len(rescheduled["occurrences"]) == 2
     cancelled = crm.accepted[2].event["data"]
