@@ -7,6 +7,7 @@ and webhook/callback secrets are sealed (mappings/sealing.py) and never returned
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +60,8 @@ class AccountChanges:
     callback_url: str | None = None
     callback_secret: str | None = None
     public_url: str | None = None
+    # Cal.com webhook secrets accepted on deliveries, newest first; replaces the stored list.
+    calcom_webhook_secrets: tuple[str, ...] | None = None
 
 
 def hash_token(token: str) -> str:
@@ -94,6 +97,9 @@ def _check(changes: AccountChanges) -> None:
         problems.append("--duration-override must be between 1 and 1440 minutes")
     if changes.calcom_api_key is not None and not changes.calcom_api_key.startswith("cal_"):
         problems.append("--calcom-api-key must be a Cal.com API key (it starts with cal_)")
+    for secret in changes.calcom_webhook_secrets or ():
+        if len(secret) < 16 or secret == "no-secret-provided":
+            problems.append("--webhook-secret must be the webhook's secret, at least 16 characters")
     if changes.callback_secret is not None:
         wrong = signing.check_secret(changes.callback_secret)
         if wrong:
@@ -121,6 +127,14 @@ def _apply(account: Account, changes: AccountChanges, sealer: Sealer) -> None:
         account.callback_secret = sealer.seal(changes.callback_secret)
     if changes.public_url is not None:
         account.public_url = changes.public_url.rstrip("/")
+    if changes.calcom_webhook_secrets is not None:
+        account.calcom_webhook_secrets = sealer.seal(json.dumps(list(changes.calcom_webhook_secrets)))
+
+
+def webhook_secrets(account: Account, sealer: Sealer) -> list[str]:
+    """The Cal.com webhook secrets this account accepts (empty when none is set)."""
+    stored = sealer.open(account.calcom_webhook_secrets)
+    return list(json.loads(stored)) if stored else []
 
 
 def create_account(db: Database, changes: AccountChanges, sealer: Sealer, *, now: datetime,
@@ -168,6 +182,7 @@ def describe_account(account: Account) -> dict[str, Any]:
         "callback_url": account.callback_url,
         "callback_secret": "set" if account.callback_secret else "not set",
         "public_url": account.public_url,
+        "calcom_webhook_secrets": "set" if account.calcom_webhook_secrets else "not set",
         "created_at": account.created_at.isoformat(),
     }
 

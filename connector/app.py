@@ -24,6 +24,7 @@ from connector import events, queue
 from connector.api import appointments as appointments_api
 from connector.api import health
 from connector.api import jobs as jobs_api
+from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
 from connector.clients import CalcomClients
@@ -38,6 +39,8 @@ from connector.sync import ConvergeHandler, SyncContext
 from connector.worker import Worker, WorkerConfig
 from mappings.db import open_database
 from mappings.sealing import Sealer
+from webhooks import calcom as calcom_webhooks
+from webhooks.apply import ApplyHandler
 from webhooks.outbound import DeliveryHandler
 
 log = logging.getLogger("calsync.app")
@@ -103,6 +106,7 @@ def build_runtime(
             queue.CONVERGE: ConvergeHandler(sync_ctx),
             queue.REFRESH_EVENT_TYPES: RefreshHandler(db, clock, clients),
             events.DELIVER_EVENT: DeliveryHandler(db, clock, http, sealer),
+            calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock, settings.calcom.booker_url),
         },
         policy=policy,
         config=WorkerConfig(
@@ -137,7 +141,8 @@ def create_app(
                                        sandbox=sandbox, sandbox_url=sandbox_url)
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake)
-    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx)]
+    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx),
+              *webhooks_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

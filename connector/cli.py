@@ -120,6 +120,9 @@ def _account_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--callback-secret",
                         help="whsec_… signing secret, - to read it from stdin, or 'generate'")
     parser.add_argument("--public-url", help="calsync's public base URL (for Cal.com webhooks)")
+    parser.add_argument("--webhook-secret", action="append", dest="webhook_secrets", metavar="SECRET",
+                        help="a secret of a Cal.com webhook made by hand; repeat to accept several "
+                             "while rotating (the list replaces the stored one)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,6 +216,7 @@ def _changes(args: argparse.Namespace) -> accounts.AccountChanges:
         callback_url=args.callback_url,
         callback_secret=_callback_secret(args),
         public_url=args.public_url,
+        calcom_webhook_secrets=tuple(args.webhook_secrets) if args.webhook_secrets else None,
     )
 
 

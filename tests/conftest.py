@@ -14,13 +14,18 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from starlette.testclient import TestClient
 
-from connector import accounts
+from connector import accounts, event_types
+from connector.app import create_app
 from connector.clock import FakeClock
-from connector.settings import Settings
+from connector.sandbox.app import create_sandbox
+from connector.settings import SandboxSettings, Settings
 from mappings.db import database, make_database, session
 from mappings.migrations import migrate
 from mappings.sealing import Sealer
+from tests.support.asgi import SyncASGITransport
+from tests.support.factories import SANDBOX_URL
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("CALSYNC_REQUIRE_POSTGRES") == "1"
@@ -99,6 +104,61 @@ def make_account(db, clock, sealer):
                                        now=clock.now())
 
     return make
+
+
+@pytest.fixture
+def sandbox(clock):
+    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
+
+
+@pytest.fixture
+def app(settings, clock, db, sandbox):
+    return create_app(settings, clock=clock, db=db, transport=SyncASGITransport(sandbox.app),
+                      sandbox_url=SANDBOX_URL)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app, raise_server_exceptions=False) as http:
+        yield http
+
+
+@pytest.fixture
+def tenant(make_account):
+    """An account and an all-scopes bearer header."""
+    account, token = make_account()
+    return account, {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def token_with(db, clock):
+    def make(account, *scopes: str) -> dict[str, str]:
+        _, token = accounts.create_token(db, account.id, "scoped", frozenset(scopes), now=clock.now())
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every due job now, as the worker would."""
+
+    def run() -> int:
+        worker = app.state.runtime.worker
+        count = 0
+        while worker.run_once():
+            count += 1
+        return count
+
+    return run
+
+
+@pytest.fixture
+def fill_event_types(app, db, clock):
+    def fill(account) -> None:
+        event_types.refresh(db, clock, app.state.runtime.clients, account.id)
+
+    return fill
 
 
 def pytest_runtest_logreport(report):

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandbox.app import create_sandbox
-from connector.settings import SandboxSettings
 from tests.support.factories import sandbox_clients, sync_context
-
-
-@pytest.fixture
-def sandbox(clock):
-    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
 
 
 @pytest.fixture

@@ -1,0 +1,117 @@
+"""POST /webhooks/calcom/{account_id}: signatures, storage, dedupe, and a fuzz of the receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mappings.models import Job, WebhookDelivery
+from tests.support.shared import CALCOM, fixture, needs_shared
+from tests.webhooks.signed_route import SignedRouteContract
+from webhooks.calcom import signature_matches
+
+SECRET = "whsec-calcom-test-secret-0001"
+OLD_SECRET = "whsec-calcom-test-secret-0000"
+
+
+def cal_sign(body: bytes, secret: str) -> dict[str, str]:
+    return {"X-Cal-Signature-256": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+@pytest.fixture
+def hooked(make_account):
+    account, token = make_account(calcom_webhook_secrets=(SECRET, OLD_SECRET))
+    return account
+
+
+@pytest.fixture
+def app(settings, clock, db, sandbox):  # make_account seals with "test-secret-key"
+    from connector.app import create_app
+    from tests.support.asgi import SyncASGITransport
+    from tests.support.factories import SANDBOX_URL
+
+    settings = settings.replace(security={"secret_key": "test-secret-key"})
+    return create_app(settings, clock=clock, db=db, transport=SyncASGITransport(sandbox.app),
+                      sandbox_url=SANDBOX_URL)
+
+
+class TestCalcomWebhookRoute(SignedRouteContract):
+    secret = SECRET
+    other_secret = OLD_SECRET
+
+    @pytest.fixture
+    def route(self, hooked):
+        return f"/webhooks/calcom/{hooked.id}"
+
+    def sign(self, body: bytes, secret: str) -> dict[str, str]:
+        return cal_sign(body, secret)
+
+    def valid_body(self) -> bytes:
+        return json.dumps({"triggerEvent": "BOOKING_CANCELLED", "createdAt": "2026-03-18T08:05:11.204Z",
+                           "payload": {"uid": "unknown-uid", "status": "CANCELLED"}}).encode()
+
+    def test_an_unknown_account_looks_like_a_bad_signature(self, client):
+        body = self.valid_body()
+        answer = self.post(client, "/webhooks/calcom/acc_nope", body, cal_sign(body, SECRET))
+        assert answer.status_code == 401 and self.stored() == (0, 0)
+
+    def test_an_accepted_delivery_and_its_job_are_stored_together(self, client, route):
+        body = self.valid_body()
+        answer = self.post(client, route, body, cal_sign(body, SECRET))
+        assert answer.json()["status"] == "accepted"
+        delivery = WebhookDelivery.get()
+        assert delivery.dedupe_key == hashlib.sha256(body).hexdigest()
+        assert Job.get(Job.kind == "apply_webhook").payload == {"delivery_id": delivery.id}
+
+    @pytest.mark.parametrize("trigger", ["PING", "MEETING_STARTED", "SOMETHING_NEW_IN_2027"])
+    def test_ping_and_unknown_triggers_are_stored_and_ignored(self, client, route, trigger):
+        body = json.dumps({"triggerEvent": trigger, "createdAt": "2026-03-10T08:59:12Z", "payload": {}}).encode()
+        answer = self.post(client, route, body, cal_sign(body, SECRET))
+        assert answer.status_code == 200 and answer.json()["status"] == "ignored"
+        assert WebhookDelivery.get().outcome == "ignored" and Job.select().count() == 0
+
+
+@needs_shared
+def test_the_reference_signature_vectors():
+    vectors = json.loads((CALCOM / "fixtures" / "signatures.json").read_text())
+    for name, vector in vectors["fixtures"].items():
+        compact = json.dumps(fixture(name), separators=(",", ":"), ensure_ascii=False).encode()
+        assert hashlib.sha256(compact).hexdigest() == vector["compact_body_sha256"], name
+        assert signature_matches(compact, vector["X-Cal-Signature-256"], [vectors["secret"]]), name
+        assert not signature_matches(compact, vector["X-Cal-Signature-256"], ["another-secret"]), name
+
+
+# Header values a client can send at all: printable ASCII.
+HEADER_VALUES = st.one_of(st.none(), st.just("no-secret-provided"),
+                          st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+                          st.from_regex(r"[0-9a-f]{64}", fullmatch=True))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=600), st.builds(
+    lambda trigger, payload: json.dumps({"triggerEvent": trigger, "payload": payload}).encode(),
+    st.text(max_size=30), st.dictionaries(st.text(max_size=12), st.one_of(
+        st.none(), st.integers(), st.text(max_size=20), st.booleans()), max_size=6))),
+    signature=HEADER_VALUES, sign_it=st.booleans(), content_type=st.sampled_from(
+        ["application/json", "text/plain", "application/x-www-form-urlencoded"]))
+def test_fuzz_never_a_500_and_nothing_stored_without_a_valid_signature(
+        client, hooked, body, signature, sign_it, content_type):
+    before = WebhookDelivery.select().count()
+    headers = {"Content-Type": content_type}
+    if sign_it:
+        headers.update(cal_sign(body, SECRET))
+    elif signature is not None:
+        headers["X-Cal-Signature-256"] = signature
+    answer = client.post(f"/webhooks/calcom/{hooked.id}", content=body, headers=headers)
+    assert answer.status_code < 500
+    stored = WebhookDelivery.select().count() - before
+    if not sign_it:
+        assert answer.status_code == 401 and stored == 0
+    else:
+        assert answer.status_code in (200, 400)
+        assert stored <= 1

@@ -1,0 +1,314 @@
+"""A normalised Cal.com event → local state, with the CRM told what changed.
+
+Rules (DESIGN §10, REFERENCE §7–§8):
+- A booking uid only moves forward: pending → accepted → cancelled | rejected. An
+  event that would move it back is recorded as ``stale`` and not applied;
+  attendance and MEETING_ENDED apply whenever they arrive.
+- An echo — a webhook describing what calsync itself did (its create, reschedule,
+  cancel or attendance) — changes nothing and tells the CRM nothing again.
+- Cal.com's side wins over an older CRM edit that has not reached it; a CRM edit
+  made after Cal.com's change stands and is converged onto the new booking. The
+  audit shows both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from peewee import Database
+
+from connector import audit, events, queue
+from connector.clock import Clock
+from mappings.db import write_transaction
+from mappings.models import Appointment, Booking, Job, WebhookDelivery, new_id
+from mappings.to_calcom import APPOINTMENT_ID_KEY
+from webhooks import events as calcom_events
+from webhooks.events import CalcomEvent, Trigger
+
+log = logging.getLogger("calsync.webhooks")
+
+ACTOR = "calcom:webhook"
+_RANK = {"pending": 0, "awaiting_host": 0, "accepted": 1, "cancelled": 2, "rejected": 2}
+
+
+def _moves_back(booking: Booking, status: str | None) -> bool:
+    return status is not None and _RANK.get(status, 1) < _RANK.get(booking.status, 1)
+
+
+class ApplyHandler:
+    """The worker's handler for ``apply_webhook`` jobs."""
+
+    def __init__(self, db: Database, clock: Clock, booker_url: str = "https://cal.com") -> None:
+        self.db, self.clock, self.booker_url = db, clock, booker_url
+
+    def run(self, job: Job) -> None:
+        delivery = WebhookDelivery.get_by_id(job.payload["delivery_id"])
+        raw = delivery.raw_body.encode()
+        event = calcom_events.parse(json.loads(raw), raw)
+        with write_transaction(self.db):
+            outcome = Applier(self.db, self.clock.now(), self.booker_url,
+                              delivery.account_id).apply(event)
+            WebhookDelivery.update(outcome=outcome, processed_at=self.clock.now()).where(
+                WebhookDelivery.id == delivery.id).execute()
+        log.info("delivery applied", extra={"action": "webhook.apply", "delivery_id": delivery.id,
+                                            "trigger": event.trigger_name, "outcome": outcome})
+
+    def failed(self, job: Job, error: BaseException, final: bool) -> None:
+        if final:
+            WebhookDelivery.update(outcome="failed", error=str(error)[:1000]).where(
+                WebhookDelivery.id == job.payload["delivery_id"]).execute()
+
+
+class Applier:
+    """Applies one event inside the caller's transaction; returns the delivery's outcome."""
+
+    def __init__(self, db: Database, now: datetime, booker_url: str, account_id: str) -> None:
+        self.db, self.now, self.booker_url, self.account_id = db, now, booker_url, account_id
+
+    def apply(self, event: CalcomEvent) -> str:
+        trigger = event.trigger
+        if trigger in (Trigger.BOOKING_RESCHEDULED, Trigger.BOOKING_REQUESTED) and event.reschedule_uid:
+            return self._rescheduled(event)
+        if trigger in (Trigger.BOOKING_CREATED, Trigger.BOOKING_REQUESTED):
+            return self._booked(event)
+        if trigger is Trigger.BOOKING_CANCELLED:
+            return self._ended_by_calcom(event, "cancelled")
+        if trigger is Trigger.BOOKING_REJECTED:
+            return self._ended_by_calcom(event, "rejected")
+        if trigger in (Trigger.BOOKING_NO_SHOW_UPDATED, Trigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW):
+            return self._attendance(event)
+        if trigger is Trigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW:
+            return self._host_no_show(event)
+        if trigger is Trigger.MEETING_ENDED:
+            return self._meeting_ended(event)
+        return "ignored"
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _booking(self, uid: str | None) -> Booking | None:
+        if not uid:
+            return None
+        return (Booking.select().join(Appointment)
+                .where((Booking.uid == uid) & (Appointment.account == self.account_id)).first())
+
+    def _emit(self, appointment_id: str, event_type: str) -> None:
+        events.emit_for(self.db, appointment_id, event_type, now=self.now, booker_url=self.booker_url)
+
+    def _audit(self, appointment: Appointment, action: str, before: dict, after: dict) -> None:
+        audit.record(account_id=self.account_id, appointment_id=appointment.id, actor=ACTOR,
+                     action=action, now=self.now, before=before, after=after)
+
+    def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra) -> None:
+        values = {"status": event.status or "accepted", "start_time": event.start,
+                  "end_time": event.end, "meeting_url": event.meeting_url, "location": event.location,
+                  "raw": event.raw, "updated_at": self.now, **extra}
+        if Booking.update(**values).where(Booking.uid == event.uid).execute() == 0:
+            Booking.create(uid=event.uid, appointment=appointment_id, created_at=self.now, **values)
+
+    @staticmethod
+    def _live_status(event: CalcomEvent, booking_was_rescheduled: bool) -> str:
+        if event.status == "pending":
+            return "awaiting_confirmation"
+        return "rescheduled" if booking_was_rescheduled else "active"
+
+    # --- a booking made or confirmed -------------------------------------------
+
+    def _booked(self, event: CalcomEvent) -> str:
+        if not event.uid or event.start is None or event.end is None:
+            return "ignored"
+        booking = self._booking(event.uid)
+        if booking is not None:
+            if _moves_back(booking, event.status):
+                return "stale"
+            appointment = Appointment.get_by_id(booking.appointment_id)
+            if booking.status == event.status:
+                return "echo"  # calsync's own create, or a repeat: the mapping is confirmed
+            self._store_booking(appointment.id, event)
+            if appointment.booking_uid == event.uid and appointment.status == "awaiting_confirmation":
+                status = self._live_status(event, bool(booking.rescheduled_from_uid))
+                Appointment.update(status=status, meeting_url=event.meeting_url or appointment.meeting_url,
+                                   updated_at=self.now).where(Appointment.id == appointment.id).execute()
+                self._audit(appointment, "booking.confirmed", {"status": appointment.status},
+                            {"status": status})
+                self._emit(appointment.id, events.SYNCED)
+            return "applied"
+        owner_id = event.metadata.get(APPOINTMENT_ID_KEY)
+        owner = Appointment.get_or_none((Appointment.id == owner_id)
+                                        & (Appointment.account == self.account_id)) if owner_id else None
+        if owner is not None:
+            return self._adopt(owner, event)
+        return self._import(event)
+
+    def _adopt(self, appointment: Appointment, event: CalcomEvent) -> str:
+        """calsync's own create whose answer was lost: the webhook brings its uid first."""
+        if appointment.booking_uid not in (None, event.uid):
+            return "ignored"
+        self._store_booking(appointment.id, event)
+        status = self._live_status(event, False)
+        Appointment.update(booking_uid=event.uid, status=status, meeting_url=event.meeting_url,
+                           location=event.location, end_time=event.end, create_attempted_at=None,
+                           last_error=None, synced_version=Appointment.desired_version,
+                           sync_state="synced", updated_at=self.now).where(
+            Appointment.id == appointment.id).execute()
+        self._audit(appointment, "booking.adopted", {"booking_uid": None},
+                    {"booking_uid": event.uid, "status": status})
+        self._emit(appointment.id, events.SYNCED)
+        return "applied"
+
+    def _import(self, event: CalcomEvent) -> str:
+        """A booking made in Cal.com (a public page): a new appointment, source calcom."""
+        attendee = event.attendees[0] if event.attendees else None
+        if attendee is None:
+            return "ignored"
+        minutes = int((event.end - event.start).total_seconds() // 60)
+        appointment = Appointment.create(
+            id=new_id("apt"), account=self.account_id, external_id=f"calcom:{event.uid}",
+            source="calcom", title=event.title or "Cal.com booking", attendee_name=attendee.name or attendee.email,
+            attendee_email=attendee.email, attendee_time_zone=attendee.time_zone or "UTC",
+            event_type_id=event.event_type_id or 0, start_time=event.start, end_time=event.end,
+            duration_minutes=minutes, booking_uid=event.uid, meeting_url=event.meeting_url,
+            location=event.location, status=self._live_status(event, False), sync_state="synced",
+            desired_version=1, synced_version=1, created_at=self.now, updated_at=self.now)
+        self._store_booking(appointment.id, event)
+        self._audit(appointment, "appointment.created", {}, {"booking_uid": event.uid,
+                                                             "start_time": event.start})
+        self._emit(appointment.id, events.CREATED)
+        return "applied"
+
+    # --- a reschedule made in Cal.com ------------------------------------------
+
+    def _rescheduled(self, event: CalcomEvent) -> str:
+        if not event.uid or event.start is None or event.end is None:
+            return "ignored"
+        if self._booking(event.uid) is not None:
+            return "echo"  # the new uid is already in the chain: calsync made this reschedule
+        old = self._booking(event.reschedule_uid)
+        if old is None:
+            return self._booked(event)  # a chain calsync never knew: treat the new booking as new
+        appointment = Appointment.get_by_id(old.appointment_id)
+        if old.rescheduled_to_uid and old.rescheduled_to_uid != event.uid:
+            return "stale"  # the old uid already moved elsewhere
+        if appointment.booking_uid != old.uid:
+            return "stale"
+        Booking.update(status="cancelled", rescheduled_to_uid=event.uid, updated_at=self.now).where(
+            Booking.id == old.id).execute()
+        self._store_booking(appointment.id, event, rescheduled_from_uid=old.uid)
+        status = self._live_status(event, True)
+        observed = {"booking_uid": event.uid, "status": status, "meeting_url": event.meeting_url,
+                    "location": event.location}
+        crm_edit_waiting = appointment.synced_version < appointment.desired_version
+        crm_is_later = crm_edit_waiting and event.sent_at is not None and appointment.updated_at > event.sent_at
+        before = {"booking_uid": old.uid, "start_time": appointment.start_time}
+        if crm_is_later:
+            # The CRM's edit came after the attendee's move: it stands, and converge moves the
+            # new booking to it.
+            Appointment.update(ics_sequence=Appointment.ics_sequence + 1, updated_at=self.now,
+                               **observed).where(Appointment.id == appointment.id).execute()
+            self._audit(appointment, "booking.rescheduled_in_calcom", before,
+                        {**observed, "start_time": event.start, "note": "a later CRM edit stands"})
+            queue.enqueue_converge(self.db, appointment.id, self.account_id, now=self.now)
+        else:
+            version = appointment.desired_version + 1
+            Appointment.update(start_time=event.start, end_time=event.end,
+                               duration_minutes=int((event.end - event.start).total_seconds() // 60),
+                               desired_version=version, synced_version=version, sync_state="synced",
+                               attendance="unknown", desired_attendance="unknown",
+                               ics_sequence=Appointment.ics_sequence + 1, reschedule_attempted_at=None,
+                               updated_at=self.now, **observed).where(
+                Appointment.id == appointment.id).execute()
+            self._audit(appointment, "booking.rescheduled_in_calcom", before,
+                        {**observed, "start_time": event.start})
+        self._emit(appointment.id, events.RESCHEDULED)
+        return "applied"
+
+    # --- cancelled or declined in Cal.com --------------------------------------
+
+    def _ended_by_calcom(self, event: CalcomEvent, status: str) -> str:
+        booking = self._booking(event.uid)
+        if booking is None:
+            return "ignored"
+        appointment = Appointment.get_by_id(booking.appointment_id)
+        if booking.status == status and appointment.status == status:
+            return "echo"
+        if booking.status in ("cancelled", "rejected") or appointment.booking_uid != booking.uid:
+            return "stale"  # an old occurrence, or already ended another way
+        Booking.update(status=status, raw=event.raw, updated_at=self.now).where(
+            Booking.id == booking.id).execute()
+        who = self._canceller(appointment, event.cancelled_by_email)
+        version = appointment.desired_version + 1
+        changes = {"status": status, "desired_version": version, "synced_version": version,
+                   "sync_state": "synced", "ics_sequence": Appointment.ics_sequence + 1,
+                   "updated_at": self.now}
+        if status == "cancelled":
+            changes.update(desired_status="cancelled", cancellation_reason=event.cancellation_reason,
+                           cancelled_by=who, cancelled_by_email=event.cancelled_by_email)
+        else:
+            changes.update(last_error=f"the host declined: {event.rejection_reason or 'no reason given'}")
+        Appointment.update(**changes).where(Appointment.id == appointment.id).execute()
+        self._audit(appointment, f"booking.{status}_in_calcom", {"status": appointment.status},
+                    {"status": status, "reason": event.cancellation_reason or event.rejection_reason,
+                     "cancelled_by": who if status == "cancelled" else None})
+        self._emit(appointment.id, events.CANCELLED if status == "cancelled" else events.FAILED)
+        return "applied"
+
+    @staticmethod
+    def _canceller(appointment: Appointment, email: str | None) -> str:
+        if email is None:
+            return "system"
+        return "attendee" if email.lower() == appointment.attendee_email.lower() else "host"
+
+    # --- attendance and the meeting's end ----------------------------------------
+
+    def _attendance(self, event: CalcomEvent) -> str:
+        booking = self._booking(event.uid)
+        if booking is None:
+            return "ignored"
+        appointment = Appointment.get_by_id(booking.appointment_id)
+        mine = [a for a in event.attendees if a.email.lower() == appointment.attendee_email.lower()]
+        if not mine or mine[0].no_show is None:
+            return "ignored"
+        attendance = "no_show" if mine[0].no_show else "attended"
+        if appointment.attendance == attendance:
+            return "echo"
+        version = appointment.desired_version + 1
+        Appointment.update(attendance=attendance, desired_attendance=attendance, desired_version=version,
+                           synced_version=version, sync_state="synced", updated_at=self.now).where(
+            Appointment.id == appointment.id).execute()
+        self._audit(appointment, "attendance.changed_in_calcom", {"attendance": appointment.attendance},
+                    {"attendance": attendance})
+        self._emit(appointment.id, events.ATTENDANCE)
+        return "applied"
+
+    def _host_no_show(self, event: CalcomEvent) -> str:
+        booking = self._booking(event.uid)
+        if booking is None:
+            return "ignored"
+        appointment = Appointment.get_by_id(booking.appointment_id)
+        raw = dict(booking.raw or {})
+        if raw.get("absentHost") is True:
+            return "echo"
+        raw["absentHost"] = True
+        Booking.update(raw=raw, updated_at=self.now).where(Booking.id == booking.id).execute()
+        self._audit(appointment, "attendance.host_no_show", {}, {"host_no_show": True})
+        self._emit(appointment.id, events.ATTENDANCE)
+        return "applied"
+
+    def _meeting_ended(self, event: CalcomEvent) -> str:
+        booking = self._booking(event.uid)
+        if booking is None:
+            return "ignored"
+        appointment = Appointment.get_by_id(booking.appointment_id)
+        if appointment.status == "completed":
+            return "echo"
+        if appointment.booking_uid != booking.uid or appointment.status not in ("active", "rescheduled"):
+            return "stale"  # a snapshot of an old occurrence, or one cancelled since (REFERENCE §7.6)
+        Appointment.update(status="completed", updated_at=self.now).where(
+            Appointment.id == appointment.id).execute()
+        self._audit(appointment, "appointment.completed", {"status": appointment.status},
+                    {"status": "completed"})
+        self._emit(appointment.id, events.COMPLETED)
+        return "applied"
+
+
