@@ -84,13 +84,14 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings().replace(database={"url": f"sqlite:///{tmp_path}/unused.db"},
+                              security={"secret_key": "test-secret-key"},  # the sealer's key
                               worker={"poll_interval_seconds": 0.02, "backoff_base_seconds": 0.05,
                                       "backoff_max_seconds": 0.5})
 
 
 @pytest.fixture
-def sealer() -> Sealer:
-    return Sealer("test-secret-key")
+def sealer(settings) -> Sealer:
+    return Sealer(settings.security.secret_key)
 
 
 @pytest.fixture

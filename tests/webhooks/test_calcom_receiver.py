@@ -29,17 +29,6 @@ def hooked(make_account):
     return account
 
 
-@pytest.fixture
-def app(settings, clock, db, sandbox):  # make_account seals with "test-secret-key"
-    from connector.app import create_app
-    from tests.support.asgi import SyncASGITransport
-    from tests.support.factories import SANDBOX_URL
-
-    settings = settings.replace(security={"secret_key": "test-secret-key"})
-    return create_app(settings, clock=clock, db=db, transport=SyncASGITransport(sandbox.app),
-                      sandbox_url=SANDBOX_URL)
-
-
 class TestCalcomWebhookRoute(SignedRouteContract):
     secret = SECRET
     other_secret = OLD_SECRET

@@ -38,8 +38,7 @@ def stack(settings, clock, db, crm, make_account):
     sandbox = create_sandbox(clock, SandboxSettings(rate_limit=10_000, weekly_hours="Mon-Sun 00:00-24:00"))
     transport = RoutingTransport({"sandbox.test": SyncASGITransport(sandbox.app),
                                   "crm.example.org": SyncASGITransport(crm.app)})
-    settings = settings.replace(worker={"max_attempts": 3},
-                                security={"secret_key": "test-secret-key"})  # make_account's sealer
+    settings = settings.replace(worker={"max_attempts": 3})
     app = create_app(settings, clock=clock, db=db, transport=transport, sandbox_url=SANDBOX_URL)
     account, token = make_account(callback_url="https://crm.example.org/hooks/calsync",
                                   callback_secret=SECRET)
