@@ -20,7 +20,7 @@ from peewee import Database
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from connector import events, queue
+from connector import events, queue, subscription
 from connector.api import appointments as appointments_api
 from connector.api import health
 from connector.api import jobs as jobs_api
@@ -107,6 +107,7 @@ def build_runtime(
             queue.REFRESH_EVENT_TYPES: RefreshHandler(db, clock, clients),
             events.DELIVER_EVENT: DeliveryHandler(db, clock, http, sealer),
             calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock, settings.calcom.booker_url),
+            subscription.REGISTER_WEBHOOK: subscription.RegisterHandler(db, clock, clients, sealer),
         },
         policy=policy,
         config=WorkerConfig(

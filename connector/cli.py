@@ -37,6 +37,8 @@ EXAMPLES = {
                      "--scopes appointments:read,appointments:write",
     "tokens revoke": "example:\n  calsync tokens revoke tok_xxx",
     "tokens list": "example:\n  calsync tokens list --account acc_xxx",
+    "webhooks register": "example:\n  calsync accounts update acc_xxx --public-url https://calsync.example.com\n"
+                         "  calsync webhooks register --account acc_xxx",
 }
 
 
@@ -106,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     token_list.add_argument("--account", required=True)
     token_list.add_argument("--json", action="store_true")
     token_list.set_defaults(run=_tokens_list)
+
+    webhook_cmds = command(commands, "webhooks", "manage the Cal.com webhook that points at calsync"
+                           ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    register = command(webhook_cmds, "register",
+                       "create or update the account's Cal.com webhook (idempotent)", "webhooks register")
+    register.add_argument("--account", help="one account (default: every account with a public URL)")
+    register.set_defaults(run=_webhooks_register)
     return parser
 
 
@@ -247,6 +256,11 @@ def _accounts_update(args: argparse.Namespace, settings: Settings) -> int:
                                           Sealer(settings.security.secret_key), now=clock.now())
         if changes.calcom_api_key is not None or changes.calcom_base_url is not None:
             queue.enqueue_event_type_refresh(db, account.id, now=clock.now())
+        reaches_calcom = changes.calcom_api_key is not None or changes.public_url is not None
+        if reaches_calcom and account.public_url:
+            queue.enqueue_webhook_registration(db, account.id, now=clock.now())
+            if not args.json:
+                print("the Cal.com webhook will be registered by the worker")
     described = accounts.describe_account(account)
     print(json.dumps(described) if args.json else f"account {account.id} updated")
     return 0
@@ -297,6 +311,37 @@ def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(rows))
     else:
         _table(rows, ["id", "name", "scopes", "last_used_at", "revoked"])
+    return 0
+
+
+def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from connector import subscription
+    from connector.clients import CalcomClients
+
+    db = _database(settings)
+    sealer = Sealer(settings.security.secret_key)
+    sandbox_url = None
+    if settings.sandbox.mode != "off":
+        # As `calsync serve` mounts it, unless a sandbox runs elsewhere.
+        sandbox_url = settings.sandbox.url or (
+            f"http://{settings.server.host}:{settings.server.port}/sandbox")
+    with session(db), httpx.Client() as http:
+        clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url)
+        if args.account:
+            targets = [accounts.get_account(args.account)]
+        else:
+            targets = list(Account.select().where(Account.public_url.is_null(False)))
+        if not targets:
+            raise errors.ConfigurationError("no account has a public URL; set one with "
+                                            "'calsync accounts update ID --public-url …'")
+        for account in targets:
+            try:
+                done = subscription.register(db, SystemClock(), clients, sealer, account.id)
+            except errors.CalcomError as exc:
+                raise errors.ConfigurationError(f"Cal.com refused for {account.id}: {exc.message}") from None
+            print(f"{account.id}: webhook {done.webhook_id} {done.action} → {done.subscriber_url}")
     return 0
 
 

@@ -246,3 +246,9 @@ def enqueue_event_type_refresh(db: Database, account_id: str, *, now: datetime) 
         dedupe_key=f"refresh_event_types:{account_id}",
         account_id=account_id,
     )
+
+
+def enqueue_webhook_registration(db: Database, account_id: str, *, now: datetime) -> int:
+    return enqueue(db, "register_webhook", now=now, payload={"account_id": account_id},
+                   serial_key=f"account:{account_id}:webhook", account_id=account_id,
+                   dedupe_key=f"register_webhook:{account_id}")

@@ -234,6 +234,23 @@ class CalcomClient:
                 return
             skip += len(page.bookings)
 
+    # --- webhook subscriptions (any or no version; REFERENCE §5.10) ---------------
+
+    def list_webhooks(self) -> list[dict[str, Any]]:
+        """``GET /v2/webhooks`` (take ≤ 250, no pagination object). Ids are UUID strings."""
+        data = self._call("GET", "/v2/webhooks", family=None, params={"take": "250", "skip": "0"})
+        return [item for item in data or [] if isinstance(item, dict)]
+
+    def create_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v2/webhooks", family=None, json=body)
+
+    def update_webhook(self, webhook_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"/v2/webhooks/{quote(str(webhook_id), safe='')}", family=None,
+                          json=body)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._call("DELETE", f"/v2/webhooks/{quote(str(webhook_id), safe='')}", family=None)
+
     # --- event types and me -----------------------------------------------------
 
     def list_event_types(self) -> list[CalcomEventType]:

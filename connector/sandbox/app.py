@@ -26,6 +26,7 @@ from connector.sandbox.calendar import SandboxCalendar
 from connector.sandbox.faults import FaultRule, Faults
 from connector.sandbox.ratelimit import Throttler
 from connector.sandbox.schedule import WeeklySchedule
+from connector.sandbox.webhooks import Sender, WebhookHub
 from connector.settings import SandboxSettings
 
 VERSIONS = {"bookings": "2024-08-13", "slots": "2024-09-04", "event_types": "2024-06-14"}
@@ -98,13 +99,17 @@ class Sandbox:
     calendar: SandboxCalendar
     faults: Faults
     throttler: Throttler
+    hub: WebhookHub
     app: ASGIApp
 
 
-def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, seed: int = 0) -> Sandbox:
+def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, seed: int = 0,
+                   send: Sender | None = None) -> Sandbox:
+    """The sandbox; ``send`` replaces real HTTP for its webhooks (tests deliver in-process)."""
     settings = settings or SandboxSettings()
     calendar = SandboxCalendar(clock, schedule=WeeklySchedule.parse(settings.weekly_hours),
                                time_zone=settings.time_zone)
+    hub = calendar.hub = WebhookHub(clock, send=send, seed=seed)
     faults = Faults(seed)
     throttler = Throttler(clock, settings.rate_limit, settings.rate_limit_window_seconds,
                           settings.rate_limit_block_seconds)
@@ -204,6 +209,43 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                                        path_of(request))
         return JSONResponse(wire.success(booking.output(host)))
 
+    # --- webhook subscriptions (any or no version, key required; REFERENCE §5.10) ---------
+
+    @calcom_endpoint("POST /v2/webhooks", None, auth_required=True)
+    async def create_webhook(request: Request) -> Response:
+        body = await json_body(request)
+        problem = hub.check(body, partial=False)
+        if problem:
+            raise wire.bad_request(problem, path_of(request), clock.now())
+        sub = hub.create(body)
+        if sub is None:
+            raise wire.nest_error(409, "ConflictException",
+                                  "Webhook with this subscriber url already exists for this user",
+                                  path_of(request), clock.now())
+        return JSONResponse(wire.success(sub.output(host.id)), status_code=201)
+
+    @calcom_endpoint("GET /v2/webhooks", None, auth_required=True)
+    async def list_webhooks(request: Request) -> Response:
+        return JSONResponse(wire.success([s.output(host.id) for s in hub.subscriptions.values()]))
+
+    @calcom_endpoint("PATCH /v2/webhooks/{id}", None, auth_required=True)
+    async def update_webhook(request: Request) -> Response:
+        body = await json_body(request)
+        problem = hub.check(body, partial=True)
+        if problem:
+            raise wire.bad_request(problem, path_of(request), clock.now())
+        sub = hub.update(request.path_params["webhook_id"], body)
+        if sub is None:
+            raise wire.not_found("Webhook not found", path_of(request), clock.now())
+        return JSONResponse(wire.success(sub.output(host.id)))
+
+    @calcom_endpoint("DELETE /v2/webhooks/{id}", None, auth_required=True)
+    async def delete_webhook(request: Request) -> Response:
+        sub = hub.delete(request.path_params["webhook_id"])
+        if sub is None:
+            raise wire.not_found("Webhook not found", path_of(request), clock.now())
+        return JSONResponse(wire.success(sub.output(host.id)))
+
     @calcom_endpoint("GET /v2/bookings/{uid}", "bookings", auth_required=False)
     async def get_booking(request: Request) -> Response:
         booking = calendar.get_booking(request.path_params["uid"], path_of(request))
@@ -273,6 +315,54 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
             faults.set(endpoint, rule)
         return JSONResponse({"faults": faults.snapshot()})
 
+    async def act(request: Request) -> Response:
+        """Play the attendee (reschedule or cancel through their links, no-show) or the host
+        (confirm, decline), with the webhooks Cal.com sends for each."""
+        uid, action = request.path_params["uid"], request.path_params["action"]
+        try:
+            body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        path = path_of(request)
+        try:
+            if action == "reschedule":
+                booking = calendar.reschedule(uid, {"start": body.get("start"),
+                                                    "rescheduledBy": calendar.bookings[uid].attendees[0]["email"]
+                                                    if uid in calendar.bookings else None},
+                                              path, meeting_base_of(request), via_link=True)
+            elif action == "cancel":
+                booking = calendar.cancel(uid, {"cancellationReason": body.get("reason") or ""}, path,
+                                          by_host=False)
+            elif action == "confirm":
+                booking = calendar.confirm(uid, path)
+            elif action == "decline":
+                booking = calendar.decline(uid, body.get("reason"), path)
+            elif action == "no-show":
+                attendee = calendar.get_booking(uid, path).attendees[0]["email"]
+                booking = calendar.mark_absent(uid, {"attendees": [
+                    {"email": attendee, "absent": bool(body.get("absent", True))}]}, path)
+            else:
+                return JSONResponse({"error": "action must be reschedule, cancel, confirm, decline "
+                                              "or no-show"}, status_code=404)
+        except wire.SandboxError as error:
+            return fail(error)
+        return JSONResponse(wire.success(booking.output(host)))
+
+    async def control_webhooks(request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                body = json.loads(await request.body())
+                rate = body["drop_rate"]
+                if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                return JSONResponse({"error": "send {\"drop_rate\": 0…1}"}, status_code=400)
+            hub.drop_rate = float(rate)
+        return JSONResponse({"drop_rate": hub.drop_rate, "sent": len(hub.sent), "dropped": hub.dropped,
+                             "failed": hub.failed, "subscriptions": len(hub.subscriptions)})
+
     async def control_rate_limit(request: Request) -> Response:
         try:
             body = json.loads(await request.body())
@@ -291,6 +381,10 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/v2/bookings/{uid}/reschedule", reschedule_booking, methods=["POST"]),
         Route("/v2/bookings/{uid}/cancel", cancel_booking, methods=["POST"]),
         Route("/v2/bookings/{uid}/mark-absent", mark_absent, methods=["POST"]),
+        Route("/v2/webhooks", create_webhook, methods=["POST"]),
+        Route("/v2/webhooks", list_webhooks, methods=["GET"]),
+        Route("/v2/webhooks/{webhook_id}", update_webhook, methods=["PATCH"]),
+        Route("/v2/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
         Route("/v2/event-types", list_event_types, methods=["GET"]),
         Route("/v2/teams/{team_id:int}/event-types", list_team_event_types, methods=["GET"]),
         Route("/v2/me", me, methods=["GET"]),
@@ -299,6 +393,8 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/_sandbox/state", control_state, methods=["GET"]),
         Route("/_sandbox/faults", control_faults, methods=["PUT", "DELETE"]),
         Route("/_sandbox/rate-limit", control_rate_limit, methods=["PUT"]),
+        Route("/_sandbox/webhooks", control_webhooks, methods=["GET", "PUT"]),
+        Route("/_sandbox/act/{uid}/{action}", act, methods=["POST"]),
     ]
     app = _ThrottleMiddleware(Starlette(routes=routes), throttler, clock)
-    return Sandbox(calendar=calendar, faults=faults, throttler=throttler, app=app)
+    return Sandbox(calendar=calendar, faults=faults, throttler=throttler, hub=hub, app=app)

@@ -20,7 +20,8 @@ from connector.clock import Clock
 from connector.sandbox import wire
 from connector.sandbox.catalog import Host, SandboxEventType, default_event_types
 from connector.sandbox.schedule import WeeklySchedule
-from mappings.times import parse_instant, to_wire_ms
+from connector.sandbox.webhooks import WebhookHub
+from mappings.times import parse_instant, to_wire, to_wire_ms
 
 CREATE_KEYS = {
     "start", "attendee", "bookingFieldsResponses", "eventTypeId", "eventTypeSlug", "username",
@@ -131,6 +132,8 @@ class SandboxCalendar:
         self.schedule = schedule or WeeklySchedule.parse("Mon-Fri 09:00-17:00")
         self.zone = ZoneInfo(time_zone)
         self.bookings: dict[str, SandboxBooking] = {}
+        self.hub: WebhookHub | None = None  # set by create_sandbox; None sends nothing
+        self.booker_url = "https://cal.com"
         self.created_count = 0  # bookings made by POST /v2/bookings, for exactly-once checks
         self._next_id = 990001
         self.lock = threading.RLock()
@@ -183,6 +186,8 @@ class SandboxCalendar:
             booking = self._insert(event_type, start, end, attendee, guests, metadata, meeting_base,
                                    body.get("bookingFieldsResponses") or {}, now)
             self.created_count += 1
+        trigger = "BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED"
+        self._notify(trigger, self.webhook_payload(booking, times="Z"))
         return booking
 
     def _insert(self, event_type: SandboxEventType, start: datetime, end: datetime,
@@ -299,7 +304,8 @@ class SandboxCalendar:
 
     # --- change -----------------------------------------------------------------
 
-    def reschedule(self, uid: str, body: Any, path: str, meeting_base: str) -> SandboxBooking:
+    def reschedule(self, uid: str, body: Any, path: str, meeting_base: str, *,
+                   via_link: bool = False) -> SandboxBooking:
         """A new booking with a new uid; the old one is cancelled and linked (REFERENCE §5.4, §8)."""
         now = self.clock.now()
         _refuse_unknown(body, RESCHEDULE_KEYS, path, now)
@@ -340,7 +346,14 @@ class SandboxCalendar:
             old.rescheduled_to_uid = new.uid
             old.rescheduled_by_email = rescheduled_by
             old.updated_at = now
-            return new
+        # Exactly one webhook, for the new uid; none for the old (REFERENCE §8). A link
+        # reschedule carries only the new video URL as metadata; an API one the old row's.
+        payload = self.webhook_payload(new, times="Z", metadata_of=None if via_link else old)
+        payload.update(rescheduleUid=old.uid, rescheduleId=old.id,
+                       rescheduleStartTime=to_wire(old.start), rescheduleEndTime=to_wire(old.end),
+                       rescheduledBy=rescheduled_by)
+        self._notify("BOOKING_REQUESTED" if new.status == "pending" else "BOOKING_RESCHEDULED", payload)
+        return new
 
     def cancel(self, uid: str, body: Any, path: str, *, by_host: bool) -> SandboxBooking:
         """Cancel a booking with Cal.com's rules (REFERENCE §5.5)."""
@@ -361,7 +374,10 @@ class SandboxCalendar:
             booking.cancellation_reason = reason or ""
             booking.cancelled_by_email = self.host.email if by_host else booking.attendees[0]["email"]
             booking.updated_at = now
-            return booking
+        payload = self.webhook_payload(booking, times="+00:00", with_metadata=False)
+        payload.update(cancellationReason=booking.cancellation_reason, cancelledBy=booking.cancelled_by_email)
+        self._notify("BOOKING_CANCELLED", payload)
+        return booking
 
     def mark_absent(self, uid: str, body: Any, path: str) -> SandboxBooking:
         """Host and attendee no-shows, only after the start (REFERENCE §5.6)."""
@@ -387,7 +403,95 @@ class SandboxCalendar:
             if body.get("host") is True:  # host: false does not clear it (REFERENCE §5.6)
                 booking.absent_host = True
                 booking.updated_at = now
-            return booking
+        if attendees:  # a host-only change sends no webhook (REFERENCE §5.6)
+            changed = [{"email": a["email"], "noShow": a["absent"]} for a in attendees]
+            message = (f"{changed[0]['email']} {'marked' if changed[0]['noShow'] else 'unmarked'} as no-show"
+                       if len(changed) == 1 else "No-show status updated for attendees")
+            self._notify("BOOKING_NO_SHOW_UPDATED", {"message": message, "attendees": changed,
+                                                      "bookingUid": booking.uid, "bookingId": booking.id})
+        return booking
+
+    def confirm(self, uid: str, path: str) -> SandboxBooking:
+        """The host accepts a pending booking: BOOKING_CREATED for the same uid (REFERENCE §5.7)."""
+        now = self.clock.now()
+        with self.lock:
+            booking = self.get_booking(uid, path)
+            if booking.status != "pending":
+                raise wire.nest_error(400, "TRPCError",
+                                      "Bad request: Please check your request data and try again", path, now)
+            booking.status = "accepted"
+            booking.updated_at = now
+        self._notify("BOOKING_CREATED", self.webhook_payload(booking, times=".000Z", metadata_of=None))
+        return booking
+
+    def decline(self, uid: str, reason: str | None, path: str) -> SandboxBooking:
+        now = self.clock.now()
+        with self.lock:
+            booking = self.get_booking(uid, path)
+            if booking.status != "pending":
+                raise wire.nest_error(400, "TRPCError",
+                                      "Bad request: Please check your request data and try again", path, now)
+            booking.status = "rejected"
+            booking.updated_at = now
+        payload = self.webhook_payload(booking, times=".000Z", with_metadata=False)
+        payload["rejectionReason"] = reason
+        self._notify("BOOKING_REJECTED", payload)
+        return booking
+
+    # --- webhooks -------------------------------------------------------------
+
+    def _notify(self, trigger: str, payload: dict[str, Any]) -> None:
+        if self.hub is not None:
+            self.hub.emit(trigger, payload)
+
+    def webhook_payload(self, booking: SandboxBooking, *, times: str, with_metadata: bool = True,
+                        metadata_of: SandboxBooking | None | bool = True) -> dict[str, Any]:
+        """A booking as Cal.com's webhooks carry it (fixtures' keys; REFERENCE §7.4).
+
+        ``times``: "Z" (created, rescheduled), ".000Z" (confirm, reject) or "+00:00" (cancel).
+        ``metadata_of``: whose user metadata rides along — this booking (True), another
+        booking's (an API reschedule), or none (a link reschedule, a confirmation).
+        """
+
+        def instant(value: datetime) -> str:
+            if times == ".000Z":
+                return to_wire_ms(value)
+            text = to_wire(value)
+            return text[:-1] + "+00:00" if times == "+00:00" else text
+
+        host, event_type = self.host, booking.event_type
+        attendees = [{"email": a["email"], "name": a.get("name", ""), "firstName": "", "lastName": "",
+                      "timeZone": a.get("timeZone", "UTC"), "language": {"locale": "en"}}
+                     for a in booking.attendees]
+        payload: dict[str, Any] = {
+            "bookerUrl": self.booker_url,
+            "title": booking.title,
+            "startTime": instant(booking.start),
+            "endTime": instant(booking.end),
+            "type": event_type.slug,
+            "eventTypeId": event_type.id,
+            "organizer": {"id": host.id, "name": host.name, "email": host.email,
+                          "username": host.username, "timeZone": host.time_zone,
+                          "language": {"locale": "en"}},
+            "attendees": attendees,
+            "location": booking.location,
+            "iCalUID": f"{booking.uid}@Cal.com",
+            "requiresConfirmation": event_type.requires_confirmation,
+            "eventTitle": event_type.title,
+            "length": booking.duration,
+            "uid": booking.uid,
+            "bookingId": booking.id,
+            "status": booking.status.upper(),
+        }
+        if with_metadata:
+            metadata: dict[str, Any] = {}
+            if booking.location.startswith(("http://", "https://")):
+                metadata["videoCallUrl"] = booking.location
+            source = booking if metadata_of is True else metadata_of
+            if isinstance(source, SandboxBooking):
+                metadata.update(source.metadata)
+            payload["metadata"] = metadata
+        return payload
 
     # --- read -------------------------------------------------------------------
 

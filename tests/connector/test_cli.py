@@ -41,11 +41,11 @@ def test_help_lists_every_command_and_each_has_an_example(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     top = capsys.readouterr().out
-    for name in ("serve", "worker", "migrate", "sandbox", "accounts", "tokens"):
+    for name in ("serve", "worker", "migrate", "sandbox", "accounts", "tokens", "webhooks"):
         assert name in top
     for argv in (["serve"], ["worker"], ["migrate"], ["sandbox"], ["accounts", "create"],
                  ["accounts", "update"], ["accounts", "list"], ["tokens", "create"],
-                 ["tokens", "revoke"], ["tokens", "list"]):
+                 ["tokens", "revoke"], ["tokens", "list"], ["webhooks", "register"]):
         with pytest.raises(SystemExit):
             cli.main([*argv, "--help"])
         assert "example:" in capsys.readouterr().out, argv
