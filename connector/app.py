@@ -41,6 +41,7 @@ from mappings.db import open_database
 from mappings.sealing import Sealer
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import ApplyHandler
+from webhooks.ingest import IngestWriter
 from webhooks.outbound import DeliveryHandler
 
 log = logging.getLogger("calsync.app")
@@ -57,6 +58,7 @@ class Runtime:
     worker: Worker
     scheduler: Scheduler
     sandbox: Sandbox | None = None
+    ingest: IngestWriter | None = None
     background: bool = field(default=False)
 
     def start_background(self) -> None:
@@ -73,6 +75,8 @@ class Runtime:
 
     def close(self) -> None:
         self.stop_background()
+        if self.ingest is not None:
+            self.ingest.stop()
         self.http.close()
 
 
@@ -124,7 +128,8 @@ def build_runtime(
                      timedelta(seconds=settings.scheduler.event_type_refresh_seconds),
                      refresh_all_event_types(db)),
     ])
-    return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, sandbox)
+    return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, sandbox,
+                   ingest=IngestWriter(db))
 
 
 def create_app(
@@ -143,7 +148,7 @@ def create_app(
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake)
     routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx),
-              *webhooks_api.routes(ctx)]
+              *webhooks_api.routes(ctx, runtime.ingest)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

@@ -76,6 +76,20 @@ def enqueue(
             return existing.id
 
 
+def enqueue_many(db: Database, jobs: list[dict[str, Any]], *, now: datetime) -> None:
+    """Queue several jobs without dedupe keys in one statement (inside the caller's transaction).
+
+    Each dict has ``kind`` and may have ``payload``, ``serial_key``, ``account_id``, ``run_at``.
+    """
+    rows = [{"kind": job["kind"], "payload": job.get("payload") or {},
+             "serial_key": job.get("serial_key"), "account_id": job.get("account_id"),
+             "status": "queued", "run_at": job.get("run_at", now), "created_at": now, "updated_at": now}
+            for job in jobs]
+    if any("dedupe_key" in job for job in jobs):
+        raise ValueError("enqueue_many takes no dedupe keys; use enqueue to coalesce")
+    Job.insert_many(rows).execute()
+
+
 def enqueue_converge(db: Database, appointment_id: str, account_id: str, *, now: datetime,
                      run_at: datetime | None = None) -> int:
     """Ask for ``converge(appointment)``; coalesces with a converge already waiting."""

@@ -11,6 +11,7 @@ concurrency even in WAL mode (docs/testing.md).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -20,8 +21,9 @@ from playhouse.pool import PooledPostgresqlDatabase
 
 database = DatabaseProxy()
 
+# Per connection. WAL mode is a property of the database file: it is set once, when the
+# database is made (setting it on every connection is a write, and costs each request).
 SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
     "busy_timeout": 15_000,
     "foreign_keys": 1,
     "synchronous": "normal",
@@ -40,6 +42,9 @@ def make_database(url: str, *, pool_size: int = 32) -> Database:
         if not path:
             raise ValueError("sqlite URL needs a file path: sqlite:///calsync.db")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path, timeout=15) as first:
+            first.execute("PRAGMA journal_mode=wal")
+        first.close()
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, timeout=15)
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlsplit(url)

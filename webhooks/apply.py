@@ -45,6 +45,8 @@ class ApplyHandler:
 
     def run(self, job: Job) -> None:
         delivery = WebhookDelivery.get_by_id(job.payload["delivery_id"])
+        if delivery.processed_at is not None:
+            return  # applied already (two processes stored the same body at the same moment)
         raw = delivery.raw_body.encode()
         event = calcom_events.parse(json.loads(raw), raw)
         with write_transaction(self.db):

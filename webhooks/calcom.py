@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import Database, IntegrityError
+from peewee import Database
 
 from connector import errors, queue
 from connector.accounts import webhook_secrets
@@ -54,59 +54,124 @@ def signature_matches(raw_body: bytes, header: str | None, secrets: list[str]) -
     return matched
 
 
-def receive(db: Database, sealer: Sealer, account_id: str, raw_body: bytes,
-            signature: str | None, *, now: datetime) -> Receipt:
-    """Verify and record one delivery; raises ApiError subclasses for the answer's status."""
+@dataclass(frozen=True)
+class Incoming:
+    """A verified delivery on its way to the database."""
+
+    account_id: str
+    event: events.CalcomEvent
+    raw_body: bytes
+    received_at: datetime
+
+
+def verify(raw_body: bytes, signature: str | None, secrets: list[str]) -> events.CalcomEvent:
+    """The delivery's event if its signature holds; raises the ApiError for the answer."""
     if len(raw_body) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge(f"A Cal.com delivery is at most {MAX_BODY_BYTES} bytes.")
-    account = Account.get_or_none(Account.id == account_id)
-    try:
-        secrets = webhook_secrets(account, sealer) if account is not None else []
-    except SealingError:
-        log.error("webhook secrets unreadable", extra={"action": "webhook.secrets_unreadable",
-                                                       "account_id": account_id})
-        secrets = []
     if not signature_matches(raw_body, signature, secrets):
         # Unknown account, no secret, missing or wrong signature: all look alike from outside.
         raise errors.Unauthorized("The X-Cal-Signature-256 header does not match this body.")
     try:
-        body = json.loads(raw_body)
+        # UTF-8 only: json.loads would also take UTF-16/32, which the store cannot keep as text.
+        body = json.loads(raw_body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise errors.MalformedRequest("The delivery is not valid JSON.") from None
+        raise errors.MalformedRequest("The delivery is not valid UTF-8 JSON.") from None
     if not isinstance(body, dict):
         raise errors.MalformedRequest("The delivery must be a JSON object.")
-    event = events.parse(body, raw_body)
-    ignored = event.trigger in IGNORED
+    return events.parse(body, raw_body)
+
+
+def secrets_of(account_id: str, sealer: Sealer) -> list[str]:
+    """The secrets an account accepts; empty for an unknown account or unreadable secrets."""
+    account = Account.get_or_none(Account.id == account_id)
+    if account is None:
+        return []
+    try:
+        return webhook_secrets(account, sealer)
+    except SealingError:
+        log.error("webhook secrets unreadable", extra={"action": "webhook.secrets_unreadable",
+                                                       "account_id": account_id})
+        return []
+
+
+def receive(db: Database, sealer: Sealer, account_id: str, raw_body: bytes,
+            signature: str | None, *, now: datetime) -> Receipt:
+    """Verify and store one delivery (the route batches through webhooks/ingest.py instead)."""
+    event = verify(raw_body, signature, secrets_of(account_id, sealer))
+    return store(db, [Incoming(account_id, event, raw_body, now)])[0]
+
+
+def store(db: Database, items: list[Incoming]) -> list[Receipt]:
+    """Record deliveries and their jobs in one transaction; a repeated body is a duplicate."""
+    by_account: dict[str, set[str]] = {}
+    for item in items:
+        by_account.setdefault(item.account_id, set()).add(item.event.delivery_key)
+    uids = {uid for item in items for uid in (item.event.uid, item.event.reschedule_uid) if uid}
+    receipts: list[Receipt] = []
+    jobs: list[dict] = []
     with write_transaction(db):
-        try:
-            with db.atomic():
-                delivery_id = WebhookDelivery.insert(
-                    account=account_id, dedupe_key=event.delivery_key, trigger=event.trigger_name[:60],
-                    booking_uid=event.uid, raw_body=raw_body.decode(), received_at=now,
-                    processed_at=now if ignored else None,
-                    outcome="ignored" if ignored else "received",
-                ).execute()
-        except IntegrityError:
-            original = WebhookDelivery.get((WebhookDelivery.account == account_id)
-                                           & (WebhookDelivery.dedupe_key == event.delivery_key))
-            log.info("duplicate delivery", extra={"action": "webhook.duplicate",
-                                                  "delivery_id": original.id, "trigger": event.trigger_name})
-            return Receipt("duplicate", original.id)
-        if not ignored:
-            queue.enqueue(db, APPLY_WEBHOOK, now=now, account_id=account_id,
-                          payload={"delivery_id": delivery_id},
-                          serial_key=_serial_key(event))
-    log.info("delivery recorded", extra={"action": "webhook.received", "delivery_id": delivery_id,
-                                         "trigger": event.trigger_name, "booking_uid": event.uid})
-    return Receipt("ignored" if ignored else "accepted", delivery_id)
+        seen = _stored_ids(by_account)
+        owners = {row.uid: row.appointment_id for row in Booking.select(
+            Booking.uid, Booking.appointment).where(Booking.uid.in_(list(uids)))} if uids else {}
+        fresh: dict[tuple[str, str], Incoming] = {}
+        stored: dict[tuple[str, str], int] = {}
+        for item in items:
+            key = (item.account_id, item.event.delivery_key)
+            if key not in seen and key not in fresh:
+                fresh[key] = item
+        if fresh:
+            # One statement for the batch; a body another process stored meanwhile is skipped
+            # by the unique index rather than failing the batch.
+            WebhookDelivery.insert_many([_row(item) for item in fresh.values()]).on_conflict_ignore().execute()
+            fresh_by_account: dict[str, set[str]] = {}
+            for account_id, key in fresh:
+                fresh_by_account.setdefault(account_id, set()).add(key)
+            stored = _stored_ids(fresh_by_account)
+        for item in items:
+            event, key = item.event, (item.account_id, item.event.delivery_key)
+            if key in seen or key not in fresh:
+                log.info("duplicate delivery", extra={"action": "webhook.duplicate",
+                                                      "delivery_id": seen.get(key, stored.get(key)),
+                                                      "trigger": event.trigger_name})
+                receipts.append(Receipt("duplicate", seen.get(key) or stored[key]))
+                continue
+            del fresh[key]
+            delivery_id = stored[key]
+            ignored = event.trigger in IGNORED
+            receipts.append(Receipt("ignored" if ignored else "accepted", delivery_id))
+            if not ignored:
+                jobs.append({"kind": APPLY_WEBHOOK, "account_id": item.account_id,
+                             "payload": {"delivery_id": delivery_id},
+                             "serial_key": _serial_key(event, owners)})
+        if jobs:
+            queue.enqueue_many(db, jobs, now=items[0].received_at)
+    return receipts
 
 
-def _serial_key(event: events.CalcomEvent) -> str:
+def _stored_ids(keys_by_account: dict[str, set[str]]) -> dict[tuple[str, str], int]:
+    """Ids of stored deliveries by (account, dedupe key); each lookup uses the unique index,
+    whose first column is the account."""
+    found: dict[tuple[str, str], int] = {}
+    for account_id, keys in keys_by_account.items():
+        rows = WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.dedupe_key).where(
+            (WebhookDelivery.account == account_id) & WebhookDelivery.dedupe_key.in_(list(keys)))
+        found.update({(account_id, key): id_ for id_, key in rows.tuples()})
+    return found
+
+
+def _row(item: Incoming) -> dict:
+    ignored = item.event.trigger in IGNORED
+    return {"account": item.account_id, "dedupe_key": item.event.delivery_key,
+            "trigger": item.event.trigger_name[:60], "booking_uid": item.event.uid,
+            "raw_body": item.raw_body.decode("utf-8"), "received_at": item.received_at,
+            "processed_at": item.received_at if ignored else None,
+            "outcome": "ignored" if ignored else "received"}
+
+
+def _serial_key(event: events.CalcomEvent, owners: dict[str, str]) -> str:
     """The appointment's serial key when calsync knows the booking, so apply and converge
     of one appointment never run at once; else the booking's own."""
     for uid in (event.reschedule_uid, event.uid):
-        if uid:
-            appointment_id = Booking.select(Booking.appointment).where(Booking.uid == uid).scalar()
-            if appointment_id:
-                return f"appointment:{appointment_id}"
+        if uid and uid in owners:
+            return f"appointment:{owners[uid]}"
     return f"booking:{event.uid or event.delivery_key[:16]}"

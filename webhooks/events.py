@@ -90,7 +90,8 @@ def _instant(value: Any) -> datetime | None:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    # NUL cannot be stored in PostgreSQL text; a payload may still carry "\u0000".
+    return value.replace("\x00", "") or None if isinstance(value, str) and value else None
 
 
 def _attendees(items: Any) -> tuple[Attendee, ...]:
@@ -98,7 +99,8 @@ def _attendees(items: Any) -> tuple[Attendee, ...]:
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and isinstance(item.get("email"), str):
             no_show = item.get("noShow")
-            result.append(Attendee(email=item["email"], name=str(item.get("name") or ""),
+            result.append(Attendee(email=item["email"].replace("\x00", ""),
+                                   name=str(item.get("name") or "").replace("\x00", ""),
                                    time_zone=_text(item.get("timeZone")),
                                    no_show=no_show if isinstance(no_show, bool) else None))
     return tuple(result)
@@ -125,7 +127,7 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
     no_show_host = payload.get("noShowHost")
     return CalcomEvent(
         trigger=trigger,
-        trigger_name=str(name) if name is not None else "",
+        trigger_name=str(name).replace("\x00", "") if name is not None else "",
         delivery_key=delivery_key(raw_body),
         sent_at=_instant(body.get("createdAt")) if trigger not in (
             Trigger.MEETING_STARTED, Trigger.MEETING_ENDED) else None,

@@ -63,3 +63,12 @@ def test_instants_come_back_aware_in_utc(db):
 def test_a_naive_instant_is_never_written(db):
     with pytest.raises(ValueError):
         Account.create(id=new_id("acc"), name="A", created_at=datetime(2026, 1, 1), updated_at=NOW)
+
+
+def test_a_new_sqlite_database_is_in_wal_mode(tmp_path):
+    from mappings.db import make_database
+
+    db = make_database(f"sqlite:///{tmp_path}/wal.db")
+    with db.connection_context():
+        assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -1,0 +1,196 @@
+"""Signed Cal.com deliveries stored per second by calsync, against a bare Starlette endpoint.
+
+Both run under uvicorn in their own process (1 worker, access log off) on
+127.0.0.1, loaded by the same wrk run settings in the same run. calsync verifies
+each signature, dedupes, and commits the delivery row and its job (the worker is
+off: this measures ingest). Each request is a distinct BOOKING_CREATED body, so
+none takes the cheap duplicate path; calsync's figure counts the rows it stored.
+
+    .venv/bin/python bench/webhook_ingest.py [--seconds 6] [--connections 32]
+
+Needs wrk (Debian: apt-get install wrk). Prints stored/s, the bare endpoint's
+requests/s, their ratio, and p50/p99 latency of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-webhook-secret-0123456789"
+LUA = r"""
+local requests = {}
+local i = 0
+local threads = 0
+function setup(thread)
+  thread:set("index", threads)
+  threads = threads + 1
+end
+function init(args)
+  for line in io.lines(args[1]) do
+    local signature, body = line:match("([^\t]+)\t(.*)")
+    requests[#requests + 1] = wrk.format("POST", args[2], {
+      ["Content-Type"] = "application/json", ["X-Cal-Signature-256"] = signature}, body)
+  end
+  -- each thread walks its own slice, so no body is sent twice while the slices last
+  i = math.floor(#requests / 2) * (index or 0)
+end
+function request()
+  i = i % #requests + 1
+  return requests[i]
+end
+"""
+
+# --- the two servers (imported by uvicorn in a subprocess) ----------------------------
+
+
+def bare_app():
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def hook(request):
+        await request.body()
+        return Response(b'{"status":"accepted"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/webhooks/calcom/{account_id}", hook, methods=["POST"])])
+
+
+def calsync_app():
+    from connector.app import create_app
+    from connector.settings import Settings
+
+    settings = Settings().replace(database={"url": os.environ["BENCH_DATABASE_URL"]},
+                                  sandbox={"mode": "off"}, scheduler={"enabled": False},
+                                  log={"level": "warning"})
+    from connector import logs
+
+    logs.configure("warning", "json")
+    return create_app(settings, run_background=False)
+
+
+# --- the harness ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", f"webhook_ingest:{factory}", "--factory", "--app-dir",
+         str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--no-access-log", "--log-level", "warning"],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, port
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{factory} did not start: {process.stderr.read().decode()[-2000:]}")
+
+
+def wrk(port: int, path: str, requests_file: Path, seconds: int, connections: int) -> dict:
+    script = requests_file.with_suffix(".lua")
+    script.write_text(LUA)
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}{path}", "--", str(requests_file), path],
+        capture_output=True, text=True, timeout=seconds + 60, check=True)
+    out = done.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+
+    def percentile(label: str) -> str:
+        match = re.search(rf"\s{label}%\s+([\d.]+\w+)", out)
+        return match.group(1) if match else "?"
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rate": rate, "total": total, "p50": percentile("50"), "p99": percentile("99"),
+            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def make_bodies(path: Path, count: int) -> None:
+    template = json.loads((ROOT / "tests" / "fixtures" / "webhook_booking_created.json").read_text())
+    with path.open("w") as out:
+        for index in range(count):
+            body = copy.deepcopy(template)
+            body["payload"]["uid"] = f"bench{index:017d}"
+            body["payload"]["bookingId"] = 10_000_000 + index
+            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            signature = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+            out.write(f"{signature}\t{raw.decode()}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--bodies", type=int, default=40_000, help="distinct signed bodies to cycle")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("webhook_ingest needs wrk on PATH (Debian: apt-get install wrk)")
+
+    from connector import accounts
+    from mappings.db import open_database, session
+    from mappings.migrations import migrate
+    from mappings.models import WebhookDelivery
+    from mappings.sealing import Sealer
+
+    with tempfile.TemporaryDirectory() as folder:
+        bodies = Path(folder) / "bodies.tsv"
+        make_bodies(bodies, args.bodies)
+        url = f"sqlite:///{folder}/bench.db"
+        db = open_database(url)
+        from connector.clock import SystemClock
+
+        with session(db):
+            migrate(db, SystemClock().now())
+            account, _ = accounts.create_account(
+                db, accounts.AccountChanges(name="bench", calcom_webhook_secrets=(SECRET,)),
+                Sealer(None), now=SystemClock().now())
+        path = f"/webhooks/calcom/{account.id}"
+        print(f"webhook_ingest: wrk -t2 -c{args.connections} -d{args.seconds}s, uvicorn 1 worker, "
+              f"access log off, SQLite (WAL), {args.bodies} distinct signed BOOKING_CREATED bodies "
+              f"of ~{bodies.stat().st_size // args.bodies} bytes")
+        results = {}
+        for name, factory, env in (("bare Starlette", "bare_app", {}),
+                                   ("calsync", "calsync_app", {"BENCH_DATABASE_URL": url})):
+            process, port = serve(factory, env)
+            try:
+                results[name] = wrk(port, path, bodies, args.seconds, args.connections)
+            finally:
+                process.terminate()
+                process.wait(timeout=20)
+        with session(db):
+            stored = WebhookDelivery.select().count()
+    bare, ours = results["bare Starlette"], results["calsync"]
+    stored_rate = stored / args.seconds
+    print(f"  bare Starlette: {bare['rate']:.0f} requests/s; p50 {bare['p50']}, p99 {bare['p99']}")
+    print(f"  calsync:        {stored_rate:.0f} deliveries stored/s ({stored} rows; wrk saw "
+          f"{ours['rate']:.0f}/s, {ours['non_2xx']} non-2xx); p50 {ours['p50']}, p99 {ours['p99']}")
+    print(f"  ratio (calsync stored/s ÷ bare requests/s): {stored_rate / bare['rate']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
