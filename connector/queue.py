@@ -22,7 +22,7 @@ from typing import Any
 
 from peewee import SQL, Database, IntegrityError, fn
 
-from mappings.db import is_postgres, write_transaction
+from mappings.db import bulk_insert, is_postgres, write_transaction
 from mappings.models import Job
 
 log = logging.getLogger("calsync.queue")
@@ -87,7 +87,7 @@ def enqueue_many(db: Database, jobs: list[dict[str, Any]], *, now: datetime) -> 
             for job in jobs]
     if any("dedupe_key" in job for job in jobs):
         raise ValueError("enqueue_many takes no dedupe keys; use enqueue to coalesce")
-    Job.insert_many(rows).execute()
+    bulk_insert(db, Job, rows)
 
 
 def enqueue_converge(db: Database, appointment_id: str, account_id: str, *, now: datetime,

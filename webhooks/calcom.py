@@ -21,7 +21,7 @@ from peewee import Database
 
 from connector import errors, queue
 from connector.accounts import webhook_secrets
-from mappings.db import write_transaction
+from mappings.db import bulk_insert, write_transaction
 from mappings.models import Account, Booking, WebhookDelivery
 from mappings.sealing import Sealer, SealingError
 from webhooks import events
@@ -78,7 +78,7 @@ def verify(raw_body: bytes, signature: str | None, secrets: list[str]) -> events
         raise errors.MalformedRequest("The delivery is not valid UTF-8 JSON.") from None
     if not isinstance(body, dict):
         raise errors.MalformedRequest("The delivery must be a JSON object.")
-    return events.parse(body, raw_body)
+    return events.headline(body, raw_body)
 
 
 def secrets_of(account_id: str, sealer: Sealer) -> list[str]:
@@ -103,37 +103,36 @@ def receive(db: Database, sealer: Sealer, account_id: str, raw_body: bytes,
 
 def store(db: Database, items: list[Incoming]) -> list[Receipt]:
     """Record deliveries and their jobs in one transaction; a repeated body is a duplicate."""
-    by_account: dict[str, set[str]] = {}
-    for item in items:
-        by_account.setdefault(item.account_id, set()).add(item.event.delivery_key)
     uids = {uid for item in items for uid in (item.event.uid, item.event.reschedule_uid) if uid}
     receipts: list[Receipt] = []
     jobs: list[dict] = []
     with write_transaction(db):
-        seen = _stored_ids(by_account)
+        seen: dict[tuple[str, str], int] = {}
         owners = {row.uid: row.appointment_id for row in Booking.select(
             Booking.uid, Booking.appointment).where(Booking.uid.in_(list(uids)))} if uids else {}
         fresh: dict[tuple[str, str], Incoming] = {}
         stored: dict[tuple[str, str], int] = {}
         for item in items:
-            key = (item.account_id, item.event.delivery_key)
-            if key not in seen and key not in fresh:
-                fresh[key] = item
+            fresh.setdefault((item.account_id, item.event.delivery_key), item)
         if fresh:
             # One statement for the batch; a body another process stored meanwhile is skipped
             # by the unique index rather than failing the batch.
-            WebhookDelivery.insert_many([_row(item) for item in fresh.values()]).on_conflict_ignore().execute()
-            fresh_by_account: dict[str, set[str]] = {}
-            for account_id, key in fresh:
-                fresh_by_account.setdefault(account_id, set()).add(key)
-            stored = _stored_ids(fresh_by_account)
+            inserted = bulk_insert(db, WebhookDelivery, [_row(item) for item in fresh.values()],
+                                   returning=("id", "account", "dedupe_key"), skip_conflicts=True)
+            stored = {(account_id, key): id_ for id_, account_id, key in inserted}
+            missing = {key for key in fresh if key not in stored}
+            if missing:  # stored before (a repeat): the unique index skipped them
+                seen = _stored_ids({account: {k for a, k in missing if a == account}
+                                    for account, _ in missing})
+                for key in missing:
+                    del fresh[key]
         for item in items:
             event, key = item.event, (item.account_id, item.event.delivery_key)
-            if key in seen or key not in fresh:
+            if key not in fresh:
+                original = seen.get(key) or stored[key]
                 log.info("duplicate delivery", extra={"action": "webhook.duplicate",
-                                                      "delivery_id": seen.get(key, stored.get(key)),
-                                                      "trigger": event.trigger_name})
-                receipts.append(Receipt("duplicate", seen.get(key) or stored[key]))
+                                                      "delivery_id": original, "trigger": event.trigger_name})
+                receipts.append(Receipt("duplicate", original))
                 continue
             del fresh[key]
             delivery_id = stored[key]

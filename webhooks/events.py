@@ -106,6 +106,25 @@ def _attendees(items: Any) -> tuple[Attendee, ...]:
     return tuple(result)
 
 
+def headline(body: dict[str, Any], raw_body: bytes) -> CalcomEvent:
+    """Only what storing a delivery needs (trigger, uids, dedupe key): the cheap part of parse.
+
+    The full event is parsed again from the stored body when the delivery is applied.
+    """
+    name = body.get("triggerEvent")
+    trigger = Trigger.of(name)
+    payload = body if trigger in (Trigger.MEETING_STARTED, Trigger.MEETING_ENDED) else body.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
+    return CalcomEvent(
+        trigger=trigger,
+        trigger_name=str(name).replace("\x00", "") if name is not None else "",
+        delivery_key=delivery_key(raw_body),
+        sent_at=None,
+        uid=_text(payload.get("uid")) or _text(payload.get("bookingUid")),
+        reschedule_uid=_text(payload.get("rescheduleUid")),
+    )
+
+
 def parse(body: Any, raw_body: bytes) -> CalcomEvent:
     """A normalised event from a parsed body; never raises on odd content, only on non-objects."""
     if not isinstance(body, dict):

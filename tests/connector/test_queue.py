@@ -97,3 +97,13 @@ def test_only_the_asked_kinds_are_claimed(db, clock):
     queue.enqueue(db, "other", now=clock.now())
     assert queue.claim_next(db, "w1", now=clock.now(), lease_seconds=60, kinds=["converge"]) is None
     assert queue.claim_next(db, "w1", now=clock.now(), lease_seconds=60, kinds=["other"]) is not None
+
+
+def test_enqueue_many_fills_defaults_and_keeps_order(db, clock):
+    queue.enqueue_many(db, [{"kind": "apply_webhook", "payload": {"n": n}, "serial_key": "k"}
+                            for n in range(3)], now=clock.now())
+    jobs = list(Job.select().order_by(Job.id))
+    assert [j.payload["n"] for j in jobs] == [0, 1, 2]
+    assert all(j.attempts == 0 and j.status == "queued" for j in jobs)
+    with pytest.raises(ValueError):
+        queue.enqueue_many(db, [{"kind": "x", "dedupe_key": "d"}], now=clock.now())
