@@ -95,6 +95,16 @@ class Applier:
         return (Booking.select().join(Appointment)
                 .where((Booking.uid == uid) & (Appointment.account == self.account_id)).first())
 
+    def _known(self, uid: str | None) -> tuple[Booking, Appointment] | None:
+        booking = self._booking(uid)
+        return None if booking is None else (booking, Appointment.get_by_id(booking.appointment_id))
+
+    def _follow_calcom(self, appointment: Appointment, **changes) -> None:
+        """Cal.com's change becomes the desired state, already synced: converge has nothing to do."""
+        version = appointment.desired_version + 1
+        Appointment.update(desired_version=version, synced_version=version, sync_state="synced",
+                           updated_at=self.now, **changes).where(Appointment.id == appointment.id).execute()
+
     def _emit(self, appointment_id: str, event_type: str) -> None:
         events.emit_for(self.db, appointment_id, event_type, now=self.now, booker_url=self.booker_url)
 
@@ -212,14 +222,11 @@ class Applier:
                         {**observed, "start_time": event.start, "note": "a later CRM edit stands"})
             queue.enqueue_converge(self.db, appointment.id, self.account_id, now=self.now)
         else:
-            version = appointment.desired_version + 1
-            Appointment.update(start_time=event.start, end_time=event.end,
-                               duration_minutes=int((event.end - event.start).total_seconds() // 60),
-                               desired_version=version, synced_version=version, sync_state="synced",
-                               attendance="unknown", desired_attendance="unknown",
-                               ics_sequence=Appointment.ics_sequence + 1, reschedule_attempted_at=None,
-                               updated_at=self.now, **observed).where(
-                Appointment.id == appointment.id).execute()
+            self._follow_calcom(appointment, start_time=event.start, end_time=event.end,
+                                duration_minutes=int((event.end - event.start).total_seconds() // 60),
+                                attendance="unknown", desired_attendance="unknown",
+                                ics_sequence=Appointment.ics_sequence + 1, reschedule_attempted_at=None,
+                                **observed)
             self._audit(appointment, "booking.rescheduled_in_calcom", before,
                         {**observed, "start_time": event.start})
         self._emit(appointment.id, events.RESCHEDULED)
@@ -228,10 +235,10 @@ class Applier:
     # --- cancelled or declined in Cal.com --------------------------------------
 
     def _ended_by_calcom(self, event: CalcomEvent, status: str) -> str:
-        booking = self._booking(event.uid)
-        if booking is None:
+        known = self._known(event.uid)
+        if known is None:
             return "ignored"
-        appointment = Appointment.get_by_id(booking.appointment_id)
+        booking, appointment = known
         if booking.status == status and appointment.status == status:
             return "echo"
         if booking.status in ("cancelled", "rejected") or appointment.booking_uid != booking.uid:
@@ -239,16 +246,13 @@ class Applier:
         Booking.update(status=status, raw=event.raw, updated_at=self.now).where(
             Booking.id == booking.id).execute()
         who = self._canceller(appointment, event.cancelled_by_email)
-        version = appointment.desired_version + 1
-        changes = {"status": status, "desired_version": version, "synced_version": version,
-                   "sync_state": "synced", "ics_sequence": Appointment.ics_sequence + 1,
-                   "updated_at": self.now}
+        changes = {"status": status, "ics_sequence": Appointment.ics_sequence + 1}
         if status == "cancelled":
             changes.update(desired_status="cancelled", cancellation_reason=event.cancellation_reason,
                            cancelled_by=who, cancelled_by_email=event.cancelled_by_email)
         else:
             changes.update(last_error=f"the host declined: {event.rejection_reason or 'no reason given'}")
-        Appointment.update(**changes).where(Appointment.id == appointment.id).execute()
+        self._follow_calcom(appointment, **changes)
         self._audit(appointment, f"booking.{status}_in_calcom", {"status": appointment.status},
                     {"status": status, "reason": event.cancellation_reason or event.rejection_reason,
                      "cancelled_by": who if status == "cancelled" else None})
@@ -264,30 +268,27 @@ class Applier:
     # --- attendance and the meeting's end ----------------------------------------
 
     def _attendance(self, event: CalcomEvent) -> str:
-        booking = self._booking(event.uid)
-        if booking is None:
+        known = self._known(event.uid)
+        if known is None:
             return "ignored"
-        appointment = Appointment.get_by_id(booking.appointment_id)
+        _, appointment = known
         mine = [a for a in event.attendees if a.email.lower() == appointment.attendee_email.lower()]
         if not mine or mine[0].no_show is None:
             return "ignored"
         attendance = "no_show" if mine[0].no_show else "attended"
         if appointment.attendance == attendance:
             return "echo"
-        version = appointment.desired_version + 1
-        Appointment.update(attendance=attendance, desired_attendance=attendance, desired_version=version,
-                           synced_version=version, sync_state="synced", updated_at=self.now).where(
-            Appointment.id == appointment.id).execute()
+        self._follow_calcom(appointment, attendance=attendance, desired_attendance=attendance)
         self._audit(appointment, "attendance.changed_in_calcom", {"attendance": appointment.attendance},
                     {"attendance": attendance})
         self._emit(appointment.id, events.ATTENDANCE)
         return "applied"
 
     def _host_no_show(self, event: CalcomEvent) -> str:
-        booking = self._booking(event.uid)
-        if booking is None:
+        known = self._known(event.uid)
+        if known is None:
             return "ignored"
-        appointment = Appointment.get_by_id(booking.appointment_id)
+        booking, appointment = known
         raw = dict(booking.raw or {})
         if raw.get("absentHost") is True:
             return "echo"
@@ -298,10 +299,10 @@ class Applier:
         return "applied"
 
     def _meeting_ended(self, event: CalcomEvent) -> str:
-        booking = self._booking(event.uid)
-        if booking is None:
+        known = self._known(event.uid)
+        if known is None:
             return "ignored"
-        appointment = Appointment.get_by_id(booking.appointment_id)
+        booking, appointment = known
         if appointment.status == "completed":
             return "echo"
         if appointment.booking_uid != booking.uid or appointment.status not in ("active", "rescheduled"):

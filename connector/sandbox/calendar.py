@@ -411,28 +411,26 @@ class SandboxCalendar:
                                                       "bookingUid": booking.uid, "bookingId": booking.id})
         return booking
 
-    def confirm(self, uid: str, path: str) -> SandboxBooking:
-        """The host accepts a pending booking: BOOKING_CREATED for the same uid (REFERENCE §5.7)."""
+    def _decide(self, uid: str, path: str, status: str) -> SandboxBooking:
+        """The host decides a pending booking; anything else is tRPC's generic 400 (REFERENCE §3)."""
         now = self.clock.now()
         with self.lock:
             booking = self.get_booking(uid, path)
             if booking.status != "pending":
                 raise wire.nest_error(400, "TRPCError",
                                       "Bad request: Please check your request data and try again", path, now)
-            booking.status = "accepted"
+            booking.status = status
             booking.updated_at = now
+        return booking
+
+    def confirm(self, uid: str, path: str) -> SandboxBooking:
+        """The host accepts a pending booking: BOOKING_CREATED for the same uid (REFERENCE §5.7)."""
+        booking = self._decide(uid, path, "accepted")
         self._notify("BOOKING_CREATED", self.webhook_payload(booking, times=".000Z", metadata_of=None))
         return booking
 
     def decline(self, uid: str, reason: str | None, path: str) -> SandboxBooking:
-        now = self.clock.now()
-        with self.lock:
-            booking = self.get_booking(uid, path)
-            if booking.status != "pending":
-                raise wire.nest_error(400, "TRPCError",
-                                      "Bad request: Please check your request data and try again", path, now)
-            booking.status = "rejected"
-            booking.updated_at = now
+        booking = self._decide(uid, path, "rejected")
         payload = self.webhook_payload(booking, times=".000Z", with_metadata=False)
         payload["rejectionReason"] = reason
         self._notify("BOOKING_REJECTED", payload)
