@@ -245,11 +245,6 @@ def replay(db: Database, job_id: int, *, now: datetime) -> Job:
         return Job.get_by_id(job_id)
 
 
-def counts_by_status(db: Database) -> dict[str, int]:
-    rows = Job.select(Job.status, fn.COUNT(Job.id).alias("n")).group_by(Job.status)
-    return {row.status: row.n for row in rows}
-
-
 def enqueue_event_type_refresh(db: Database, account_id: str, *, now: datetime) -> int:
     return enqueue(
         db,

@@ -40,7 +40,6 @@ class RateLimiter:
         self.default_limit = limit
         self.window = timedelta(seconds=window_seconds * (1 + MARGIN))
         self.max_wait = max_wait_seconds
-        self.waits = 0  # times a caller waited or was deferred, for metrics and benchmarks
         self._states: dict[str, _AccountState] = {}
         self._lock = threading.Lock()
 
@@ -67,7 +66,6 @@ class RateLimiter:
                     state.sent.append(now)
                     return
                 wait = (wait_until - now).total_seconds()
-                self.waits += 1
             if wait > self.max_wait:
                 raise errors.RateLimitDeferred(
                     f"held back {wait:.1f}s to stay within Cal.com's rate limit", retry_after=wait)

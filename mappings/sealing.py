@@ -28,10 +28,6 @@ class Sealer:
             digest = hashlib.sha256(b"calsync-sealing-v1:" + secret_key.encode()).digest()
             self._fernet = Fernet(base64.urlsafe_b64encode(digest))
 
-    @property
-    def encrypts(self) -> bool:
-        return self._fernet is not None
-
     def seal(self, value: str | None) -> str | None:
         if value is None:
             return None

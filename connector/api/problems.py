@@ -12,7 +12,6 @@ answered with a bare 500 problem.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -134,6 +133,3 @@ def json_body_required(request: Request) -> None:
         raise errors.UnsupportedMediaType(
             f"Send the body as application/json (got {media or 'no Content-Type'}).")
 
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
