@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -26,6 +26,11 @@ from mappings.times import NaiveDatetimeError, parse_instant
 
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+# Instants calsync accepts: far enough out for any meeting, clear of datetime's overflow edges.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+# Cal.com's ids are 32-bit integers (Prisma Int).
+MAX_CALCOM_ID = 2_147_483_647
 EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -35,13 +40,18 @@ def _instant(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
     try:
-        return parse_instant(value).replace(microsecond=0)
+        instant = parse_instant(value).replace(microsecond=0)
+    except OverflowError:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}") from None
     except NaiveDatetimeError:
         raise ValueError(
             "must include a UTC offset, e.g. 2026-03-17T15:00:00+01:00 or 2026-03-17T14:00:00Z"
         ) from None
     except ValueError:
         raise ValueError("is not an ISO 8601 date-time, e.g. 2026-03-17T15:00:00+01:00") from None
+    if not EARLIEST <= instant <= LATEST:
+        raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}")
+    return instant
 
 
 def _email(value: Any) -> str:
@@ -87,7 +97,7 @@ class AppointmentInput(StrictBody):
     business_name: Annotated[str, StringConstraints(max_length=200)] | None = None
     label: Annotated[str, StringConstraints(max_length=100)] | None = None
     description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
-    event_type_id: Annotated[int, Field(ge=1)] | None = None
+    event_type_id: Annotated[int, Field(ge=1, le=MAX_CALCOM_ID)] | None = None
     start_time: Instant
     duration_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
     guests: Annotated[list[Email], Field(max_length=30)] = Field(default_factory=list)

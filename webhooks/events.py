@@ -156,7 +156,9 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
         start=_instant(payload.get("startTime")),
         end=_instant(payload.get("endTime")),
         title=_text(payload.get("title")),
-        event_type_id=event_type_id if isinstance(event_type_id, int) and not isinstance(event_type_id, bool) else None,
+        # Cal.com's ids are 32-bit: anything else is not an event type calsync can store.
+        event_type_id=event_type_id if isinstance(event_type_id, int) and not isinstance(
+            event_type_id, bool) and 0 < event_type_id < 2**31 else None,
         attendees=_attendees(payload.get("attendees")),
         organizer_email=_text(organizer.get("email")) or _text(user.get("email")) or _text(payload.get("hostEmail")),
         location=location,

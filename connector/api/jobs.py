@@ -16,6 +16,8 @@ from mappings.times import to_api
 
 STATUSES = ("queued", "running", "done", "dead")
 PAGE_SIZES = (10, 25, 50, 100)
+MAX_PAGE = 100_000
+MAX_JOB_ID = 2**63 - 1  # a 64-bit key: anything larger cannot name a job
 
 
 def describe(job: Job) -> dict:
@@ -36,10 +38,10 @@ def _page_args(request: Request) -> tuple[str | None, int, int]:
     page = per_page = None
     try:
         page = int(request.query_params.get("page", "1"))
-        if page < 1:
+        if not 1 <= page <= MAX_PAGE:
             raise ValueError
     except ValueError:
-        problems.append(errors.FieldError("page", "must be a whole number from 1"))
+        problems.append(errors.FieldError("page", f"must be a whole number from 1 to {MAX_PAGE}"))
     try:
         per_page = int(request.query_params.get("per_page", "25"))
         if per_page not in PAGE_SIZES:
@@ -73,7 +75,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         def work() -> dict:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
-                if not raw_id.isdigit():
+                if not raw_id.isdigit() or int(raw_id) > MAX_JOB_ID:
                     raise errors.ValidationFailed.one("job_id", "must be a job's number")
                 job = Job.get_or_none((Job.id == int(raw_id))
                                       & (Job.account_id == principal.account_id))

@@ -45,6 +45,11 @@ CASES = [
      "attendee_time_zone"),
     ("event-type-as-string", "crm-1", body(event_type_id="123456"), JSON, "owner", 422, "event_type_id"),
     ("event-type-zero", "crm-1", body(event_type_id=0), JSON, "owner", 422, "event_type_id"),
+    ("event-type-huge", "crm-1", body(event_type_id=2**70), JSON, "owner", 422, "event_type_id"),
+    ("start-year-9999", "crm-1", body(start_time="9999-12-31T23:59:59-12:00"), JSON, "owner", 422,
+     "start_time"),
+    ("start-year-1", "crm-1", body(start_time="0001-01-01T00:00:00+14:00"), JSON, "owner", 422,
+     "start_time"),
     ("duration-fraction", "crm-1", body(duration_minutes=1.5), JSON, "owner", 422, "duration_minutes"),
     ("duration-bool", "crm-1", body(duration_minutes=True), JSON, "owner", 422, "duration_minutes"),
     ("unknown-field", "crm-1", body(atendee_name="typo"), JSON, "owner", 422, "atendee_name"),
@@ -120,3 +125,14 @@ def test_unknown_routes_and_methods_are_problems(client, tenant, method, path, s
     answer = client.request(method, path, headers=auth)
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(("method", "path", "field"), [
+    ("GET", "/v1/jobs?page=99999999999999999999", "page"),
+    ("POST", "/v1/jobs/99999999999999999999/retry", "job_id"),
+])
+def test_numbers_too_large_for_the_database_are_refused(client, tenant, method, path, field):
+    _, auth = tenant
+    answer = client.request(method, path, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == field
