@@ -270,10 +270,7 @@ def _accounts_list(args: argparse.Namespace, settings: Settings) -> int:
     db = _database(settings)
     with session(db):
         rows = [accounts.describe_account(a) for a in Account.select().order_by(Account.created_at)]
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        _table(rows, ["id", "name", "calcom_api_key", "event_type_id", "time_zone"])
+    _show(rows, ["id", "name", "calcom_api_key", "event_type_id", "time_zone"], as_json=args.json)
     return 0
 
 
@@ -307,10 +304,7 @@ def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
                  "revoked": t.revoked_at is not None}
                 for t in ApiToken.select().where(ApiToken.account == args.account)
                 .order_by(ApiToken.created_at)]
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        _table(rows, ["id", "name", "scopes", "last_used_at", "revoked"])
+    _show(rows, ["id", "name", "scopes", "last_used_at", "revoked"], as_json=args.json)
     return 0
 
 
@@ -345,7 +339,11 @@ def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def _show(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool) -> None:
+    """Rows as one JSON array, or as an aligned table of ``columns``."""
+    if as_json:
+        print(json.dumps(rows))
+        return
     if not rows:
         print("(none)")
         return

@@ -211,13 +211,16 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
     # --- webhook subscriptions (any or no version, key required; REFERENCE §5.10) ---------
 
-    @calcom_endpoint("POST /v2/webhooks", None, auth_required=True)
-    async def create_webhook(request: Request) -> Response:
+    async def subscription_body(request: Request, *, partial: bool) -> dict[str, Any]:
         body = await json_body(request)
-        problem = hub.check(body, partial=False)
+        problem = hub.check(body, partial=partial)
         if problem:
             raise wire.bad_request(problem, path_of(request), clock.now())
-        sub = hub.create(body)
+        return body
+
+    @calcom_endpoint("POST /v2/webhooks", None, auth_required=True)
+    async def create_webhook(request: Request) -> Response:
+        sub = hub.create(await subscription_body(request, partial=False))
         if sub is None:
             raise wire.nest_error(409, "ConflictException",
                                   "Webhook with this subscriber url already exists for this user",
@@ -230,11 +233,7 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
     @calcom_endpoint("PATCH /v2/webhooks/{id}", None, auth_required=True)
     async def update_webhook(request: Request) -> Response:
-        body = await json_body(request)
-        problem = hub.check(body, partial=True)
-        if problem:
-            raise wire.bad_request(problem, path_of(request), clock.now())
-        sub = hub.update(request.path_params["webhook_id"], body)
+        sub = hub.update(request.path_params["webhook_id"], await subscription_body(request, partial=True))
         if sub is None:
             raise wire.not_found("Webhook not found", path_of(request), clock.now())
         return JSONResponse(wire.success(sub.output(host.id)))
