@@ -147,8 +147,7 @@ def create_app(
                                        sandbox=sandbox, sandbox_url=sandbox_url)
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake)
-    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx),
-              *webhooks_api.routes(ctx, runtime.ingest)]
+    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 
@@ -164,4 +163,6 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
+    # Outermost but for the 500 handler: Cal.com's deliveries skip the router (its docstring says why).
+    app.add_middleware(webhooks_api.CalcomWebhookRoute, ctx=ctx, writer=runtime.ingest)
     return app

@@ -41,15 +41,19 @@ def problem(status: int, slug: str, title: str, detail: str, instance: str | Non
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-async def api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ApiError)
+def problem_for(exc: errors.ApiError, instance: str | None) -> ProblemResponse:
     extra: dict[str, Any] = {}
     headers = None
     if isinstance(exc, errors.ValidationFailed):
         extra["errors"] = [e.as_dict() for e in exc.errors]
     if isinstance(exc, errors.Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="calsync"'}
-    return problem(exc.status, exc.slug, exc.title, exc.message, request.url.path, headers, **extra)
+    return problem(exc.status, exc.slug, exc.title, exc.message, instance, headers, **extra)
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ApiError)
+    return problem_for(exc, request.url.path)
 
 
 _HTTP_SLUGS = {

@@ -81,3 +81,22 @@ class SignedRouteContract:
         body = json.dumps({"triggerEvent": "PING", "pad": "x" * 1_100_000}).encode()
         answer = self.post(client, route, body, self.sign(body, self.secret))
         assert answer.status_code == 413 and self.stored() == (0, 0)
+
+    def test_a_body_over_one_mebibyte_without_content_length_is_a_413(self, client, route):
+        body = json.dumps({"triggerEvent": "PING", "pad": "x" * 1_100_000}).encode()
+        chunks = (body[start:start + 65_536] for start in range(0, len(body), 65_536))
+        answer = client.post(route, content=chunks, headers={"Content-Type": "application/json",
+                                                              **self.sign(body, self.secret)})
+        assert answer.status_code == 413 and self.stored() == (0, 0)
+
+    def test_a_content_length_that_is_not_a_number_is_a_400(self, client, route):
+        body = self.valid_body()
+        answer = self.post(client, route, body, {**self.sign(body, self.secret), "Content-Length": "ten"})
+        assert answer.status_code == 400 and self.stored() == (0, 0)
+        assert answer.headers["content-type"] == "application/problem+json"
+
+    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+    def test_other_methods_are_a_405_naming_post(self, client, route, method):
+        answer = client.request(method, route)
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+        assert answer.json()["type"] == "/problems/method-not-allowed"
