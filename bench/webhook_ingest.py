@@ -9,7 +9,8 @@ none takes the cheap duplicate path; calsync's figure counts the rows it stored.
     .venv/bin/python bench/webhook_ingest.py [--seconds 6] [--connections 32]
 
 Needs wrk (Debian: apt-get install wrk). Prints stored/s, the bare endpoint's
-requests/s, their ratio, and p50/p99 latency of each.
+requests/s, their ratio, and p50/p99 latency of each; and, as a ceiling, calsync's
+receiver with the write taken out (verify, parse, answer).
 """
 
 from __future__ import annotations
@@ -82,6 +83,19 @@ def calsync_app():
 
     logs.configure("warning", "json")
     return create_app(settings, run_background=False)
+
+
+def calsync_storing_nothing_app():
+    """calsync's receiver with the write taken out: what the checks before it cost."""
+    from webhooks.calcom import Receipt
+
+    app = calsync_app()
+
+    async def store_nothing(account_id, event, raw_body, now):
+        return Receipt("accepted", 0)
+
+    app.state.runtime.ingest.store = store_nothing
+    return app
 
 
 # --- the harness ------------------------------------------------------------------------
@@ -175,7 +189,9 @@ def main() -> None:
               f"of ~{bodies.stat().st_size // args.bodies} bytes")
         results = {}
         for name, factory, env in (("bare Starlette", "bare_app", {}),
-                                   ("calsync", "calsync_app", {"BENCH_DATABASE_URL": url})):
+                                   ("calsync", "calsync_app", {"BENCH_DATABASE_URL": url}),
+                                   ("storing nothing", "calsync_storing_nothing_app",
+                                    {"BENCH_DATABASE_URL": url})):
             process, port = serve(factory, env)
             try:
                 results[name] = wrk(port, path, bodies, args.seconds, args.connections)
@@ -184,12 +200,14 @@ def main() -> None:
                 process.wait(timeout=20)
         with session(db):
             stored = WebhookDelivery.select().count()
-    bare, ours = results["bare Starlette"], results["calsync"]
+    bare, ours, ceiling = results["bare Starlette"], results["calsync"], results["storing nothing"]
     stored_rate = stored / args.seconds
     print(f"  bare Starlette: {bare['rate']:.0f} requests/s; p50 {bare['p50']}, p99 {bare['p99']}")
     print(f"  calsync:        {stored_rate:.0f} deliveries stored/s ({stored} rows; wrk saw "
           f"{ours['rate']:.0f}/s, {ours['non_2xx']} non-2xx); p50 {ours['p50']}, p99 {ours['p99']}")
     print(f"  ratio (calsync stored/s ÷ bare requests/s): {stored_rate / bare['rate']:.2f}")
+    print(f"  ceiling: calsync's receiver storing nothing answers {ceiling['rate']:.0f}/s "
+          f"(p50 {ceiling['p50']}, p99 {ceiling['p99']}), {ceiling['rate'] / bare['rate']:.2f} of bare")
 
 
 if __name__ == "__main__":
