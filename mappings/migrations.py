@@ -23,7 +23,7 @@ from playhouse.migrate import migrate as apply_changes
 
 from mappings.db import is_postgres, write_transaction
 from mappings.fields import UTCDateTimeField
-from mappings.models import ALL_MODELS
+from mappings.models import ALL_MODELS, PeriodicClaim, ReconcileCheckpoint, ReconcileRun
 
 log = logging.getLogger("calsync.migrations")
 
@@ -52,11 +52,19 @@ def _lifecycle_intent(db: Database) -> None:
     )
 
 
+def _reconciler_and_scheduler(db: Database) -> None:
+    new = [ReconcileRun, ReconcileCheckpoint, PeriodicClaim]
+    with db.bind_ctx(new):
+        db.create_tables(new)  # IF NOT EXISTS: a database made at v1 by the current models has them
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
     Step(2, "appointment: cancellation and attendance intent, reschedule outcome marker",
          _lifecycle_intent),
+    Step(3, "reconcile runs and checkpoints; claims that run each periodic task once per period",
+         _reconciler_and_scheduler),
 ]
 
 

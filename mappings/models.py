@@ -254,6 +254,50 @@ class AuditEvent(BaseModel):
         indexes = ((("appointment", "id"), False),)
 
 
+class ReconcileRun(BaseModel):
+    """One pass of the reconciler over an account, with its figures."""
+
+    id = BigAutoField()
+    account = ForeignKeyField(Account, backref="reconcile_runs", on_delete="CASCADE")
+    mode = CharField(max_length=12)  # incremental | full
+    trigger = CharField(max_length=20)  # schedule | api | cli
+    status = CharField(max_length=10, default="running")  # running | done | failed | abandoned
+    started_at = UTCDateTimeField()
+    heartbeat_at = UTCDateTimeField()
+    finished_at = UTCDateTimeField(null=True)
+    pages = IntegerField(default=0)
+    bookings_seen = IntegerField(default=0)
+    repairs = JSONField(default=dict)  # kind → count
+    duration_ms = IntegerField(null=True)
+    error = TextField(null=True)
+
+    class Meta:
+        indexes = ((("account", "id"), False),)
+
+
+ReconcileRun.add_index(
+    ReconcileRun.index(ReconcileRun.account, unique=True, name="reconcile_one_running_per_account")
+    .where(SQL("status = 'running'"))
+)
+
+
+class ReconcileCheckpoint(BaseModel):
+    """Where the account's incremental pass resumes: Cal.com's ``updatedAt`` last seen."""
+
+    account = ForeignKeyField(Account, primary_key=True, on_delete="CASCADE")
+    updated_after = UTCDateTimeField()
+    saved_at = UTCDateTimeField()
+
+
+class PeriodicClaim(BaseModel):
+    """A periodic task's next due time; the process that moves it forward runs the task."""
+
+    name = CharField(primary_key=True, max_length=100)
+    next_due_at = UTCDateTimeField()
+    claimed_by = CharField(max_length=100, null=True)
+    claimed_at = UTCDateTimeField(null=True)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Account,
     ApiToken,
@@ -263,4 +307,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     Job,
     WebhookDelivery,
     AuditEvent,
+    ReconcileRun,
+    ReconcileCheckpoint,
+    PeriodicClaim,
 ]
