@@ -20,10 +20,11 @@ from peewee import Database
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from connector import events, queue, subscription
+from connector import events, queue, subscription, sweeps
 from connector.api import appointments as appointments_api
 from connector.api import health
 from connector.api import jobs as jobs_api
+from connector.api import operations as operations_api
 from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
@@ -31,10 +32,12 @@ from connector.clients import CalcomClients
 from connector.clock import Clock, SystemClock
 from connector.event_types import RefreshHandler
 from connector.ratelimit import RateLimiter
+from connector.reconcile import ReconcileHandler, ReconcileOptions, Reconciler
 from connector.retry import RetryPolicy
 from connector.sandbox.app import Sandbox
-from connector.scheduler import PeriodicTask, Scheduler, refresh_all_event_types, sweep_stranded
+from connector.scheduler import PeriodicTask, Scheduler, reconcile_all, refresh_all_event_types
 from connector.settings import Settings
+from connector.slots import SlotCache
 from connector.sync import ConvergeHandler, SyncContext
 from connector.worker import Worker, WorkerConfig
 from mappings.db import open_database
@@ -57,6 +60,8 @@ class Runtime:
     clients: CalcomClients
     worker: Worker
     scheduler: Scheduler
+    reconciler: Reconciler
+    slot_cache: SlotCache
     sandbox: Sandbox | None = None
     ingest: IngestWriter | None = None
     background: bool = field(default=False)
@@ -98,7 +103,13 @@ def build_runtime(
     limiter = RateLimiter(clock, limit=settings.calcom.rate_limit_per_window,
                           window_seconds=settings.calcom.rate_limit_window_seconds)
     clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url, limiter=limiter)
-    sync_ctx = SyncContext(db=db, clock=clock, clients=clients, booker_url=settings.calcom.booker_url)
+    reconciler = Reconciler(db, clock, clients, settings.calcom.booker_url, ReconcileOptions(
+        page_size=settings.reconcile.page_size,
+        window_before=timedelta(days=settings.reconcile.window_before_days),
+        window_after=timedelta(days=settings.reconcile.window_after_days)))
+    slot_cache = SlotCache()
+    sync_ctx = SyncContext(db=db, clock=clock, clients=clients, booker_url=settings.calcom.booker_url,
+                           slots_changed=slot_cache.invalidate)
     policy = RetryPolicy(
         max_attempts=settings.worker.max_attempts,
         base_seconds=settings.worker.backoff_base_seconds,
@@ -112,6 +123,7 @@ def build_runtime(
             events.DELIVER_EVENT: DeliveryHandler(db, clock, http, sealer),
             calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock, settings.calcom.booker_url),
             subscription.REGISTER_WEBHOOK: subscription.RegisterHandler(db, clock, clients, sealer),
+            queue.RECONCILE: ReconcileHandler(reconciler),
         },
         policy=policy,
         config=WorkerConfig(
@@ -121,15 +133,25 @@ def build_runtime(
         ),
         rng=rng,
     )
+    periods = settings.scheduler
+    booker_url = settings.calcom.booker_url
+    lead = timedelta(minutes=periods.briefing_lead_minutes)
     scheduler = Scheduler(db, clock, [
-        PeriodicTask("sweep_stranded", timedelta(seconds=settings.scheduler.pending_sweep_seconds),
-                     sweep_stranded(db)),
-        PeriodicTask("refresh_event_types",
-                     timedelta(seconds=settings.scheduler.event_type_refresh_seconds),
+        PeriodicTask("sweep_stranded", timedelta(seconds=periods.pending_sweep_seconds),
+                     lambda now: sweeps.sweep_stranded(db, now)),
+        PeriodicTask("refresh_event_types", timedelta(seconds=periods.event_type_refresh_seconds),
                      refresh_all_event_types(db)),
+        PeriodicTask("reconcile", timedelta(seconds=periods.reconcile_seconds),
+                     reconcile_all(db, full=False)),
+        PeriodicTask("reconcile_full", timedelta(seconds=periods.full_reconcile_seconds),
+                     reconcile_all(db, full=True)),
+        PeriodicTask("complete_ended", timedelta(seconds=periods.completion_sweep_seconds),
+                     lambda now: sweeps.complete_ended(db, now, booker_url)),
+        PeriodicTask("briefings", timedelta(seconds=periods.briefing_seconds),
+                     lambda now: sweeps.send_briefings(db, now, booker_url, lead)),
     ])
-    return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, sandbox,
-                   ingest=IngestWriter(db))
+    return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, reconciler, slot_cache,
+                   sandbox, ingest=IngestWriter(db))
 
 
 def create_app(
@@ -146,8 +168,10 @@ def create_app(
     runtime = runtime or build_runtime(settings, clock=clock, db=db, transport=transport,
                                        sandbox=sandbox, sandbox_url=sandbox_url)
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
-                     wake_worker=runtime.worker.wake)
-    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx)]
+                     wake_worker=runtime.worker.wake, clients=runtime.clients,
+                     reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
+    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx),
+              *operations_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

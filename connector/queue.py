@@ -29,6 +29,7 @@ log = logging.getLogger("calsync.queue")
 
 CONVERGE = "converge"
 REFRESH_EVENT_TYPES = "refresh_event_types"
+RECONCILE = "reconcile"
 
 
 def enqueue(
@@ -253,6 +254,19 @@ def enqueue_event_type_refresh(db: Database, account_id: str, *, now: datetime) 
         payload={"account_id": account_id},
         serial_key=f"account:{account_id}:event_types",
         dedupe_key=f"refresh_event_types:{account_id}",
+        account_id=account_id,
+    )
+
+
+def enqueue_reconcile(db: Database, account_id: str, *, full: bool, now: datetime) -> int:
+    mode = "full" if full else "incremental"
+    return enqueue(
+        db,
+        RECONCILE,
+        now=now,
+        payload={"account_id": account_id, "full": full},
+        serial_key=f"account:{account_id}:reconcile",
+        dedupe_key=f"reconcile:{account_id}:{mode}",
         account_id=account_id,
     )
 

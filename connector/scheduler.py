@@ -1,26 +1,31 @@
-"""Periodic work inside the worker process; each task only enqueues jobs.
+"""Periodic work inside the worker process, each task once per period across all processes.
 
-Tasks run when due by the injected clock, so tests drive them with ``run_due()``.
+Several worker processes may share one PostgreSQL database. Each task has a row
+in ``periodic_claim`` holding its next due time; a process runs the task only if
+its conditional update moves that time forward (``UPDATE … WHERE next_due_at <=
+now``), which one process wins. The same holds on SQLite, whose writes are
+serialised anyway. Tasks run when due by the injected clock, so tests drive
+them with ``run_due()``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from peewee import SQL, Database, Value, fn
+from peewee import Database, IntegrityError
 
 from connector import queue
 from connector.clock import Clock
-from mappings.db import session
-from mappings.models import Account, Appointment, Job
+from mappings.db import session, write_transaction
+from mappings.models import Account, PeriodicClaim
 
 log = logging.getLogger("calsync.scheduler")
-
-SWEEP_BATCH = 500
 
 
 @dataclass
@@ -30,27 +35,55 @@ class PeriodicTask:
     run: Callable[[datetime], int]
 
 
+def claim(db: Database, name: str, every: timedelta, now: datetime, owner: str) -> tuple[bool, datetime]:
+    """Whether this process runs ``name`` now, and when it is next due."""
+    following = now + every
+    with write_transaction(db):
+        row = PeriodicClaim.get_or_none(PeriodicClaim.name == name)
+        if row is None:
+            try:
+                with db.atomic():
+                    PeriodicClaim.create(name=name, next_due_at=following, claimed_by=owner, claimed_at=now)
+                return True, following
+            except IntegrityError:  # another process made the row first: it runs this period
+                return False, PeriodicClaim.get(PeriodicClaim.name == name).next_due_at
+        if row.next_due_at > following:
+            # The period was shortened in the settings: due at the new period's end, not the old one's.
+            PeriodicClaim.update(next_due_at=following).where(PeriodicClaim.name == name).execute()
+            return False, following
+        if row.next_due_at > now:
+            return False, row.next_due_at
+        won = PeriodicClaim.update(next_due_at=following, claimed_by=owner, claimed_at=now).where(
+            (PeriodicClaim.name == name) & (PeriodicClaim.next_due_at <= now)).execute()
+    if won:
+        return True, following
+    return False, PeriodicClaim.get(PeriodicClaim.name == name).next_due_at
+
+
 class Scheduler:
     def __init__(self, db: Database, clock: Clock, tasks: list[PeriodicTask],
-                 tick_seconds: float = 1.0) -> None:
+                 tick_seconds: float = 1.0, owner: str | None = None) -> None:
         self.db = db
         self.clock = clock
         self.tasks = tasks
         self.tick_seconds = tick_seconds
-        self._next: dict[str, datetime] = {}
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._next: dict[str, datetime] = {}  # known due times, so an idle tick reads nothing
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_due(self) -> dict[str, int]:
-        """Run every task whose time has come; returns how many jobs each enqueued."""
+        """Run every task whose time has come and that this process claims; returns what each did."""
         now = self.clock.now()
         ran: dict[str, int] = {}
         for task in self.tasks:
             if now < self._next.get(task.name, now):
                 continue
-            self._next[task.name] = now + task.every
             try:
                 with session(self.db):
+                    won, self._next[task.name] = claim(self.db, task.name, task.every, now, self.owner)
+                    if not won:
+                        continue
                     ran[task.name] = task.run(now)
             except Exception:  # noqa: BLE001 — one failing task must not stop the others
                 log.exception("periodic task failed", extra={"action": "scheduler.error",
@@ -58,7 +91,7 @@ class Scheduler:
                 continue
             if ran[task.name]:
                 log.info("periodic task ran", extra={"action": f"scheduler.{task.name}",
-                                                     "enqueued": ran[task.name]})
+                                                     "count": ran[task.name]})
         return ran
 
     def start(self) -> None:
@@ -77,36 +110,22 @@ class Scheduler:
             self._thread = None
 
 
-def sweep_stranded(db: Database) -> Callable[[datetime], int]:
-    """Appointments out of sync with no converge job waiting or running get one.
-
-    A safety net: a job is always written with its appointment, but an admin's
-    database restore or a bug must not leave an appointment stranded.
-    """
-
+def refresh_all_event_types(db: Database) -> Callable[[datetime], int]:
     def run(now: datetime) -> int:
-        waiting = Job.select(SQL("1")).where(
-            (Job.serial_key == Value("appointment:").concat(Appointment.id))
-            & (Job.status.in_(["queued", "running"])))
-        stranded = (Appointment.select(Appointment.id, Appointment.account)
-                    .where(((Appointment.sync_state.in_(["pending", "retrying"]))
-                            | (Appointment.synced_version < Appointment.desired_version))
-                           & ~fn.EXISTS(waiting))
-                    .limit(SWEEP_BATCH))
         count = 0
-        for row in stranded:
-            queue.enqueue_converge(db, row.id, row.account_id, now=now)
+        for account in Account.select(Account.id):
+            queue.enqueue_event_type_refresh(db, account.id, now=now)
             count += 1
         return count
 
     return run
 
 
-def refresh_all_event_types(db: Database) -> Callable[[datetime], int]:
+def reconcile_all(db: Database, *, full: bool) -> Callable[[datetime], int]:
     def run(now: datetime) -> int:
         count = 0
         for account in Account.select(Account.id):
-            queue.enqueue_event_type_refresh(db, account.id, now=now)
+            queue.enqueue_reconcile(db, account.id, full=full, now=now)
             count += 1
         return count
 

@@ -31,6 +31,10 @@ def _non_negative(value: Any) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
 
+def _page_size(value: Any) -> str | None:
+    return None if 1 <= value <= 250 else "must be between 1 and 250 (Cal.com's largest page)"
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port between 0 and 65535"
 
@@ -120,6 +124,18 @@ class SchedulerSettings:
     enabled: bool = _setting(True)
     pending_sweep_seconds: int = _setting(60, _positive)
     event_type_refresh_seconds: int = _setting(86_400, _positive)
+    reconcile_seconds: int = _setting(600, _positive)
+    full_reconcile_seconds: int = _setting(86_400, _positive)
+    completion_sweep_seconds: int = _setting(60, _positive)
+    briefing_seconds: int = _setting(300, _positive)
+    briefing_lead_minutes: int = _setting(60, _positive)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    window_before_days: int = _setting(7, _non_negative)
+    window_after_days: int = _setting(90, _non_negative)
+    page_size: int = _setting(100, _page_size)
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,7 @@ class Settings:
     calcom: CalcomSettings = field(default_factory=CalcomSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
