@@ -65,7 +65,7 @@ def desired_state(account: Account, data: AppointmentInput) -> dict[str, Any]:
     if event_type_id is None:
         raise errors.ValidationFailed.one(
             "event_type_id", "is required: the account has no default event type")
-    event_type = _cached_event_type(account.id, event_type_id)
+    event_type = cached_event_type(account.id, event_type_id)
     duration = data.duration_minutes or account.duration_override_minutes
     if event_type is not None:
         allowed = sorted({event_type.length_minutes, *event_type.length_options})
@@ -97,7 +97,7 @@ def desired_state(account: Account, data: AppointmentInput) -> dict[str, Any]:
     }
 
 
-def _cached_event_type(account_id: str, event_type_id: int) -> EventType | None:
+def cached_event_type(account_id: str, event_type_id: int) -> EventType | None:
     """The cached event type; None while the cache is empty (then Cal.com decides later)."""
     cached = EventType.get_or_none((EventType.account == account_id)
                                    & (EventType.calcom_id == event_type_id))
@@ -185,7 +185,7 @@ def _check_booked_change(appointment: Appointment, changed: dict[str, Any],
                              "cancel it and create a new appointment")
     if "start_time" not in changed and "duration_minutes" not in changed:
         return
-    event_type = _cached_event_type(appointment.account_id, desired["event_type_id"])
+    event_type = cached_event_type(appointment.account_id, desired["event_type_id"])
     duration = desired["duration_minutes"]
     if event_type is not None and duration != event_type.length_minutes:
         # A reschedule books the event type's default length (REFERENCE §5.4).

@@ -37,6 +37,8 @@ EXAMPLES = {
                      "--scopes appointments:read,appointments:write",
     "tokens revoke": "example:\n  calsync tokens revoke tok_xxx",
     "tokens list": "example:\n  calsync tokens list --account acc_xxx",
+    "reconcile": "example:\n  calsync reconcile --account acc_xxx --full",
+    "event-types refresh": "example:\n  calsync event-types refresh --account acc_xxx",
     "webhooks register": "example:\n  calsync accounts update acc_xxx --public-url https://calsync.example.com\n"
                          "  calsync webhooks register --account acc_xxx",
 }
@@ -115,6 +117,20 @@ def _parser() -> argparse.ArgumentParser:
                        "create or update the account's Cal.com webhook (idempotent)", "webhooks register")
     register.add_argument("--account", help="one account (default: every account with a public URL)")
     register.set_defaults(run=_webhooks_register)
+
+    reconcile = command(commands, "reconcile",
+                        "compare Cal.com's bookings with calsync's and repair the differences now")
+    reconcile.add_argument("--account", help="one account (default: every account)")
+    reconcile.add_argument("--full", action="store_true",
+                           help="every booking in the window (reconcile.window_*_days), not only "
+                                "those changed since the last pass")
+    reconcile.set_defaults(run=_reconcile)
+
+    type_cmds = command(commands, "event-types", "the cache of the account's Cal.com event types"
+                        ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    refresh = command(type_cmds, "refresh", "fetch the event types from Cal.com now", "event-types refresh")
+    refresh.add_argument("--account", help="one account (default: every account)")
+    refresh.set_defaults(run=_event_types_refresh)
     return parser
 
 
@@ -308,23 +324,37 @@ def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
-    import httpx
-
-    from connector import subscription
+def _calcom_clients(settings: Settings, http):
+    """Cal.com clients as `calsync serve` makes them, paced by this process's own limiter."""
     from connector.clients import CalcomClients
+    from connector.ratelimit import RateLimiter
 
-    db = _database(settings)
-    sealer = Sealer(settings.security.secret_key)
     sandbox_url = None
     if settings.sandbox.mode != "off":
         # As `calsync serve` mounts it, unless a sandbox runs elsewhere.
         sandbox_url = settings.sandbox.url or (
             f"http://{settings.server.host}:{settings.server.port}/sandbox")
+    limiter = RateLimiter(SystemClock(), limit=settings.calcom.rate_limit_per_window,
+                          window_seconds=settings.calcom.rate_limit_window_seconds, max_wait_seconds=120)
+    return CalcomClients(http, settings, Sealer(settings.security.secret_key), sandbox_url=sandbox_url,
+                         limiter=limiter)
+
+
+def _targets(account_id: str | None) -> list[Account]:
+    return [accounts.get_account(account_id)] if account_id else list(Account.select())
+
+
+def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from connector import subscription
+
+    db = _database(settings)
+    sealer = Sealer(settings.security.secret_key)
     with session(db), httpx.Client() as http:
-        clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url)
+        clients = _calcom_clients(settings, http)
         if args.account:
-            targets = [accounts.get_account(args.account)]
+            targets = _targets(args.account)
         else:
             targets = list(Account.select().where(Account.public_url.is_null(False)))
         if not targets:
@@ -336,6 +366,80 @@ def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
             except errors.CalcomError as exc:
                 raise errors.ConfigurationError(f"Cal.com refused for {account.id}: {exc.message}") from None
             print(f"{account.id}: webhook {done.webhook_id} {done.action} → {done.subscriber_url}")
+    return 0
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    import httpx
+
+    from connector.reconcile import ReconcileOptions, Reconciler
+
+    db = _database(settings)
+    failed = 0
+    with session(db), httpx.Client() as http:
+        options = ReconcileOptions(page_size=settings.reconcile.page_size,
+                                   window_before=timedelta(days=settings.reconcile.window_before_days),
+                                   window_after=timedelta(days=settings.reconcile.window_after_days))
+        reconciler = Reconciler(db, SystemClock(), _calcom_clients(settings, http),
+                                settings.calcom.booker_url, options)
+        for account in _targets(args.account):
+            bar = _ProgressBar(f"{account.id} {'full' if args.full else 'incremental'}")
+            try:
+                run = reconciler.run(account.id, full=args.full, trigger="cli", progress=bar.show)
+            except (errors.CalcomError, errors.Conflict) as exc:
+                bar.close()
+                print(f"{account.id}: not reconciled: {exc.message}", file=sys.stderr)
+                failed += 1
+                continue
+            bar.close()
+            repairs = ", ".join(f"{kind} {count}" for kind, count in run.repairs.items()) or "none"
+            print(f"{account.id}: {run.mode} pass, {run.pages} pages, {run.bookings_seen} bookings, "
+                  f"repairs: {repairs}, {run.duration_ms / 1000:.1f} s")
+    return 1 if failed else 0
+
+
+class _ProgressBar:
+    """One self-rewriting line on a terminal; silent when stderr is not one."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.live = sys.stderr.isatty()
+
+    def show(self, progress) -> None:
+        if not self.live:
+            return
+        total = progress.total or 0
+        done = min(progress.bookings_seen, total) if total else progress.bookings_seen
+        filled = int(self.WIDTH * done / total) if total else 0
+        repairs = sum(progress.repairs.values())
+        print(f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total or '?'} "
+              f"bookings, {progress.pages} pages, {repairs} repairs", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.live:
+            print(file=sys.stderr)
+
+
+def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from connector import event_types
+
+    db = _database(settings)
+    with session(db), httpx.Client() as http:
+        clients = _calcom_clients(settings, http)
+        for account in _targets(args.account):
+            try:
+                result = event_types.refresh(db, SystemClock(), clients, account.id)
+            except errors.CalcomError as exc:
+                raise errors.ConfigurationError(f"Cal.com refused for {account.id}: {exc.message}") from None
+            changes = result.as_dict()
+            print(f"{account.id}: " + ", ".join(f"{name} {len(ids)}" + (f" ({', '.join(map(str, ids))})" if ids else "")
+                                              for name, ids in changes.items()))
     return 0
 
 

@@ -122,6 +122,18 @@ class ValidationFailed(ApiError):
         return cls([FieldError(field, message)])
 
 
+class UpstreamUnavailable(ApiError):
+    """Cal.com is unreachable or failing; try again shortly."""
+
+    status, slug, title = 503, "calcom-unavailable", "Cal.com unavailable"
+
+
+class UpstreamRefused(ApiError):
+    """Cal.com refused the request calsync made on your behalf."""
+
+    status, slug, title = 502, "calcom-refused", "Cal.com refused"
+
+
 class CallbackFailed(CalsyncError):
     """The CRM's callback URL did not accept the event."""
 

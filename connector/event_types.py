@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from peewee import Database
 
+from connector import audit, events
+from connector.calcom import CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
 from mappings.db import write_transaction
 from mappings.from_calcom import CalcomEventType
-from mappings.models import Account, EventType, Job
+from mappings.models import Account, Appointment, EventType, Job
 
 log = logging.getLogger("calsync.event_types")
 
@@ -46,10 +49,19 @@ def _columns(item: CalcomEventType) -> dict:
     }
 
 
+def fetch(client: CalcomClient) -> dict[int, CalcomEventType]:
+    """The user's own event types and those of every team the user belongs to."""
+    fetched = {item.id: item for item in client.list_event_types()}
+    for team_id in client.list_team_ids():
+        fetched.update({item.id: item for item in client.list_team_event_types(team_id)})
+    return fetched
+
+
 def refresh(db: Database, clock: Clock, clients: CalcomClients, account_id: str) -> RefreshResult:
-    """Fetch the account's event types and upsert them; vanished ones become inactive."""
+    """Fetch the account's event types and upsert them; vanished ones become inactive, and the
+    live appointments still using one are flagged. Any change is sent as ``event_types.changed``."""
     account = Account.get_by_id(account_id)
-    fetched = {item.id: item for item in clients.for_account(account).list_event_types()}
+    fetched = fetch(clients.for_account(account))
     now = clock.now()
     added, changed, removed = [], [], []
     with write_transaction(db):
@@ -72,10 +84,28 @@ def refresh(db: Database, clock: Clock, clients: CalcomClients, account_id: str)
             if calcom_id not in fetched and row.active:
                 EventType.update(active=False, refreshed_at=now).where(EventType.id == row.id).execute()
                 removed.append(calcom_id)
-    result = RefreshResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(sorted(removed)))
+        result = RefreshResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(sorted(removed)))
+        flagged = _flag_users_of(account_id, removed, now) if removed else 0
+        if added or changed or removed:
+            events.emit(db, account_id, events.EVENT_TYPES_CHANGED, {**result.as_dict(), "flagged": flagged},
+                        now=now, order_key=f"event_types:{account_id}")
     log.info("event types refreshed", extra={"action": "event_types.refresh",
                                              "account_id": account_id, **result.as_dict()})
     return result
+
+
+def _flag_users_of(account_id: str, removed: list[int], now: datetime) -> int:
+    """Upcoming appointments on a vanished event type: their next change would fail in Cal.com."""
+    users = list(Appointment.select(Appointment.id, Appointment.event_type_id).where(
+        (Appointment.account == account_id) & Appointment.event_type_id.in_(removed)
+        & Appointment.status.in_(["pending", "active", "rescheduled", "awaiting_confirmation"])
+        & (Appointment.start_time > now)))
+    for row in users:
+        note = f"event type {row.event_type_id} is no longer in Cal.com"
+        Appointment.update(last_error=note, updated_at=now).where(Appointment.id == row.id).execute()
+        audit.record(account_id=account_id, appointment_id=row.id, actor="system",
+                     action="event_type.inactive", now=now, after={"event_type_id": row.event_type_id})
+    return len(users)
 
 
 class RefreshHandler:

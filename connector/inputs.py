@@ -112,6 +112,12 @@ class CancelInput(StrictBody):
     notify_attendee: bool = True
 
 
+class ReconcileInput(StrictBody):
+    """``POST /v1/reconcile``: an incremental pass unless ``full``."""
+
+    full: bool = False
+
+
 class AttendanceInput(StrictBody):
     """``POST …/attendance``: the primary attendee's attendance (DESIGN §10)."""
 

@@ -20,6 +20,7 @@ attempt looks first: a create searches bookings by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +57,8 @@ class SyncContext:
     clock: Clock
     clients: CalcomClients
     booker_url: str = "https://cal.com"
+    # Told the account after calsync books, moves or cancels in Cal.com (the slot cache listens).
+    slots_changed: Callable[[str], None] = lambda account_id: None
 
 
 def converge(ctx: SyncContext, appointment_id: str) -> str:
@@ -111,13 +114,16 @@ def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
 
     def run() -> str:
         client = ctx.clients.for_account(Account.get_by_id(appointment.account_id))
-        if gap == "cancel":
-            return _cancel(ctx, client, appointment, booking, version)
-        if gap == "create":
-            return _create(ctx, client, appointment, version)
-        if gap == "reschedule":
+        if gap == "attendance":
+            return _mark_attendance(ctx, client, appointment, booking, version)
+        try:
+            if gap == "cancel":
+                return _cancel(ctx, client, appointment, booking, version)
+            if gap == "create":
+                return _create(ctx, client, appointment, version)
             return _reschedule(ctx, client, appointment, booking, version)
-        return _mark_attendance(ctx, client, appointment, booking, version)
+        finally:
+            ctx.slots_changed(appointment.account_id)
 
     return run
 

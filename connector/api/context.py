@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from peewee import Database
 
 from connector.clock import Clock
 from connector.settings import Settings
+
+if TYPE_CHECKING:
+    from connector.clients import CalcomClients
+    from connector.reconcile import Reconciler
+    from connector.slots import SlotCache
 
 
 @dataclass(frozen=True)
@@ -17,3 +23,6 @@ class ApiContext:
     clock: Clock
     db: Database
     wake_worker: Callable[[], None] = field(default=lambda: None)
+    clients: CalcomClients | None = None
+    reconciler: Reconciler | None = None
+    slot_cache: SlotCache | None = None

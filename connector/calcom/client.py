@@ -234,6 +234,16 @@ class CalcomClient:
                 return
             skip += len(page.bookings)
 
+    def get_slots(self, event_type_id: int, start: datetime, end: datetime, time_zone: str) -> dict[str, Any]:
+        """``GET /v2/slots`` with ``format=range``: ``{date: [{start, end}, …]}`` in ``time_zone``.
+
+        ``start``/``end`` are sent as UTC instants (Cal.com reads them in UTC; REFERENCE §5.8).
+        """
+        params = {"eventTypeId": str(int(event_type_id)), "start": to_wire(start), "end": to_wire(end),
+                  "timeZone": time_zone, "format": "range"}
+        data = self._call("GET", "/v2/slots", family="slots", params=params)
+        return data if isinstance(data, dict) else {}
+
     # --- webhook subscriptions (any or no version; REFERENCE §5.10) ---------------
 
     def list_webhooks(self) -> list[dict[str, Any]]:
@@ -258,6 +268,13 @@ class CalcomClient:
         data = self._call("GET", "/v2/event-types", family="event_types")
         return [self._parse(from_calcom.parse_event_type, item, "GET /v2/event-types")
                 for item in data or []]
+
+    def list_team_ids(self) -> list[int]:
+        """``GET /v2/teams`` (any version): the ids of the teams the key's user belongs to."""
+        data = self._call("GET", "/v2/teams", family=None)
+        return [int(item["id"]) for item in data or []
+                if isinstance(item, dict) and isinstance(item.get("id"), int | float)
+                and not item.get("isOrganization")]
 
     def list_team_event_types(self, team_id: int) -> list[CalcomEventType]:
         """``GET /v2/teams/{teamId}/event-types`` (any version)."""

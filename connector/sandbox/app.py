@@ -259,6 +259,10 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
     async def list_event_types(request: Request) -> Response:
         return JSONResponse(wire.success([et.output(host) for et in calendar.event_types.values()]))
 
+    @calcom_endpoint("GET /v2/teams", None, auth_required=True)
+    async def list_teams(request: Request) -> Response:
+        return JSONResponse(wire.success([]))  # the sandbox host belongs to no team
+
     @calcom_endpoint("GET /v2/teams/{teamId}/event-types", None, auth_required=True)
     async def list_team_event_types(request: Request) -> Response:
         # The sandbox host belongs to no team: Cal.com answers 403 for a team you are not in.
@@ -316,7 +320,8 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
     async def act(request: Request) -> Response:
         """Play the attendee (reschedule or cancel through their links, no-show) or the host
-        (confirm, decline), with the webhooks Cal.com sends for each."""
+        (confirm, decline), with the webhooks Cal.com sends for each; or make a booking vanish
+        (delete), which sends none."""
         uid, action = request.path_params["uid"], request.path_params["action"]
         try:
             body = json.loads(await request.body() or b"{}")
@@ -342,9 +347,11 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                 attendee = calendar.get_booking(uid, path).attendees[0]["email"]
                 booking = calendar.mark_absent(uid, {"attendees": [
                     {"email": attendee, "absent": bool(body.get("absent", True))}]}, path)
+            elif action == "delete":
+                booking = calendar.delete(uid, path)
             else:
-                return JSONResponse({"error": "action must be reschedule, cancel, confirm, decline "
-                                              "or no-show"}, status_code=404)
+                return JSONResponse({"error": "action must be reschedule, cancel, confirm, decline, "
+                                              "no-show or delete"}, status_code=404)
         except wire.SandboxError as error:
             return fail(error)
         return JSONResponse(wire.success(booking.output(host)))
@@ -385,6 +392,7 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/v2/webhooks/{webhook_id}", update_webhook, methods=["PATCH"]),
         Route("/v2/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
         Route("/v2/event-types", list_event_types, methods=["GET"]),
+        Route("/v2/teams", list_teams, methods=["GET"]),
         Route("/v2/teams/{team_id:int}/event-types", list_team_event_types, methods=["GET"]),
         Route("/v2/me", me, methods=["GET"]),
         Route("/v2/slots", slots, methods=["GET"]),

@@ -411,6 +411,13 @@ class SandboxCalendar:
                                                       "bookingUid": booking.uid, "bookingId": booking.id})
         return booking
 
+    def delete(self, uid: str, path: str) -> SandboxBooking:
+        """The booking disappears (an admin's database edit, a deleted user): no webhook at all."""
+        with self.lock:
+            booking = self.get_booking(uid, path)
+            del self.bookings[uid]
+        return booking
+
     def _decide(self, uid: str, path: str, status: str) -> SandboxBooking:
         """The host decides a pending booking; anything else is tRPC's generic 400 (REFERENCE §3)."""
         now = self.clock.now()

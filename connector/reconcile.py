@@ -1,0 +1,417 @@
+"""The reconciler: finds where Cal.com and calsync disagree, and repairs calsync's side.
+
+Cal.com sends each webhook once and never retries (REFERENCE §7.6), so this is
+what keeps calsync right when one is lost (DESIGN §8, last bullet). Two passes:
+
+- incremental: bookings changed since the account's checkpoint
+  (``afterUpdatedAt`` + ``sortUpdatedAt=asc``), the checkpoint saved with each page;
+- full: every booking in a window around now (default now − 7 days … now + 90
+  days); it also finds the account's appointments whose booking vanished, and
+  attendance changes, which do not move ``updatedAt``.
+
+Each Cal.com booking that differs from what calsync recorded becomes the event
+Cal.com's webhook would have carried, applied by the same ``Applier`` as a
+webhook (so the ordering, echo and crossing rules are the same), with the
+actor ``reconciler``; the CRM hears of each repair as it would have. Pages are
+streamed, and each page's lookups are a fixed number of queries whatever its
+size: queries grow with pages and repairs, not with bookings.
+
+An appointment calsync is still converging (an edit not yet synced, a create or
+reschedule in flight) is left to its job; the next pass sees it settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from peewee import Database, IntegrityError
+
+from connector import audit, errors, events, queue
+from connector.calcom.client import BookingFilters, BookingPage, CalcomClient
+from connector.clients import CalcomClients
+from connector.clock import Clock
+from connector.sweeps import complete_ended, sweep_stranded
+from mappings.db import write_transaction
+from mappings.from_calcom import CalcomBooking
+from mappings.models import Account, Appointment, Booking, Job, ReconcileCheckpoint, ReconcileRun
+from mappings.to_calcom import APPOINTMENT_ID_KEY
+from webhooks.apply import Applier
+from webhooks.events import Attendee, CalcomEvent, Trigger
+
+log = logging.getLogger("calsync.reconcile")
+
+ACTOR = "reconciler"
+LIVE = ("accepted", "pending", "awaiting_host")
+LIVE_APPOINTMENT = ("active", "rescheduled", "awaiting_confirmation")
+# A run whose heartbeat is older than this was cut off (a crash, a killed process).
+ABANDONED_AFTER = timedelta(minutes=10)
+MAX_CHAIN = 50  # reschedules of one booking followed in one pass; the next pass goes on
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    page_size: int = 100
+    window_before: timedelta = timedelta(days=7)
+    window_after: timedelta = timedelta(days=90)
+
+
+@dataclass
+class Progress:
+    pages: int = 0
+    bookings_seen: int = 0
+    total: int | None = None  # Cal.com's totalItems for the pass, once the first page is in
+    repairs: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class _Drift:
+    kind: str
+    event: CalcomEvent
+
+
+class Reconciler:
+    def __init__(self, db: Database, clock: Clock, clients: CalcomClients, booker_url: str,
+                 options: ReconcileOptions | None = None) -> None:
+        self.db, self.clock, self.clients, self.booker_url = db, clock, clients, booker_url
+        self.options = options or ReconcileOptions()
+
+    def run(self, account_id: str, *, full: bool, trigger: str,
+            progress: Callable[[Progress], None] | None = None) -> ReconcileRun:
+        """One pass; returns its stored run. Raises ``errors.Conflict`` if one is running."""
+        account = Account.get_or_none(Account.id == account_id)
+        if account is None:
+            raise errors.NotFound(f"There is no account {account_id}.")
+        run = self._start(account_id, "full" if full else "incremental", trigger)
+        started = time.monotonic()
+        state = Progress()
+        try:
+            client = self.clients.for_account(account)
+            now = self.clock.now()
+            if full:
+                seen: set[str] = set()
+                filters = BookingFilters(after_start=now - self.options.window_before,
+                                         before_end=now + self.options.window_after,
+                                         sort_start="asc", take=self.options.page_size)
+                for page in self._pages(client, filters):
+                    self._page(run, account_id, client, page, state)
+                    seen.update(booking.uid for booking in page.bookings)
+                    self._report(progress, state)
+                self._vanished(account_id, client, seen, now, state)
+            else:
+                checkpoint = ReconcileCheckpoint.get_or_none(ReconcileCheckpoint.account == account_id)
+                since = checkpoint.updated_after if checkpoint else now - self.options.window_before
+                filters = BookingFilters(after_updated_at=since, sort_updated_at="asc",
+                                         take=self.options.page_size)
+                for page in self._pages(client, filters):
+                    self._page(run, account_id, client, page, state, checkpoint_from=since)
+                    self._report(progress, state)
+            now = self.clock.now()
+            with write_transaction(self.db):
+                state.repairs["completed"] += complete_ended(self.db, now, self.booker_url,
+                                                             account_id=account_id, actor=ACTOR)
+                state.repairs["stranded"] += sweep_stranded(self.db, now, account_id=account_id)
+        except Exception as failure:
+            self._finish(run, state, started, "failed", error=str(failure)[:1000])
+            raise
+        return self._finish(run, state, started, "done")
+
+    # --- the run's row ----------------------------------------------------------
+
+    def _start(self, account_id: str, mode: str, trigger: str) -> ReconcileRun:
+        now = self.clock.now()
+        with write_transaction(self.db):
+            ReconcileRun.update(status="abandoned", finished_at=now,
+                                error="cut off: no progress for "
+                                      f"{int(ABANDONED_AFTER.total_seconds() // 60)} minutes").where(
+                (ReconcileRun.account == account_id) & (ReconcileRun.status == "running")
+                & (ReconcileRun.heartbeat_at < now - ABANDONED_AFTER)).execute()
+            try:
+                with self.db.atomic():
+                    return ReconcileRun.create(account=account_id, mode=mode, trigger=trigger,
+                                               started_at=now, heartbeat_at=now)
+            except IntegrityError:
+                running = ReconcileRun.get((ReconcileRun.account == account_id)
+                                           & (ReconcileRun.status == "running"))
+        raise errors.Conflict(f"A reconciliation of this account is already running "
+                              f"(run {running.id}, started {running.started_at.isoformat()}).")
+
+    def _finish(self, run: ReconcileRun, state: Progress, started: float, status: str,
+                error: str | None = None) -> ReconcileRun:
+        figures = self._figures(state)
+        figures.update(status=status, error=error, finished_at=self.clock.now(),
+                       duration_ms=int((time.monotonic() - started) * 1000))
+        with write_transaction(self.db):
+            ReconcileRun.update(**figures).where(ReconcileRun.id == run.id).execute()
+        run = ReconcileRun.get_by_id(run.id)
+        log.info("reconciled", extra={"action": "reconcile.finished", "account_id": run.account_id,
+                                      "mode": run.mode, "status": status, "pages": run.pages,
+                                      "bookings_seen": run.bookings_seen, "repairs": run.repairs,
+                                      "duration_ms": run.duration_ms})
+        return run
+
+    def _figures(self, state: Progress) -> dict:
+        return {"pages": state.pages, "bookings_seen": state.bookings_seen,
+                "repairs": {kind: count for kind, count in sorted(state.repairs.items()) if count},
+                "heartbeat_at": self.clock.now()}
+
+    @staticmethod
+    def _report(progress: Callable[[Progress], None] | None, state: Progress) -> None:
+        if progress is not None:
+            progress(state)
+
+    # --- pages --------------------------------------------------------------------
+
+    def _pages(self, client: CalcomClient, filters: BookingFilters) -> Iterator[BookingPage]:
+        """The pass's pages, one at a time; a page held back by the rate limiter waits its turn."""
+        skip = 0
+        while True:
+            page = self._fetch(client, BookingFilters(**{**filters.__dict__, "skip": skip}))
+            yield page
+            if not page.has_next_page or not page.bookings:
+                return
+            skip += len(page.bookings)
+
+    def _fetch(self, client: CalcomClient, filters: BookingFilters) -> BookingPage:
+        while True:
+            try:
+                return client.list_bookings(filters)
+            except errors.RateLimitDeferred as held:
+                # The pass spends the account's allowance like any other caller: it waits for it.
+                self.clock.sleep(held.retry_after or 1.0)
+
+    def _page(self, run: ReconcileRun, account_id: str, client: CalcomClient, page: BookingPage,
+              state: Progress, checkpoint_from: datetime | None = None) -> None:
+        state.total = page.total_items if state.total is None else state.total
+        drifts = self._drifts(account_id, client, page.bookings)
+        now = self.clock.now()
+        with write_transaction(self.db):
+            for drift in drifts:
+                outcome = Applier(self.db, now, self.booker_url, account_id, actor=ACTOR).apply(drift.event)
+                if outcome == "applied":
+                    state.repairs[drift.kind] += 1
+            state.pages += 1
+            state.bookings_seen += len(page.bookings)
+            if checkpoint_from is not None:
+                self._save_checkpoint(account_id, page, checkpoint_from, now)
+            ReconcileRun.update(**self._figures(state)).where(ReconcileRun.id == run.id).execute()
+
+    @staticmethod
+    def _save_checkpoint(account_id: str, page: BookingPage, since: datetime, now: datetime) -> None:
+        stamps = [booking.updated_at for booking in page.bookings if booking.updated_at is not None]
+        if not stamps:
+            return
+        latest = max(max(stamps), since)
+        saved = ReconcileCheckpoint.update(updated_after=latest, saved_at=now).where(
+            (ReconcileCheckpoint.account == account_id)
+            & (ReconcileCheckpoint.updated_after <= latest)).execute()
+        if not saved and not ReconcileCheckpoint.select().where(
+                ReconcileCheckpoint.account == account_id).exists():
+            ReconcileCheckpoint.create(account=account_id, updated_after=latest, saved_at=now)
+
+    # --- what differs ---------------------------------------------------------------
+
+    def _drifts(self, account_id: str, client: CalcomClient,
+                bookings: tuple[CalcomBooking, ...]) -> list[_Drift]:
+        uids = {uid for booking in bookings for uid in
+                (booking.uid, booking.rescheduled_from_uid, booking.rescheduled_to_uid) if uid}
+        known: dict[str, tuple[Booking, Appointment]] = {}
+        if uids:
+            rows = (Booking.select(Booking, Appointment).join(Appointment)
+                    .where(Booking.uid.in_(list(uids)) & (Appointment.account == account_id)))
+            known = {row.uid: (row, row.appointment) for row in rows}
+        wanted = {booking.metadata.get(APPOINTMENT_ID_KEY) for booking in bookings
+                  if booking.uid not in known and isinstance(booking.metadata, dict)}
+        wanted.discard(None)
+        owners = {row.id for row in Appointment.select(Appointment.id).where(
+            Appointment.id.in_(list(wanted)) & (Appointment.account == account_id))} if wanted else set()
+        # Reschedule chains first: each hop becomes its own event, applied in order, and the
+        # bookings of a chain are not looked at again on their own.
+        in_page = {booking.uid: booking for booking in bookings}
+        drifts: list[_Drift] = []
+        claimed: set[str] = set()
+        for booking in bookings:
+            mine = known.get(booking.uid)
+            if mine is None or not booking.was_rescheduled or _in_flight(mine[1]) \
+                    or mine[0].rescheduled_to_uid == booking.rescheduled_to_uid:
+                continue
+            for previous_uid, successor in self._chain(booking, known, in_page, client):
+                drifts.append(_Drift("reschedule", _event(successor, Trigger.BOOKING_RESCHEDULED,
+                                                          reschedule_uid=previous_uid)))
+                claimed.add(successor.uid)
+            claimed.add(booking.uid)
+        for booking in bookings:
+            if booking.uid not in claimed:
+                drift = self._drift_of(booking, known, owners)
+                if drift is not None:
+                    drifts.append(drift)
+        return drifts
+
+    def _chain(self, booking: CalcomBooking, known: dict, in_page: dict[str, CalcomBooking],
+               client: CalcomClient) -> list[tuple[str, CalcomBooking]]:
+        """The hops from ``booking`` to the end of its reschedule chain that calsync has not seen."""
+        hops: list[tuple[str, CalcomBooking]] = []
+        current = booking
+        while current.was_rescheduled and len(hops) < MAX_CHAIN:
+            next_uid = current.rescheduled_to_uid
+            if next_uid in known or any(next_uid == hop.uid for _, hop in hops):
+                break
+            successor = in_page.get(next_uid) or self._get(client, next_uid)
+            if successor is None:
+                break
+            hops.append((current.uid, successor))
+            current = successor
+        return hops
+
+    def _drift_of(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
+                  owners: set[str]) -> _Drift | None:
+        mine = known.get(booking.uid)
+        if mine is None:
+            return self._unknown(booking, known, owners)
+        local, appointment = mine
+        if _in_flight(appointment) or booking.was_rescheduled:
+            return None
+        if booking.status in ("cancelled", "rejected"):
+            if local.status in ("cancelled", "rejected"):
+                return None
+            trigger = Trigger.BOOKING_CANCELLED if booking.status == "cancelled" else Trigger.BOOKING_REJECTED
+            return _Drift(f"{booking.status}", _event(booking, trigger))
+        if booking.status == "accepted" and local.status in ("pending", "awaiting_host"):
+            return _Drift("confirmed", _event(booking, Trigger.BOOKING_CREATED))
+        if appointment.booking_uid != booking.uid:
+            return None
+        attendance = _attendance_of(booking, appointment)
+        if attendance is not None and attendance != appointment.attendance \
+                and appointment.desired_attendance == appointment.attendance:
+            return _Drift("attendance", _event(booking, Trigger.BOOKING_NO_SHOW_UPDATED))
+        if booking.absent_host and not (local.raw or {}).get("absentHost"):
+            return _Drift("host_no_show", _event(booking, Trigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW))
+        return None
+
+    def _unknown(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
+                 owners: set[str]) -> _Drift | None:
+        if booking.status not in LIVE:
+            return None  # a booking calsync never knew that is already over: nothing to mirror
+        trigger = Trigger.BOOKING_REQUESTED if booking.status == "pending" else Trigger.BOOKING_CREATED
+        previous = known.get(booking.rescheduled_from_uid or "")
+        if previous is not None:
+            if _in_flight(previous[1]):
+                return None
+            return _Drift("reschedule", _event(booking, Trigger.BOOKING_RESCHEDULED,
+                                               reschedule_uid=booking.rescheduled_from_uid))
+        if booking.metadata.get(APPOINTMENT_ID_KEY) in owners:
+            return _Drift("adopted", _event(booking, trigger))
+        return _Drift("imported", _event(booking, trigger))
+
+    def _get(self, client: CalcomClient, uid: str | None) -> CalcomBooking | None:
+        if not uid:
+            return None
+        while True:
+            try:
+                return client.get_booking(uid)
+            except errors.RateLimitDeferred as held:
+                self.clock.sleep(held.retry_after or 1.0)
+            except errors.CalcomRejected as refused:
+                if refused.status == 404:
+                    return None
+                raise
+
+    # --- bookings that vanished (full pass only) --------------------------------------
+
+    def _vanished(self, account_id: str, client: CalcomClient, seen: set[str], now: datetime,
+                  state: Progress) -> None:
+        """Live appointments in the window whose booking the pass did not see, and Cal.com
+        no longer has. Each is confirmed with one GET before anything changes."""
+        missing = (Appointment.select(Appointment.id, Appointment.booking_uid)
+                   .where((Appointment.account == account_id)
+                          & Appointment.status.in_(LIVE_APPOINTMENT)
+                          & Appointment.booking_uid.is_null(False)
+                          & (Appointment.sync_state == "synced")
+                          & (Appointment.start_time >= now - self.options.window_before)
+                          & (Appointment.start_time <= now + self.options.window_after))
+                   .order_by(Appointment.start_time))
+        for row in [row for row in missing if row.booking_uid not in seen]:
+            if self._get(client, row.booking_uid) is not None:
+                continue  # outside the listing (another organiser, a team): still there
+            with write_transaction(self.db):
+                if _repair_vanished(self.db, row.id, row.booking_uid, self.clock.now(), self.booker_url):
+                    state.repairs["vanished"] += 1
+
+
+def _in_flight(appointment: Appointment) -> bool:
+    return (appointment.sync_state != "synced" or appointment.synced_version < appointment.desired_version
+            or appointment.create_attempted_at is not None or appointment.reschedule_attempted_at is not None)
+
+
+def _attendance_of(booking: CalcomBooking, appointment: Appointment) -> str | None:
+    for attendee in booking.attendees:
+        if attendee.email.lower() == appointment.attendee_email.lower():
+            if attendee.absent:
+                return "no_show"
+            # Cal.com cannot say "attended", only "not absent": that undoes a no-show, nothing more.
+            return "attended" if appointment.attendance == "no_show" else None
+    return None
+
+
+def _event(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str | None = None) -> CalcomEvent:
+    """The event Cal.com's webhook would have carried for this booking's present state."""
+    return CalcomEvent(
+        trigger=trigger, trigger_name=trigger.value, delivery_key=f"reconcile:{booking.uid}",
+        sent_at=booking.updated_at, uid=booking.uid, reschedule_uid=reschedule_uid,
+        status=booking.status, start=booking.start, end=booking.end, title=booking.title,
+        event_type_id=booking.event_type_id,
+        attendees=tuple(Attendee(email=a.email, name=a.name, time_zone=a.time_zone, no_show=a.absent)
+                        for a in booking.attendees),
+        location=booking.location, meeting_url=booking.meeting_url, metadata=dict(booking.metadata or {}),
+        cancellation_reason=booking.cancellation_reason or None,
+        cancelled_by_email=booking.cancelled_by_email or None,
+        rejection_reason=booking.cancellation_reason or None if booking.status == "rejected" else None,
+        host_no_show=booking.absent_host, raw=booking.raw)
+
+
+def _repair_vanished(db: Database, appointment_id: str, uid: str, now: datetime, booker_url: str) -> bool:
+    appointment = Appointment.get_by_id(appointment_id)
+    if appointment.booking_uid != uid or appointment.status not in LIVE_APPOINTMENT:
+        return False  # changed since the pass looked
+    Booking.update(status="deleted", updated_at=now).where(Booking.uid == uid).execute()
+    if appointment.start_time > now and appointment.desired_status == "active":
+        # The CRM still wants it: book it again.
+        Appointment.update(booking_uid=None, status="pending", sync_state="pending", meeting_url=None,
+                           desired_version=Appointment.desired_version + 1, updated_at=now).where(
+            Appointment.id == appointment_id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=ACTOR,
+                     action="booking.vanished", before={"booking_uid": uid},
+                     after={"booking_uid": None, "note": "booking again"}, now=now)
+        queue.enqueue_converge(db, appointment_id, appointment.account_id, now=now)
+        return True
+    Appointment.update(status="cancelled", desired_status="cancelled", cancelled_by="system",
+                       cancellation_reason="the booking no longer exists in Cal.com",
+                       ics_sequence=Appointment.ics_sequence + 1, updated_at=now).where(
+        Appointment.id == appointment_id).execute()
+    audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=ACTOR,
+                 action="booking.vanished", before={"booking_uid": uid, "status": appointment.status},
+                 after={"status": "cancelled"}, now=now)
+    events.emit_for(db, appointment_id, events.CANCELLED, now=now, booker_url=booker_url)
+    return True
+
+
+class ReconcileHandler:
+    """The worker's handler for ``reconcile`` jobs (queued by the scheduler)."""
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+
+    def run(self, job: Job) -> None:
+        try:
+            self.reconciler.run(job.payload["account_id"], full=bool(job.payload.get("full")),
+                                trigger="schedule")
+        except errors.Conflict:
+            log.info("reconcile skipped: one is running", extra={
+                "action": "reconcile.skipped", "account_id": job.payload["account_id"]})
+
+    def failed(self, job: Job, error: BaseException, final: bool) -> None:
+        """The run's row already says why; the next period tries again."""
