@@ -424,6 +424,10 @@ class _ProgressBar:
             print(file=sys.stderr)
 
 
+def _counted(name: str, ids: list[int]) -> str:
+    return f"{name} {len(ids)}" + (f" ({', '.join(map(str, ids))})" if ids else "")
+
+
 def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
@@ -437,9 +441,7 @@ def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
                 result = event_types.refresh(db, SystemClock(), clients, account.id)
             except errors.CalcomError as exc:
                 raise errors.ConfigurationError(f"Cal.com refused for {account.id}: {exc.message}") from None
-            changes = result.as_dict()
-            print(f"{account.id}: " + ", ".join(f"{name} {len(ids)}" + (f" ({', '.join(map(str, ids))})" if ids else "")
-                                              for name, ids in changes.items()))
+            print(f"{account.id}: " + ", ".join(_counted(name, ids) for name, ids in result.as_dict().items()))
     return 0
 
 

@@ -26,7 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from peewee import Database, IntegrityError
@@ -170,7 +170,7 @@ class Reconciler:
         """The pass's pages, one at a time; a page held back by the rate limiter waits its turn."""
         skip = 0
         while True:
-            page = self._fetch(client, BookingFilters(**{**filters.__dict__, "skip": skip}))
+            page = self._fetch(client, replace(filters, skip=skip))
             yield page
             if not page.has_next_page or not page.bookings:
                 return

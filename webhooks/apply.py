@@ -66,8 +66,10 @@ class ApplyHandler:
 class Applier:
     """Applies one event inside the caller's transaction; returns the delivery's outcome."""
 
-    def __init__(self, db: Database, now: datetime, booker_url: str, account_id: str) -> None:
+    def __init__(self, db: Database, now: datetime, booker_url: str, account_id: str,
+                 actor: str = ACTOR) -> None:
         self.db, self.now, self.booker_url, self.account_id = db, now, booker_url, account_id
+        self.actor = actor
 
     def apply(self, event: CalcomEvent) -> str:
         trigger = event.trigger
@@ -109,7 +111,7 @@ class Applier:
         events.emit_for(self.db, appointment_id, event_type, now=self.now, booker_url=self.booker_url)
 
     def _audit(self, appointment: Appointment, action: str, before: dict, after: dict) -> None:
-        audit.record(account_id=self.account_id, appointment_id=appointment.id, actor=ACTOR,
+        audit.record(account_id=self.account_id, appointment_id=appointment.id, actor=self.actor,
                      action=action, now=self.now, before=before, after=after)
 
     def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra) -> None:

@@ -76,6 +76,13 @@ def _slot_query(request: Request, account: Account) -> tuple[date, int, str]:
     return day, event_type_id, time_zone
 
 
+def _upstream(failure: errors.CalcomError, consequence: str) -> errors.ApiError:
+    """A Cal.com failure during an admin operation, as the problem the admin sees."""
+    if isinstance(failure, errors.CalcomUnavailable):
+        return errors.UpstreamUnavailable(f"Cal.com did not answer; {consequence}. Try again shortly.")
+    return errors.UpstreamRefused(f"Cal.com refused: {failure}; {consequence}.")
+
+
 def routes(ctx: ApiContext) -> list[Route]:
     async def reconcile(request: Request) -> Response:
         raw = await request.body()
@@ -86,7 +93,10 @@ def routes(ctx: ApiContext) -> list[Route]:
                 if raw.strip():
                     json_body_required(request)
                 options = parse(ReconcileInput, raw) if raw.strip() else ReconcileInput()
-                run = ctx.reconciler.run(principal.account_id, full=options.full, trigger="api")
+                try:
+                    run = ctx.reconciler.run(principal.account_id, full=options.full, trigger="api")
+                except errors.CalcomError as failure:
+                    raise _upstream(failure, "the run is stored as failed") from failure
                 return describe_run(run)
 
         return JSONResponse(await run_in_threadpool(work))
@@ -107,11 +117,8 @@ def routes(ctx: ApiContext) -> list[Route]:
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
                 try:
                     result = event_types.refresh(ctx.db, ctx.clock, ctx.clients, principal.account_id)
-                except errors.CalcomUnavailable as down:
-                    raise errors.UpstreamUnavailable(
-                        "Cal.com did not answer; the cache keeps its last good state.") from down
-                except errors.CalcomError as refused:
-                    raise errors.UpstreamRefused(f"Cal.com refused: {refused}") from refused
+                except errors.CalcomError as failure:
+                    raise _upstream(failure, "the cache keeps its last good state") from failure
                 return result.as_dict()
 
         return JSONResponse(await run_in_threadpool(work))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 
@@ -41,11 +42,13 @@ def test_help_lists_every_command_and_each_has_an_example(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     top = capsys.readouterr().out
-    for name in ("serve", "worker", "migrate", "sandbox", "accounts", "tokens", "webhooks"):
+    for name in ("serve", "worker", "migrate", "sandbox", "accounts", "tokens", "webhooks", "reconcile",
+                 "event-types"):
         assert name in top
     for argv in (["serve"], ["worker"], ["migrate"], ["sandbox"], ["accounts", "create"],
                  ["accounts", "update"], ["accounts", "list"], ["tokens", "create"],
-                 ["tokens", "revoke"], ["tokens", "list"], ["webhooks", "register"]):
+                 ["tokens", "revoke"], ["tokens", "list"], ["webhooks", "register"], ["reconcile"],
+                 ["event-types", "refresh"]):
         with pytest.raises(SystemExit):
             cli.main([*argv, "--help"])
         assert "example:" in capsys.readouterr().out, argv
@@ -133,3 +136,30 @@ def test_a_callback_secret_can_be_generated_and_is_shown_once(run):
     secret = out.split("give it to the CRM: ")[1].split()[0]
     assert secret.startswith("whsec_")
     assert Account.get_by_id(account_id).callback_secret.startswith("fernet:")
+
+
+def test_reconcile_and_event_types_refresh_against_a_sandbox(run, monkeypatch):
+    from connector.clock import SystemClock
+    from connector.sandbox.app import create_sandbox
+    from connector.settings import SandboxSettings
+    from tests.support.servers import ServerThread
+
+    sandbox = create_sandbox(SystemClock(), SandboxSettings(rate_limit=10_000))
+    with ServerThread(sandbox.app) as calcom:
+        monkeypatch.setenv("CALSYNC_SANDBOX_URL", calcom.url)
+        code, out, _ = run("accounts", "create", "--name", "Acme", "--json")
+        account_id = json.loads(out)["account_id"]
+        start = SystemClock().now().replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=7)
+        while start.weekday() >= 5:  # the sandbox host works Monday to Friday
+            start += timedelta(days=1)
+        sandbox.calendar.create_booking({
+            "start": start.isoformat(), "eventTypeId": 123456,
+            "attendee": {"name": "Walk-in", "email": "walk-in@example.org", "timeZone": "UTC"}},
+            "/cli-test", f"{calcom.url}/video")
+        code, out, err = run("reconcile", "--account", account_id, "--full")
+        assert code == 0, err
+        assert f"{account_id}: full pass, 1 pages, 1 bookings, repairs: imported 1" in out
+        code, out, err = run("event-types", "refresh", "--account", account_id)
+        assert code == 0, err
+        assert out.startswith(f"{account_id}: added 4 (123456, 123457, 123789, 123999), changed 0, removed 0")
+    sandbox.hub.close()

@@ -264,3 +264,24 @@ def test_queries_grow_with_pages_not_with_bookings(sandbox, reconcile, app, cloc
     per_page = (queries_a - queries_b) / (pages_a - pages_b)
     assert per_page == (queries_b - queries_c) / (pages_b - pages_c)  # the same cost for every page
     assert per_page <= 6  # a handful of statements per page, whatever its size
+
+
+def test_the_pass_waits_for_the_accounts_rate_limit_instead_of_failing(app, sandbox, crm, clock):
+    from connector.clients import CalcomClients
+    from connector.ratelimit import RateLimiter
+
+    start = datetime(2026, 3, 17, 8, 0, tzinfo=UTC)
+    for index in range(6):
+        sandbox.calendar.create_booking({
+            "start": (start + timedelta(minutes=30 * index)).isoformat(), "eventTypeId": 123456,
+            "attendee": {"name": f"P{index}", "email": f"p{index}@example.org", "timeZone": "UTC"}},
+            SANDBOX_PATH, "http://sandbox.test/video")
+    runtime = app.state.runtime
+    limiter = RateLimiter(clock, limit=2, window_seconds=60, max_wait_seconds=0)
+    clients = CalcomClients(runtime.http, runtime.settings, runtime.sealer, sandbox_url=runtime.clients.sandbox_url,
+                            limiter=limiter)
+    began = clock.now()
+    run = Reconciler(runtime.db, clock, clients, "https://cal.com", ReconcileOptions(page_size=2)).run(
+        crm[0].id, full=True, trigger="cli")
+    assert run.pages == 3 and run.repairs == {"imported": 6}
+    assert clock.now() - began >= timedelta(seconds=60)  # the third page waited for a new window

@@ -58,7 +58,7 @@ def test_attendee_changes_in_calcom_reach_the_appointment(settings, db, make_acc
             assert http.patch("/v1/appointments/crm-1", json={"title": "x"}).status_code == 409
             assert outcomes() == ["echo", "applied", "applied"]
 
-            # A lost webhook: Cal.com moved, calsync does not know (the reconciler's job, issue 5).
+            # A lost webhook: Cal.com moved, calsync does not know until the reconciler looks.
             http.put("/v1/appointments/crm-2", json={**BODY, "start_time": "2030-01-17T11:00:00+01:00"})
             wait_for(lambda: Appointment.get(Appointment.external_id == "crm-2").status == "active",
                      what="the second booking")
@@ -68,5 +68,10 @@ def test_attendee_changes_in_calcom_reach_the_appointment(settings, db, make_acc
                        json={"start": "2030-01-18T13:00:00Z"})
             assert sandbox.hub.dropped == 1
             assert Appointment.get_by_id(second.id).booking_uid == second.booking_uid
+            run = http.post("/v1/reconcile")
+            assert run.status_code == 200 and run.json()["repairs"] == {"reschedule": 1}
+            repaired = Appointment.get_by_id(second.id)
+            assert repaired.booking_uid != second.booking_uid and repaired.status == "rescheduled"
+            assert repaired.start_time.isoformat() == "2030-01-18T13:00:00+00:00"
             http.close()
         sandbox.hub.close()

@@ -10,7 +10,7 @@ import pytest
 
 from connector.sandbox.faults import FaultRule
 from connector.slots import day_bounds
-from mappings.models import Appointment, Job
+from mappings.models import Appointment, Job, ReconcileRun
 
 BODY = {"title": "Intro call", "attendee_name": "Alex Prospect",
         "attendee_email": "alex.prospect@example.org", "start_time": "2026-03-17T10:00:00Z"}
@@ -122,3 +122,12 @@ def test_day_bounds_follow_dst(zone, day, hours):
     first, after = day_bounds(day, ZoneInfo(zone))
     assert (after - first).total_seconds() == hours * 3600
     assert first.astimezone(ZoneInfo(zone)).date() == day and first.tzinfo == UTC
+
+
+def test_calcom_failures_during_admin_operations_are_problems_not_500s(client, crm, sandbox):
+    sandbox.faults.set("GET /v2/bookings", FaultRule(error_rate=1.0))
+    down = client.post("/v1/reconcile", headers=crm[1])
+    assert down.status_code == 503 and down.json()["type"] == "/problems/calcom-unavailable"
+    assert ReconcileRun.get().status == "failed"
+    sandbox.faults.set("GET /v2/event-types", FaultRule(error_rate=1.0))
+    assert client.post("/v1/event-types/refresh", headers=crm[1]).status_code == 503
