@@ -130,7 +130,10 @@ def routes(ctx: ApiContext) -> list[Route]:
                 account = Account.get_by_id(principal.account_id)
                 day, event_type_id, time_zone = _slot_query(request, account)
                 cached_event_type(account.id, event_type_id)
-                client = ctx.clients.for_account(account)
+                try:
+                    client = ctx.clients.for_account(account)
+                except errors.CalcomError as failure:  # e.g. a key that cannot be read
+                    raise _upstream(failure, "no slots were read") from failure
             return slots.free_slots(client, ctx.slot_cache, account.id, day, event_type_id, time_zone,
                                     ctx.clock.now()).as_dict()
 

@@ -10,7 +10,7 @@ import pytest
 
 from connector.sandbox.faults import FaultRule
 from connector.slots import day_bounds
-from mappings.models import Appointment, Job, ReconcileRun
+from mappings.models import Account, Appointment, Job, ReconcileRun
 
 BODY = {"title": "Intro call", "attendee_name": "Alex Prospect",
         "attendee_email": "alex.prospect@example.org", "start_time": "2026-03-17T10:00:00Z"}
@@ -131,3 +131,12 @@ def test_calcom_failures_during_admin_operations_are_problems_not_500s(client, c
     assert ReconcileRun.get().status == "failed"
     sandbox.faults.set("GET /v2/event-types", FaultRule(error_rate=1.0))
     assert client.post("/v1/event-types/refresh", headers=crm[1]).status_code == 503
+
+
+def test_an_account_whose_key_cannot_be_read_gets_a_502_not_a_500(client, crm):
+    Account.update(calcom_api_key="fernet:not-a-token").where(Account.id == crm[0].id).execute()
+    for method, path, params in (("GET", "/v1/slots", {"date": "2026-03-17"}),
+                                 ("POST", "/v1/reconcile", None), ("POST", "/v1/event-types/refresh", None)):
+        answer = client.request(method, path, params=params, headers=crm[1])
+        assert answer.status_code == 502, (path, answer.text)
+        assert answer.json()["type"] == "/problems/calcom-refused"
