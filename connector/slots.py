@@ -93,16 +93,11 @@ def free_slots(client: CalcomClient, cache: SlotCache, account_id: str, day: dat
     first, after = day_bounds(day, zone)
     try:
         data = client.get_slots(event_type_id, first, after - timedelta(seconds=1), time_zone)
-    except errors.CalcomUnavailable as down:
-        raise errors.UpstreamUnavailable(
-            "Cal.com did not answer the slot lookup; try again shortly.") from down
-    except errors.CalcomRejected as refused:
+    except errors.CalcomRejected as refused:  # other Cal.com failures answer 503/502 at the API
         if refused.status in (400, 404):
             raise errors.ValidationFailed.one(
                 "event_type_id", f"Cal.com has no bookable event type {event_type_id}: {refused}") from None
-        raise errors.UpstreamRefused(f"Cal.com refused the slot lookup: {refused}") from refused
-    except errors.CalcomError as failure:
-        raise errors.UpstreamRefused(f"Cal.com could not answer the slot lookup: {failure}") from failure
+        raise
     found: dict[datetime, datetime | None] = {}
     for items in data.values():
         for item in items if isinstance(items, list) else []:

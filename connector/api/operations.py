@@ -2,7 +2,8 @@
 
 ``/v1/reconcile`` and ``/v1/event-types/refresh`` run in the request (in the
 threadpool) and answer their figures; a reconciliation already running for the
-account answers 409.
+account answers 409. A Cal.com failure on the way becomes a 503 or 502 problem
+(problems.calcom_error).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
 from connector.appointments import cached_event_type
-from connector.inputs import MAX_CALCOM_ID, ReconcileInput, parse
+from connector.inputs import LATEST, MAX_CALCOM_ID, ReconcileInput, parse
 from connector.timezones import is_iana_zone
 from mappings.db import session
 from mappings.models import Account, EventType, ReconcileRun
 from mappings.times import to_api
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+LAST_YEAR = LATEST.year  # as for an appointment's start_time
 
 
 def describe_run(run: ReconcileRun) -> dict:
@@ -59,6 +61,9 @@ def _slot_query(request: Request, account: Account) -> tuple[date, int, str]:
             day = date.fromisoformat(raw_date)
         except ValueError:
             problems.append(errors.FieldError("date", "must be a calendar date as YYYY-MM-DD"))
+        else:
+            if day.year > LAST_YEAR:  # the day after 9999-12-31 cannot even be computed
+                problems.append(errors.FieldError("date", f"must be in {LAST_YEAR} or earlier"))
     event_type_id = account.default_event_type_id
     raw_type = params.get("event_type_id")
     if raw_type is not None:
@@ -76,13 +81,6 @@ def _slot_query(request: Request, account: Account) -> tuple[date, int, str]:
     return day, event_type_id, time_zone
 
 
-def _upstream(failure: errors.CalcomError, consequence: str) -> errors.ApiError:
-    """A Cal.com failure during an admin operation, as the problem the admin sees."""
-    if isinstance(failure, errors.CalcomUnavailable):
-        return errors.UpstreamUnavailable(f"Cal.com did not answer; {consequence}. Try again shortly.")
-    return errors.UpstreamRefused(f"Cal.com refused: {failure}; {consequence}.")
-
-
 def routes(ctx: ApiContext) -> list[Route]:
     async def reconcile(request: Request) -> Response:
         raw = await request.body()
@@ -93,10 +91,7 @@ def routes(ctx: ApiContext) -> list[Route]:
                 if raw.strip():
                     json_body_required(request)
                 options = parse(ReconcileInput, raw) if raw.strip() else ReconcileInput()
-                try:
-                    run = ctx.reconciler.run(principal.account_id, full=options.full, trigger="api")
-                except errors.CalcomError as failure:
-                    raise _upstream(failure, "the run is stored as failed") from failure
+                run = ctx.reconciler.run(principal.account_id, full=options.full, trigger="api")
                 return describe_run(run)
 
         return JSONResponse(await run_in_threadpool(work))
@@ -115,11 +110,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         def work() -> dict:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
-                try:
-                    result = event_types.refresh(ctx.db, ctx.clock, ctx.clients, principal.account_id)
-                except errors.CalcomError as failure:
-                    raise _upstream(failure, "the cache keeps its last good state") from failure
-                return result.as_dict()
+                return event_types.refresh(ctx.db, ctx.clock, ctx.clients, principal.account_id).as_dict()
 
         return JSONResponse(await run_in_threadpool(work))
 
@@ -130,10 +121,7 @@ def routes(ctx: ApiContext) -> list[Route]:
                 account = Account.get_by_id(principal.account_id)
                 day, event_type_id, time_zone = _slot_query(request, account)
                 cached_event_type(account.id, event_type_id)
-                try:
-                    client = ctx.clients.for_account(account)
-                except errors.CalcomError as failure:  # e.g. a key that cannot be read
-                    raise _upstream(failure, "no slots were read") from failure
+                client = ctx.clients.for_account(account)
             return slots.free_slots(client, ctx.slot_cache, account.id, day, event_type_id, time_zone,
                                     ctx.clock.now()).as_dict()
 

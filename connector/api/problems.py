@@ -56,6 +56,17 @@ async def api_error(request: Request, exc: Exception) -> Response:
     return problem_for(exc, request.url.path)
 
 
+async def calcom_error(request: Request, exc: Exception) -> Response:
+    """Cal.com failed a call made inside a request (an admin operation, slots): never a 500."""
+    assert isinstance(exc, errors.CalcomError)
+    if isinstance(exc, errors.CalcomUnavailable):
+        refusal: errors.ApiError = errors.UpstreamUnavailable(
+            "Cal.com did not answer; try again shortly.")
+    else:
+        refusal = errors.UpstreamRefused(f"Cal.com refused: {exc}")
+    return problem_for(refusal, request.url.path)
+
+
 _HTTP_SLUGS = {
     400: ("malformed-request", "Malformed request"),
     404: ("not-found", "Not found"),
@@ -82,6 +93,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     errors.ApiError: api_error,
+    errors.CalcomError: calcom_error,
     HTTPException: http_error,
     Exception: unexpected_error,
 }

@@ -94,6 +94,7 @@ def test_a_past_date_has_no_slots_and_says_why(client, crm):
     ({"date": "2026-3-17"}, "date"),
     ({"date": "20260317"}, "date"),
     ({"date": "2026-02-30"}, "date"),
+    ({"date": "9999-12-31"}, "date"),
     ({"date": "2026-03-17", "time_zone": "Mars/Olympus"}, "time_zone"),
     ({"date": "2026-03-17", "event_type_id": "abc"}, "event_type_id"),
     ({"date": "2026-03-17", "event_type_id": "99999999999"}, "event_type_id"),
