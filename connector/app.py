@@ -35,7 +35,7 @@ from connector.ratelimit import RateLimiter
 from connector.reconcile import ReconcileHandler, ReconcileOptions, Reconciler
 from connector.retry import RetryPolicy
 from connector.sandbox.app import Sandbox
-from connector.scheduler import PeriodicTask, Scheduler, reconcile_all, refresh_all_event_types
+from connector.scheduler import PeriodicTask, Scheduler, for_every_account
 from connector.settings import Settings
 from connector.slots import SlotCache
 from connector.sync import ConvergeHandler, SyncContext
@@ -140,11 +140,11 @@ def build_runtime(
         PeriodicTask("sweep_stranded", timedelta(seconds=periods.pending_sweep_seconds),
                      lambda now: sweeps.sweep_stranded(db, now)),
         PeriodicTask("refresh_event_types", timedelta(seconds=periods.event_type_refresh_seconds),
-                     refresh_all_event_types(db)),
+                     for_every_account(lambda account, now: queue.enqueue_event_type_refresh(db, account, now=now))),
         PeriodicTask("reconcile", timedelta(seconds=periods.reconcile_seconds),
-                     reconcile_all(db, full=False)),
+                     for_every_account(lambda account, now: queue.enqueue_reconcile(db, account, full=False, now=now))),
         PeriodicTask("reconcile_full", timedelta(seconds=periods.full_reconcile_seconds),
-                     reconcile_all(db, full=True)),
+                     for_every_account(lambda account, now: queue.enqueue_reconcile(db, account, full=True, now=now))),
         PeriodicTask("complete_ended", timedelta(seconds=periods.completion_sweep_seconds),
                      lambda now: sweeps.complete_ended(db, now, booker_url)),
         PeriodicTask("briefings", timedelta(seconds=periods.briefing_seconds),

@@ -37,7 +37,9 @@ class CalcomClients:
             return False
         return self.settings.sandbox.mode == "on" or not account.calcom_api_key
 
-    def for_account(self, account: Account) -> CalcomClient:
+    def for_account(self, account: Account, *, patient: bool = False) -> CalcomClient:
+        """The account's client; ``patient`` waits for the rate limiter's next slot instead of
+        raising ``RateLimitDeferred`` (for long passes that are not a queued job's one call)."""
         if self.uses_sandbox(account):
             base_url, key = self.sandbox_url, SANDBOX_API_KEY
         else:
@@ -53,7 +55,7 @@ class CalcomClients:
         extra: dict = {} if self._sleep is None else {"sleep": self._sleep}
         if self.limiter is not None:
             limiter, account_id = self.limiter, account.id
-            extra["before_request"] = lambda: limiter.acquire(account_id)
+            extra["before_request"] = lambda: limiter.acquire(account_id, patient=patient)
             extra["on_rate_limit"] = lambda info: limiter.observe(account_id, info)
         return CalcomClient(
             self.http,

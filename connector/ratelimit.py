@@ -49,8 +49,9 @@ class RateLimiter:
             state = self._states[account_id] = _AccountState(limit=self.default_limit)
         return state
 
-    def acquire(self, account_id: str) -> None:
-        """Take a slot for one request now, waiting up to ``max_wait_seconds`` for it."""
+    def acquire(self, account_id: str, *, patient: bool = False) -> None:
+        """Take a slot for one request now, waiting up to ``max_wait_seconds`` for it (as long
+        as it takes when ``patient``: a caller that has no queue to go back to)."""
         while True:
             with self._lock:
                 now = self.clock.now()
@@ -66,7 +67,7 @@ class RateLimiter:
                     state.sent.append(now)
                     return
                 wait = (wait_until - now).total_seconds()
-            if wait > self.max_wait:
+            if wait > self.max_wait and not patient:
                 raise errors.RateLimitDeferred(
                     f"held back {wait:.1f}s to stay within Cal.com's rate limit", retry_after=wait)
             self.clock.sleep(wait)

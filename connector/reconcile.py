@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from peewee import Database, IntegrityError
@@ -90,14 +90,16 @@ class Reconciler:
         started = time.monotonic()
         state = Progress()
         try:
-            client = self.clients.for_account(account)
+            # Patient: the pass spends the account's allowance like any other caller, and waits
+            # for it rather than giving up half way.
+            client = self.clients.for_account(account, patient=True)
             now = self.clock.now()
             if full:
                 seen: set[str] = set()
                 filters = BookingFilters(after_start=now - self.options.window_before,
                                          before_end=now + self.options.window_after,
                                          sort_start="asc", take=self.options.page_size)
-                for page in self._pages(client, filters):
+                for page in client.iter_bookings(filters):
                     self._page(run, account_id, client, page, state)
                     seen.update(booking.uid for booking in page.bookings)
                     self._report(progress, state)
@@ -107,7 +109,7 @@ class Reconciler:
                 since = checkpoint.updated_after if checkpoint else now - self.options.window_before
                 filters = BookingFilters(after_updated_at=since, sort_updated_at="asc",
                                          take=self.options.page_size)
-                for page in self._pages(client, filters):
+                for page in client.iter_bookings(filters):
                     self._page(run, account_id, client, page, state, checkpoint_from=since)
                     self._report(progress, state)
             now = self.clock.now()
@@ -166,33 +168,15 @@ class Reconciler:
 
     # --- pages --------------------------------------------------------------------
 
-    def _pages(self, client: CalcomClient, filters: BookingFilters) -> Iterator[BookingPage]:
-        """The pass's pages, one at a time; a page held back by the rate limiter waits its turn."""
-        skip = 0
-        while True:
-            page = self._fetch(client, replace(filters, skip=skip))
-            yield page
-            if not page.has_next_page or not page.bookings:
-                return
-            skip += len(page.bookings)
-
-    def _fetch(self, client: CalcomClient, filters: BookingFilters) -> BookingPage:
-        while True:
-            try:
-                return client.list_bookings(filters)
-            except errors.RateLimitDeferred as held:
-                # The pass spends the account's allowance like any other caller: it waits for it.
-                self.clock.sleep(held.retry_after or 1.0)
-
     def _page(self, run: ReconcileRun, account_id: str, client: CalcomClient, page: BookingPage,
               state: Progress, checkpoint_from: datetime | None = None) -> None:
         state.total = page.total_items if state.total is None else state.total
         drifts = self._drifts(account_id, client, page.bookings)
         now = self.clock.now()
+        applier = Applier(self.db, now, self.booker_url, account_id, actor=ACTOR)
         with write_transaction(self.db):
             for drift in drifts:
-                outcome = Applier(self.db, now, self.booker_url, account_id, actor=ACTOR).apply(drift.event)
-                if outcome == "applied":
+                if applier.apply(drift.event) == "applied":
                     state.repairs[drift.kind] += 1
             state.pages += 1
             state.bookings_seen += len(page.bookings)
@@ -307,18 +291,16 @@ class Reconciler:
             return _Drift("adopted", _event(booking, trigger))
         return _Drift("imported", _event(booking, trigger))
 
-    def _get(self, client: CalcomClient, uid: str | None) -> CalcomBooking | None:
+    @staticmethod
+    def _get(client: CalcomClient, uid: str | None) -> CalcomBooking | None:
         if not uid:
             return None
-        while True:
-            try:
-                return client.get_booking(uid)
-            except errors.RateLimitDeferred as held:
-                self.clock.sleep(held.retry_after or 1.0)
-            except errors.CalcomRejected as refused:
-                if refused.status == 404:
-                    return None
-                raise
+        try:
+            return client.get_booking(uid)
+        except errors.CalcomRejected as refused:
+            if refused.status == 404:
+                return None
+            raise
 
     # --- bookings that vanished (full pass only) --------------------------------------
 

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 
 from peewee import Database, IntegrityError
 
-from connector import queue
 from connector.clock import Clock
 from mappings.db import session, write_transaction
 from mappings.models import Account, PeriodicClaim
@@ -110,23 +109,13 @@ class Scheduler:
             self._thread = None
 
 
-def refresh_all_event_types(db: Database) -> Callable[[datetime], int]:
+def for_every_account(enqueue: Callable[[str, datetime], object]) -> Callable[[datetime], int]:
+    """A task that queues one job per account (``enqueue(account_id, now)``); returns how many."""
+
     def run(now: datetime) -> int:
-        count = 0
-        for account in Account.select(Account.id):
-            queue.enqueue_event_type_refresh(db, account.id, now=now)
-            count += 1
-        return count
-
-    return run
-
-
-def reconcile_all(db: Database, *, full: bool) -> Callable[[datetime], int]:
-    def run(now: datetime) -> int:
-        count = 0
-        for account in Account.select(Account.id):
-            queue.enqueue_reconcile(db, account.id, full=full, now=now)
-            count += 1
-        return count
+        accounts = [row.id for row in Account.select(Account.id)]
+        for account_id in accounts:
+            enqueue(account_id, now)
+        return len(accounts)
 
     return run

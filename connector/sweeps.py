@@ -31,16 +31,20 @@ def complete_ended(db: Database, now: datetime, booker_url: str, *, account_id: 
     count = 0
     for row in list(ended):
         with write_transaction(db):
-            changed = Appointment.update(status="completed", updated_at=now).where(
-                (Appointment.id == row.id) & Appointment.status.in_(LIVE)).execute()
-            if not changed:
-                continue
-            audit.record(account_id=row.account_id, appointment_id=row.id, actor=actor,
-                         action="appointment.completed", before={"status": row.status},
-                         after={"status": "completed"}, now=now)
-            events.emit_for(db, row.id, events.COMPLETED, now=now, booker_url=booker_url)
-            count += 1
+            count += complete(db, row, now, booker_url, actor=actor)
     return count
+
+
+def complete(db: Database, appointment: Appointment, now: datetime, booker_url: str, *, actor: str) -> bool:
+    """The meeting is over: ``completed``, audited, the CRM told; False if it is no longer live."""
+    changed = Appointment.update(status="completed", updated_at=now).where(
+        (Appointment.id == appointment.id) & Appointment.status.in_(LIVE)).execute()
+    if changed:
+        audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=actor,
+                     action="appointment.completed", before={"status": appointment.status},
+                     after={"status": "completed"}, now=now)
+        events.emit_for(db, appointment.id, events.COMPLETED, now=now, booker_url=booker_url)
+    return bool(changed)
 
 
 def send_briefings(db: Database, now: datetime, booker_url: str, lead: timedelta = BRIEFING_LEAD) -> int:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from peewee import Database
 
-from connector import audit, events, queue
+from connector import audit, events, queue, sweeps
 from connector.clock import Clock
 from mappings.db import write_transaction
 from mappings.models import Appointment, Booking, Job, WebhookDelivery, new_id
@@ -307,13 +307,9 @@ class Applier:
         booking, appointment = known
         if appointment.status == "completed":
             return "echo"
-        if appointment.booking_uid != booking.uid or appointment.status not in ("active", "rescheduled"):
+        if appointment.booking_uid != booking.uid or not sweeps.complete(
+                self.db, appointment, self.now, self.booker_url, actor=self.actor):
             return "stale"  # a snapshot of an old occurrence, or one cancelled since (REFERENCE §7.6)
-        Appointment.update(status="completed", updated_at=self.now).where(
-            Appointment.id == appointment.id).execute()
-        self._audit(appointment, "appointment.completed", {"status": appointment.status},
-                    {"status": "completed"})
-        self._emit(appointment.id, events.COMPLETED)
         return "applied"
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connector.scheduler import PeriodicTask, Scheduler, refresh_all_event_types
+from connector import queue
+from connector.scheduler import PeriodicTask, Scheduler, for_every_account
 from connector.sweeps import sweep_stranded
 from mappings.models import Appointment, Job
 from tests.support.factories import put
@@ -51,8 +52,10 @@ def test_the_sweep_requeues_stranded_appointments_once(db, clock, make_account):
 def test_event_types_are_refreshed_for_every_account(db, clock, make_account):
     make_account("A")
     make_account("B")
-    assert refresh_all_event_types(db)(clock.now()) == 2
-    assert refresh_all_event_types(db)(clock.now()) == 2
+    refresh_all_event_types = for_every_account(
+        lambda account, now: queue.enqueue_event_type_refresh(db, account, now=now))
+    assert refresh_all_event_types(clock.now()) == 2
+    assert refresh_all_event_types(clock.now()) == 2
     assert Job.select().where(Job.kind == "refresh_event_types").count() == 2  # coalesced
 
 
