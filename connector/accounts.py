@@ -25,7 +25,11 @@ from webhooks import signing
 READ = "appointments:read"
 WRITE = "appointments:write"
 ADMIN = "admin"
-SCOPES = (READ, WRITE, ADMIN)
+# Opens only the calendar subscription feed: the one token meant to travel inside a URL.
+FEED = "calendar:feed"
+SCOPES = (READ, WRITE, ADMIN, FEED)
+# An account's first token: everything but the feed, which wants a token of its own.
+OWNER_SCOPES = (READ, WRITE, ADMIN)
 TOKEN_PREFIX = "csk_"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -138,7 +142,7 @@ def webhook_secrets(account: Account, sealer: Sealer) -> list[str]:
 
 
 def create_account(db: Database, changes: AccountChanges, sealer: Sealer, *, now: datetime,
-                   token_scopes: frozenset[str] = frozenset(SCOPES)) -> tuple[Account, str]:
+                   token_scopes: frozenset[str] = frozenset(OWNER_SCOPES)) -> tuple[Account, str]:
     """A new account and its first token (returned in clear, once)."""
     if not changes.name:
         raise errors.ConfigurationError("--name is required")

@@ -25,6 +25,7 @@ from connector.api import appointments as appointments_api
 from connector.api import health
 from connector.api import jobs as jobs_api
 from connector.api import operations as operations_api
+from connector.api import views as views_api
 from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
@@ -170,8 +171,8 @@ def create_app(
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake, clients=runtime.clients,
                      reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
-    routes = [*health.routes(ctx), *appointments_api.routes(ctx), *jobs_api.routes(ctx),
-              *operations_api.routes(ctx)]
+    routes = [*health.routes(ctx), *views_api.routes(ctx), *appointments_api.routes(ctx),
+              *jobs_api.routes(ctx), *operations_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

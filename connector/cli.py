@@ -81,8 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                      "accounts create")
     create.add_argument("--name", required=True)
     _account_options(create)
-    create.add_argument("--scopes", default=",".join(accounts.SCOPES),
-                        help="scopes of the first token (default: all)")
+    create.add_argument("--scopes", default=",".join(accounts.OWNER_SCOPES),
+                        help="scopes of the first token (default: all but calendar:feed)")
     create.add_argument("--json", action="store_true", help='print {"account_id", "token"}')
     create.set_defaults(run=_accounts_create)
     update = command(account_cmds, "update", "change an account's settings", "accounts update")

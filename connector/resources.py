@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-from mappings.models import Appointment, Booking
+from peewee import fn
+
+from mappings.models import Appointment, Booking, EventType
 from mappings.times import to_api
 
+# Statuses whose booking can still be moved or cancelled by the attendee.
+MANAGEABLE = ("active", "rescheduled", "awaiting_confirmation")
+# Cal.com's schedulingType (TeamEventTypeOutput_2024_06_14) → calsync's strategy; a managed type
+# books its members one by one, so it is individual; seated event types are "group" whatever their type.
+STRATEGIES = {"roundRobin": "round_robin", "collective": "collective"}
+# Event-type location kinds that give the meeting an address (OutputLocation_2024_06_14 variants);
+# "unknown" gives none.
+MEETING_ADDRESS_LOCATIONS = ("address", "link", "integration", "phone", "organizersDefaultApp")
+# Appointments that hold a seat of a group event.
+SEAT_HOLDING = ("pending", "active", "rescheduled", "awaiting_confirmation", "completed")
 
-def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str) -> dict[str, str] | None:
+
+def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str) -> dict[str, str]:
     """The attendee's own links for the current booking (REFERENCE §9)."""
-    if not booking_uid:
-        return None
     base = booker_url.rstrip("/")
+    uid = quote(booking_uid or "", safe="")
+    email = quote(attendee_email, safe="@")
     return {
-        "booking": f"{base}/booking/{booking_uid}?changes=true",
-        "reschedule": f"{base}/reschedule/{booking_uid}",
-        "cancel": f"{base}/booking/{booking_uid}?cancel=true&allRemainingBookings=false",
+        "booking": f"{base}/booking/{uid}?changes=true",
+        "reschedule": f"{base}/reschedule/{uid}?rescheduledBy={email}",
+        "cancel": f"{base}/booking/{uid}?cancel=true&allRemainingBookings=false&cancelledBy={email}",
     }
+
+
+def strategy(event_type: EventType | None) -> str | None:
+    """individual, round_robin, collective or group; None while the event type is not cached."""
+    if event_type is None:
+        return None
+    if event_type.seats_per_slot:
+        return "group"
+    return STRATEGIES.get(event_type.scheduling_type, "individual")
+
+
+def has_meeting_address(event_type: EventType) -> bool:
+    """Whether Cal.com will give this event type's bookings a place or a video link."""
+    return any(isinstance(item, dict) and item.get("type") in MEETING_ADDRESS_LOCATIONS
+               for item in event_type.locations or [])
 
 
 def occurrence(booking: Booking) -> dict[str, Any]:
@@ -30,13 +61,52 @@ def occurrence(booking: Booking) -> dict[str, Any]:
 
 
 def appointment_with_chain(row: Appointment, booker_url: str) -> dict[str, Any]:
-    """The appointment resource, loading its booking chain (one query)."""
-    bookings = list(Booking.select().where(Booking.appointment == row.id)
-                    .order_by(Booking.start_time, Booking.id))
-    return appointment(row, bookings, booker_url)
+    """The appointment resource, loading its booking chain and event type."""
+    return render(row.account_id, [row], booker_url)[0]
 
 
-def appointment(row: Appointment, bookings: list[Booking], booker_url: str) -> dict[str, Any]:
+def render(account_id: str, rows: list[Appointment], booker_url: str) -> list[dict[str, Any]]:
+    """The resources for ``rows``: chains, event types and seat counts in at most three queries."""
+    if not rows:
+        return []
+    chains: dict[str, list[Booking]] = defaultdict(list)
+    for booking in (Booking.select().where(Booking.appointment.in_([r.id for r in rows]))
+                    .order_by(Booking.start_time, Booking.id)):
+        chains[booking.appointment_id].append(booking)
+    types = event_types_by_id(account_id, {r.event_type_id for r in rows})
+    seats = seat_counts(account_id, [r for r in rows
+                                     if strategy(types.get(r.event_type_id)) == "group"])
+    return [appointment(row, chains[row.id], booker_url, types.get(row.event_type_id),
+                        seats.get((row.event_type_id, row.start_time)))
+            for row in rows]
+
+
+def event_types_by_id(account_id: str, calcom_ids: set[int]) -> dict[int, EventType]:
+    if not calcom_ids:
+        return {}
+    query = EventType.select().where((EventType.account == account_id)
+                                     & EventType.calcom_id.in_(sorted(calcom_ids)))
+    return {row.calcom_id: row for row in query}
+
+
+def seat_counts(account_id: str, rows: list[Appointment]) -> dict[tuple[int, datetime], int]:
+    """Attendees per (event type, start) of a group event: one appointment per seat (DESIGN §10)."""
+    if not rows:
+        return {}
+    query = (Appointment.select(Appointment.event_type_id, Appointment.start_time,
+                                fn.COUNT(Appointment.id).alias("attendees"))
+             .where((Appointment.account == account_id)
+                    & Appointment.event_type_id.in_(sorted({r.event_type_id for r in rows}))
+                    & Appointment.start_time.in_(sorted({r.start_time for r in rows}))
+                    & Appointment.status.in_(SEAT_HOLDING))
+             .group_by(Appointment.event_type_id, Appointment.start_time))
+    return {(row.event_type_id, row.start_time): row.attendees for row in query}
+
+
+def appointment(row: Appointment, bookings: list[Booking], booker_url: str,
+                event_type: EventType | None = None, attendee_count: int | None = None) -> dict[str, Any]:
+    kind = strategy(event_type)
+    manageable = row.booking_uid and row.status in MANAGEABLE
     return {
         "id": row.id,
         "external_id": row.external_id,
@@ -68,7 +138,10 @@ def appointment(row: Appointment, bookings: list[Booking], booker_url: str) -> d
         "source": row.source,
         "last_error": row.last_error,
         "occurrences": [occurrence(b) for b in bookings],
-        "manage_links": manage_links(booker_url, row.booking_uid, row.attendee_email),
+        "manage_links": (manage_links(booker_url, row.booking_uid, row.attendee_email)
+                         if manageable else None),
+        "strategy": kind,
+        "attendee_count": (attendee_count or 1) if kind == "group" else None,
         "created_at": to_api(row.created_at),
         "updated_at": to_api(row.updated_at),
         "version": row.desired_version,

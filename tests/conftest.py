@@ -162,6 +162,21 @@ def fill_event_types(app, db, clock):
     return fill
 
 
+@pytest.fixture
+def statements(db, monkeypatch) -> list[str]:
+    """Every SQL statement the database runs from now on, to catch an N+1 (STYLE rule 12)."""
+    counted: list[str] = []
+    engine_class = type(db.obj if hasattr(db, "obj") else db)
+    original = engine_class.execute_sql
+
+    def counting(self, sql, *args, **kwargs):
+        counted.append(sql)
+        return original(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(engine_class, "execute_sql", counting)
+    return counted
+
+
 def pytest_runtest_logreport(report):
     engine = next((e for e in ENGINES if f"[{e}" in report.nodeid or f"-{e}]" in report.nodeid
                    or f"-{e}-" in report.nodeid), None)

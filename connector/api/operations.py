@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, errors, event_types, slots
+from connector import accounts, errors, event_types, resources, slots
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
@@ -44,6 +44,10 @@ def describe_event_type(row: EventType) -> dict:
             "locations": row.locations, "scheduling_type": row.scheduling_type,
             "seats_per_slot": row.seats_per_slot, "requires_confirmation": row.requires_confirmation,
             "hidden": row.hidden, "team_id": row.team_id, "active": row.active,
+            "strategy": resources.strategy(row), "has_meeting_address": resources.has_meeting_address(row),
+            "warnings": [] if resources.has_meeting_address(row) else [
+                "no location or video link: Cal.com books it without a meeting address, "
+                "so calsync sends no invite for it"],
             "refreshed_at": to_api(row.refreshed_at)}
 
 

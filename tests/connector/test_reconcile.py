@@ -231,7 +231,7 @@ def test_post_reconcile_needs_admin_and_a_valid_body(client, crm, token_with):
     assert ReconcileRun.select().count() == 0
 
 
-def test_queries_grow_with_pages_not_with_bookings(sandbox, reconcile, app, clock, monkeypatch):
+def test_queries_grow_with_pages_not_with_bookings(sandbox, reconcile, app, clock, statements):
     """Import 60 bookings, then count the queries of passes that find nothing to repair."""
     start = datetime(2026, 3, 17, 8, 0, tzinfo=UTC)
     for index in range(60):
@@ -241,15 +241,7 @@ def test_queries_grow_with_pages_not_with_bookings(sandbox, reconcile, app, cloc
             "attendee": {"name": f"P{index}", "email": f"p{index}@example.org", "timeZone": "UTC"}},
             SANDBOX_PATH, "http://sandbox.test/video")
     assert reconcile(full=True).repairs == {"imported": 60}
-    db = app.state.runtime.db
-    counted = []
-    original = type(db.obj if hasattr(db, "obj") else db).execute_sql
-
-    def counting(self, sql, *args, **kwargs):
-        counted.append(sql)
-        return original(self, sql, *args, **kwargs)
-
-    monkeypatch.setattr(type(db.obj if hasattr(db, "obj") else db), "execute_sql", counting)
+    counted = statements
 
     def queries(page_size: int) -> tuple[int, int]:
         counted.clear()

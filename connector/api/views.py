@@ -1,0 +1,106 @@
+"""Read-only views over many appointments: the table, the month calendar, invites and the feed.
+
+``GET /v1/appointments`` · ``GET /v1/calendar`` · ``GET /v1/appointments/{external_id}/invite.ics``
+· ``GET /v1/calendar.ics?token=…`` (a ``calendar:feed`` token in the query, because calendar
+clients cannot send headers).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connector import accounts, appointments, errors, ics, listing, resources
+from connector.api.auth import authenticate
+from connector.api.context import ApiContext
+from mappings.db import session
+from mappings.models import Account, Appointment, Booking
+
+# What the subscription feed covers, around now.
+FEED_PAST = timedelta(days=90)
+FEED_LIMIT = 5000
+
+
+def routes(ctx: ApiContext) -> list[Route]:
+    booker_url = ctx.settings.calcom.booker_url
+
+    async def list_appointments(request: Request) -> Response:
+        def work() -> dict:
+            with session(ctx.db):
+                principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
+                query = listing.parse_search(request.query_params)
+                page = listing.search(principal.account_id, query, booker_url)
+            return {"items": page.items, "total": page.total, "page": query.page,
+                    "per_page": query.per_page, "pages": page.pages,
+                    "links": listing.links(request.url.path, page, request.query_params)}
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def month_calendar(request: Request) -> Response:
+        def work() -> dict:
+            with session(ctx.db):
+                principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
+                unknown = [name for name in request.query_params if name != "month"]
+                if unknown:
+                    raise errors.ValidationFailed.one(unknown[0], "is not a known query parameter")
+                year, number = listing.parse_month(request.query_params.get("month"))
+                account = Account.get_by_id(principal.account_id)
+                return listing.month(account, year, number, booker_url)
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    async def invite(request: Request) -> Response:
+        external_id = request.path_params["external_id"]
+
+        def work() -> tuple[bytes, str]:
+            with session(ctx.db):
+                principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
+                row = appointments.get(principal.account_id, external_id)
+                current = Booking.get_or_none(Booking.uid == row.booking_uid) if row.booking_uid else None
+                manage = resources.appointment_with_chain(row, booker_url)["manage_links"]
+                return ics.invite(row, ics.host_of(current), manage), row.id
+
+        body, appointment_id = await run_in_threadpool(work)
+        return Response(body, media_type=ics.MEDIA_TYPE, headers={
+            "Content-Disposition": f'attachment; filename="{appointment_id}.ics"'})
+
+    async def feed(request: Request) -> Response:
+        def work() -> bytes:
+            with session(ctx.db):
+                principal = _feed_principal(ctx, request)
+                account = Account.get_by_id(principal.account_id)
+                rows = list(Appointment.select().where(
+                    (Appointment.account == account.id)
+                    & (Appointment.start_time >= ctx.clock.now() - FEED_PAST)
+                    & Appointment.status.not_in(listing.HIDDEN_ON_CALENDAR + ("failed",)))
+                    .order_by(Appointment.start_time, Appointment.id).limit(FEED_LIMIT))
+                uids = [row.booking_uid for row in rows if row.booking_uid]
+                bookings = {b.uid: b for b in Booking.select().where(Booking.uid.in_(uids))} if uids else {}
+                return ics.feed(account, [(row, ics.host_of(bookings.get(row.booking_uid)))
+                                          for row in rows])
+
+        return Response(await run_in_threadpool(work), media_type=ics.MEDIA_TYPE,
+                        headers={"Cache-Control": "private, max-age=300"})
+
+    return [
+        Route("/v1/appointments", list_appointments, methods=["GET"]),
+        Route("/v1/calendar", month_calendar, methods=["GET"]),
+        Route("/v1/calendar.ics", feed, methods=["GET"]),
+        Route("/v1/appointments/{external_id}/invite.ics", invite, methods=["GET"]),
+    ]
+
+
+def _feed_principal(ctx: ApiContext, request: Request) -> accounts.Principal:
+    """A token with the ``calendar:feed`` scope, from ``?token=``: a URL is all a calendar client keeps,
+    so only a token that can do nothing but read this feed may travel in one."""
+    token = request.query_params.get("token", "")
+    if not token or len(token) > 200 or not token.isascii():
+        raise errors.Unauthorized("Add ?token=<a calendar:feed token> to the feed's URL.")
+    principal = accounts.authenticate(ctx.db, token, now=ctx.clock.now())
+    if accounts.FEED not in principal.scopes:
+        raise errors.Forbidden("Only a token with the 'calendar:feed' scope opens the feed.")
+    return principal
