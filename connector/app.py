@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from connector import events, queue, subscription, sweeps
+from connector.api import account_settings as settings_api
 from connector.api import appointments as appointments_api
 from connector.api import health
 from connector.api import jobs as jobs_api
@@ -172,7 +173,7 @@ def create_app(
                      wake_worker=runtime.worker.wake, clients=runtime.clients,
                      reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
     routes = [*health.routes(ctx), *views_api.routes(ctx), *appointments_api.routes(ctx),
-              *jobs_api.routes(ctx), *operations_api.routes(ctx)]
+              *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

@@ -37,10 +37,17 @@ class CalcomClients:
             return False
         return self.settings.sandbox.mode == "on" or not account.calcom_api_key
 
-    def for_account(self, account: Account, *, patient: bool = False) -> CalcomClient:
+    def for_account(self, account: Account, *, patient: bool = False,
+                    candidate_key: str | None = None) -> CalcomClient:
         """The account's client; ``patient`` waits for the rate limiter's next slot instead of
-        raising ``RateLimitDeferred`` (for long passes that are not a queued job's one call)."""
-        if self.uses_sandbox(account):
+        raising ``RateLimitDeferred`` (for long passes that are not a queued job's one call).
+        ``candidate_key`` is a key not yet saved, to be tried where the account would use it."""
+        if candidate_key is not None:
+            on_sandbox = self.sandbox_url is not None and self.settings.sandbox.mode == "on"
+            base_url = self.sandbox_url if on_sandbox else (account.calcom_base_url
+                                                             or self.settings.calcom.base_url)
+            key = candidate_key
+        elif self.uses_sandbox(account):
             base_url, key = self.sandbox_url, SANDBOX_API_KEY
         else:
             try:

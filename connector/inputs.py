@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -23,6 +24,7 @@ from pydantic import (
 from connector import errors
 from connector.timezones import is_iana_zone
 from mappings.times import NaiveDatetimeError, parse_instant
+from webhooks import signing
 
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -184,3 +186,40 @@ def check_external_id(external_id: str) -> str:
         raise errors.ValidationFailed.one(
             "external_id", "must be 1–128 characters of A–Z, a–z, 0–9, '.', '_', ':' or '-'")
     return external_id
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 2000:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _signing_secret(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    wrong = signing.check_secret(value)
+    if wrong:
+        raise ValueError(wrong)
+    return value
+
+
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+SigningSecret = Annotated[str, BeforeValidator(_signing_secret)]
+
+
+class SettingsInput(StrictBody):
+    """``PUT /v1/settings``: a field left out stays as it is; ``null`` clears an optional one."""
+
+    calcom_api_key: Annotated[str, StringConstraints(pattern=r"^cal_[A-Za-z0-9_-]{1,200}$")] | None = Field(
+        default=None, description="Cal.com API key (cal_…); checked with GET /v2/me before it is saved; "
+                                  "never shown again")
+    default_event_type_id: Annotated[int, Field(ge=1, le=MAX_CALCOM_ID)] | None = None
+    time_zone: TimeZone | None = None
+    duration_override_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
+    callback_url: HttpUrl | None = None
+    callback_secret: SigningSecret | None = Field(
+        default=None, description="whsec_… secret that signs events to the CRM; never shown again")
+    public_url: HttpUrl | None = None
