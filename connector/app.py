@@ -24,6 +24,7 @@ from connector import events, queue, subscription, sweeps
 from connector.api import account_settings as settings_api
 from connector.api import appointments as appointments_api
 from connector.api import health
+from connector.api import imports as imports_api
 from connector.api import jobs as jobs_api
 from connector.api import operations as operations_api
 from connector.api import views as views_api
@@ -172,7 +173,8 @@ def create_app(
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake, clients=runtime.clients,
                      reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
-    routes = [*health.routes(ctx), *views_api.routes(ctx), *appointments_api.routes(ctx),
+    routes = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
+              *appointments_api.routes(ctx),
               *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
@@ -188,7 +190,8 @@ def create_app(
 
     app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
     app.state.runtime = runtime
-    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes,
+                       larger={imports_api.PATH: settings.server.max_import_bytes})
     # Outermost but for the 500 handler: Cal.com's deliveries skip the router (its docstring says why).
     app.add_middleware(webhooks_api.CalcomWebhookRoute, ctx=ctx, writer=runtime.ingest)
     return app

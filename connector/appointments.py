@@ -8,6 +8,7 @@ audits the change and enqueues ``converge`` — all in one transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,13 +60,19 @@ def get(account_id: str, external_id: str) -> Appointment:
     return appointment
 
 
-def desired_state(account: Account, data: AppointmentInput) -> dict[str, Any]:
-    """The desired columns for ``data``, with account defaults applied and checked."""
+EventTypeLookup = Callable[[str, int], "EventType | None"]
+
+
+def desired_state(account: Account, data: AppointmentInput,
+                  event_type_of: EventTypeLookup | None = None) -> dict[str, Any]:
+    """The desired columns for ``data``, with account defaults applied and checked.
+
+    ``event_type_of`` (default ``cached_event_type``) lets a bulk caller memoise the lookup."""
     event_type_id = data.event_type_id or account.default_event_type_id
     if event_type_id is None:
         raise errors.ValidationFailed.one(
             "event_type_id", "is required: the account has no default event type")
-    event_type = cached_event_type(account.id, event_type_id)
+    event_type = (event_type_of or cached_event_type)(account.id, event_type_id)
     duration = data.duration_minutes or account.duration_override_minutes
     if event_type is not None:
         allowed = sorted({event_type.length_minutes, *event_type.length_options})
@@ -113,14 +120,14 @@ def cached_event_type(account_id: str, event_type_id: int) -> EventType | None:
 
 
 def put(db: Database, principal: Principal, external_id: str, data: AppointmentInput, *,
-        now: datetime) -> PutResult:
+        now: datetime, event_type_of: EventTypeLookup | None = None) -> PutResult:
     """Create or replace the desired state of one appointment."""
     check_external_id(external_id)
     for attempt in range(2):
         try:
             with write_transaction(db):
                 account = Account.get_by_id(principal.account_id)
-                desired = desired_state(account, data)
+                desired = desired_state(account, data, event_type_of)
                 existing = Appointment.get_or_none(
                     (Appointment.account == account.id) & (Appointment.external_id == external_id))
                 if existing is None:

@@ -1,4 +1,5 @@
-"""``calsync``: serve, worker, migrate, sandbox, accounts, tokens."""
+"""``calsync``: serve, worker, migrate, sandbox, accounts, tokens, event-types, reconcile, import,
+jobs, webhooks."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from connector import accounts, errors, queue
+from connector import accounts, errors, job_admin, queue
 from connector.clock import SystemClock
 from connector.settings import Settings
 from connector.settings import load as load_settings
@@ -38,6 +40,17 @@ EXAMPLES = {
     "tokens revoke": "example:\n  calsync tokens revoke tok_xxx",
     "tokens list": "example:\n  calsync tokens list --account acc_xxx",
     "reconcile": "example:\n  calsync reconcile --account acc_xxx --full",
+    "import": "example:\n  calsync import --account acc_xxx appointments.csv\n"
+              "  calsync import --account acc_xxx --override-conflicts --json leads.ndjson > result.json\n"
+              "CSV columns: external_id, title, attendee_name, attendee_email, start_time, … "
+              "(the PUT body's fields),\nguests separated by ';', metadata.<key> for metadata.",
+    "jobs list": "example:\n  calsync jobs list --status dead --account acc_xxx",
+    "jobs retry": "example:\n  calsync jobs retry 4711",
+    "event-types": "example:\n  calsync event-types refresh --account acc_xxx",
+    "accounts": "example:\n  calsync accounts create --name 'Acme CRM' --event-type-id 123456",
+    "tokens": "example:\n  calsync tokens create --account acc_xxx --name calendar --scopes calendar:feed",
+    "jobs": "example:\n  calsync jobs list --status dead",
+    "webhooks": "example:\n  calsync webhooks register --account acc_xxx",
     "event-types refresh": "example:\n  calsync event-types refresh --account acc_xxx",
     "webhooks register": "example:\n  calsync accounts update acc_xxx --public-url https://calsync.example.com\n"
                          "  calsync webhooks register --account acc_xxx",
@@ -75,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8010)
     sandbox.set_defaults(run=_sandbox)
 
-    account_cmds = command(commands, "accounts", "create, update and list accounts").add_subparsers(
+    account_cmds = command(commands, "accounts", "create, update and list accounts", "accounts").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     create = command(account_cmds, "create", "create an account and its first token",
                      "accounts create")
@@ -95,12 +108,14 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_accounts_list)
 
-    token_cmds = command(commands, "tokens", "create, revoke and list bearer tokens").add_subparsers(
+    token_cmds = command(commands, "tokens", "create, revoke and list bearer tokens", "tokens").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     token_create = command(token_cmds, "create", "create a token (shown once)", "tokens create")
     token_create.add_argument("--account", required=True)
     token_create.add_argument("--name", required=True)
-    token_create.add_argument("--scopes", default=f"{accounts.READ},{accounts.WRITE}")
+    token_create.add_argument("--scopes", default=f"{accounts.READ},{accounts.WRITE}",
+                              help=f"comma-separated, among {', '.join(accounts.SCOPES)}; "
+                                   f"{accounts.FEED} alone for a calendar subscription URL")
     token_create.add_argument("--json", action="store_true")
     token_create.set_defaults(run=_tokens_create)
     revoke = command(token_cmds, "revoke", "revoke a token", "tokens revoke")
@@ -111,8 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     token_list.add_argument("--json", action="store_true")
     token_list.set_defaults(run=_tokens_list)
 
-    webhook_cmds = command(commands, "webhooks", "manage the Cal.com webhook that points at calsync"
-                           ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    webhook_cmds = command(commands, "webhooks", "manage the Cal.com webhook that points at calsync",
+                           "webhooks").add_subparsers(dest="action", metavar="ACTION", required=True)
     register = command(webhook_cmds, "register",
                        "create or update the account's Cal.com webhook (idempotent)", "webhooks register")
     register.add_argument("--account", help="one account (default: every account with a public URL)")
@@ -126,11 +141,34 @@ def _parser() -> argparse.ArgumentParser:
                                 "those changed since the last pass")
     reconcile.set_defaults(run=_reconcile)
 
-    type_cmds = command(commands, "event-types", "the cache of the account's Cal.com event types"
-                        ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    type_cmds = command(commands, "event-types", "the cache of the account's Cal.com event types",
+                        "event-types").add_subparsers(dest="action", metavar="ACTION", required=True)
     refresh = command(type_cmds, "refresh", "fetch the event types from Cal.com now", "event-types refresh")
     refresh.add_argument("--account", help="one account (default: every account)")
     refresh.set_defaults(run=_event_types_refresh)
+
+    importing = command(commands, "import",
+                        "import appointments from a CSV or JSON-lines file, each row validated like a PUT")
+    importing.add_argument("file", help="a .csv file, or .ndjson/.jsonl (JSON lines); - reads stdin as CSV")
+    importing.add_argument("--account", required=True)
+    importing.add_argument("--override-conflicts", action="store_true",
+                           help="create rows that overlap a live appointment of the same event type")
+    importing.add_argument("--format", choices=("csv", "ndjson"),
+                           help="the file's format (default: from its extension)")
+    importing.add_argument("--json", action="store_true", help="print the whole per-row result as JSON")
+    importing.set_defaults(run=_import)
+
+    job_cmds = command(commands, "jobs", "the durable queue: list jobs, replay dead ones", "jobs"
+                       ).add_subparsers(dest="action", metavar="ACTION", required=True)
+    job_list = command(job_cmds, "list", "list jobs, newest first", "jobs list")
+    job_list.add_argument("--status", choices=job_admin.STATUSES)
+    job_list.add_argument("--account", help="one account (default: every account)")
+    job_list.add_argument("--limit", type=int, default=50)
+    job_list.add_argument("--json", action="store_true")
+    job_list.set_defaults(run=_jobs_list)
+    job_retry = command(job_cmds, "retry", "queue a dead job again with fresh attempts", "jobs retry")
+    job_retry.add_argument("job_id", type=int)
+    job_retry.set_defaults(run=_jobs_retry)
     return parser
 
 
@@ -410,14 +448,18 @@ class _ProgressBar:
         self.live = sys.stderr.isatty()
 
     def show(self, progress) -> None:
-        if not self.live:
-            return
+        """A reconciliation's progress."""
         total = progress.total or 0
         done = min(progress.bookings_seen, total) if total else progress.bookings_seen
-        filled = int(self.WIDTH * done / total) if total else 0
         repairs = sum(progress.repairs.values())
+        self.draw(done, total, f"bookings, {progress.pages} pages, {repairs} repairs")
+
+    def draw(self, done: int, total: int, unit: str) -> None:
+        if not self.live:
+            return
+        filled = int(self.WIDTH * done / total) if total else 0
         print(f"\r{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total or '?'} "
-              f"bookings, {progress.pages} pages, {repairs} repairs", end="", file=sys.stderr, flush=True)
+              f"{unit}", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.live:
@@ -442,6 +484,70 @@ def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
             except errors.CalcomError as exc:
                 raise errors.ConfigurationError(f"Cal.com refused for {account.id}: {exc.message}") from None
             print(f"{account.id}: " + ", ".join(_counted(name, ids) for name, ids in result.as_dict().items()))
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from connector import importer
+
+    fmt = args.format or ("ndjson" if args.file.endswith((".ndjson", ".jsonl")) else "csv")
+    media = importer.NDJSON if fmt == "ndjson" else importer.CSV
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise errors.ConfigurationError(f"cannot read {args.file}: {exc.strerror}") from None
+    db = _database(settings)
+    clock = SystemClock()
+    with session(db):
+        accounts.get_account(args.account)
+        principal = accounts.Principal(account_id=args.account, token_id="cli", token_name="cli",
+                                       scopes=frozenset({accounts.ADMIN}))  # audited as admin:cli
+        try:
+            rows = importer.parse_file(raw, media)
+        except errors.ApiError as exc:
+            raise errors.ConfigurationError(f"{args.file}: {_problem_text(exc)}") from None
+        bar = _ProgressBar(f"import {args.file}")
+        report = importer.run(db, principal, rows, override_conflicts=args.override_conflicts,
+                              now_of=clock.now,
+                              progress=lambda done, total: bar.draw(done, total, "rows"))
+        bar.close()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for result in report.rows:
+            if result.outcome in ("conflict", "invalid"):
+                why = "; ".join(f"{e.field} {e.message}" for e in result.errors)
+                print(f"row {result.row} {result.external_id or '?'}: {result.outcome}: {why}")
+        print(", ".join(f"{outcome} {count}" for outcome, count in report.counts.items()))
+    print("calsync serve or calsync worker books the new appointments in Cal.com.", file=sys.stderr)
+    return 1 if report.counts["invalid"] else 0
+
+
+def _problem_text(exc: errors.ApiError) -> str:
+    if isinstance(exc, errors.ValidationFailed):
+        return "; ".join(f"{e.field} {e.message}" for e in exc.errors)
+    return exc.message
+
+
+def _jobs_list(args: argparse.Namespace, settings: Settings) -> int:
+    with session(_database(settings)):
+        rows = [job_admin.describe(job) for job in
+                job_admin.listing(args.account, args.status).limit(max(1, args.limit))]
+    for row in rows:
+        row["last_error"] = (row["last_error"] or "")[:60]
+    _show(rows, ["id", "kind", "status", "attempts", "run_at", "account_id", "last_error"],
+          as_json=args.json)
+    return 0
+
+
+def _jobs_retry(args: argparse.Namespace, settings: Settings) -> int:
+    db = _database(settings)
+    with session(db):
+        try:
+            job = job_admin.retry(db, args.job_id, account_id=None, now=SystemClock().now())
+        except (errors.NotFound, errors.Conflict) as exc:
+            raise errors.ConfigurationError(exc.message) from None
+    print(f"job {job.id} queued again ({job.kind}); a running worker picks it up")
     return 0
 
 

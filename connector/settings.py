@@ -85,6 +85,7 @@ class ServerSettings:
     host: str = _setting("127.0.0.1")
     port: int = _setting(8000, _port)
     max_body_bytes: int = _setting(1_048_576, _positive)
+    max_import_bytes: int = _setting(16_777_216, _positive)
     access_log: bool = _setting(False)
 
 

@@ -7,34 +7,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, errors, queue
+from connector import accounts, errors, job_admin
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
-from mappings.db import session, write_transaction
-from mappings.models import Appointment, Job
-from mappings.times import to_api
+from mappings.db import session
 
-STATUSES = ("queued", "running", "done", "dead")
 PAGE_SIZES = (10, 25, 50, 100)
 MAX_PAGE = 100_000
 MAX_JOB_ID = 2**63 - 1  # a 64-bit key: anything larger cannot name a job
 
 
-def describe(job: Job) -> dict:
-    payload = {k: v for k, v in (job.payload or {}).items() if k != "body"}
-    return {
-        "id": job.id, "kind": job.kind, "status": job.status, "attempts": job.attempts,
-        "run_at": to_api(job.run_at), "last_error": job.last_error, "payload": payload,
-        "created_at": to_api(job.created_at), "updated_at": to_api(job.updated_at),
-        "finished_at": to_api(job.finished_at),
-    }
-
-
 def _page_args(request: Request) -> tuple[str | None, int, int]:
     problems = []
     status = request.query_params.get("status")
-    if status is not None and status not in STATUSES:
-        problems.append(errors.FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+    if status is not None and status not in job_admin.STATUSES:
+        problems.append(errors.FieldError("status", f"must be one of {', '.join(job_admin.STATUSES)}"))
     page = per_page = None
     try:
         page = int(request.query_params.get("page", "1"))
@@ -59,12 +46,10 @@ def routes(ctx: ApiContext) -> list[Route]:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
                 status, page, per_page = _page_args(request)
-                query = Job.select().where(Job.account_id == principal.account_id)
-                if status is not None:
-                    query = query.where(Job.status == status)
+                query = job_admin.listing(principal.account_id, status)
                 total = query.count()
-                rows = query.order_by(Job.id.desc()).paginate(page, per_page)
-                return {"items": [describe(job) for job in rows], "total": total, "page": page,
+                rows = query.paginate(page, per_page)
+                return {"items": [job_admin.describe(job) for job in rows], "total": total, "page": page,
                         "per_page": per_page, "pages": -(-total // per_page)}
 
         return JSONResponse(await run_in_threadpool(work))
@@ -77,19 +62,8 @@ def routes(ctx: ApiContext) -> list[Route]:
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
                 if not raw_id.isdigit() or int(raw_id) > MAX_JOB_ID:
                     raise errors.ValidationFailed.one("job_id", "must be a job's number")
-                job = Job.get_or_none((Job.id == int(raw_id))
-                                      & (Job.account_id == principal.account_id))
-                if job is None:
-                    raise errors.NotFound(f"No job {raw_id}.")
-                if job.status != "dead":
-                    raise errors.Conflict(f"Job {job.id} is {job.status}; only dead jobs are retried.")
-                with write_transaction(ctx.db):
-                    replayed = queue.replay(ctx.db, job.id, now=ctx.clock.now())
-                    if job.kind == queue.CONVERGE:
-                        Appointment.update(sync_state="pending").where(
-                            (Appointment.id == job.payload["appointment_id"])
-                            & (Appointment.sync_state == "dead")).execute()
-                return describe(replayed)
+                return job_admin.describe(job_admin.retry(
+                    ctx.db, int(raw_id), account_id=principal.account_id, now=ctx.clock.now()))
 
         body = await run_in_threadpool(work)
         ctx.wake_worker()

@@ -105,25 +105,27 @@ class BodyLimit:
     Plain ASGI: ``BaseHTTPMiddleware`` would turn the 413 into a 500 (docs/testing.md).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.larger.get(scope.get("path", ""), self.default_max_bytes)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
                 declared = -1
-            if declared < 0 or declared > self.max_bytes:
+            if declared < 0 or declared > max_bytes:
                 status, slug, title = ((400, "malformed-request", "Malformed request") if declared < 0
                                        else (413, "payload-too-large", "Payload too large"))
                 detail = ("Content-Length is not a number." if declared < 0 else
-                          f"The request body is larger than {self.max_bytes} bytes.")
+                          f"The request body is larger than {max_bytes} bytes.")
                 await problem(status, slug, title, detail, scope.get("path"))(scope, receive, send)
                 return
         seen = 0
@@ -133,9 +135,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise errors.PayloadTooLarge(
-                        f"The request body is larger than {self.max_bytes} bytes.")
+                        f"The request body is larger than {max_bytes} bytes.")
             return message
 
         await self.app(scope, counting_receive, send)

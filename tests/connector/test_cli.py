@@ -43,12 +43,13 @@ def test_help_lists_every_command_and_each_has_an_example(capsys):
         cli.main(["--help"])
     top = capsys.readouterr().out
     for name in ("serve", "worker", "migrate", "sandbox", "accounts", "tokens", "webhooks", "reconcile",
-                 "event-types"):
+                 "event-types", "import", "jobs"):
         assert name in top
-    for argv in (["serve"], ["worker"], ["migrate"], ["sandbox"], ["accounts", "create"],
-                 ["accounts", "update"], ["accounts", "list"], ["tokens", "create"],
-                 ["tokens", "revoke"], ["tokens", "list"], ["webhooks", "register"], ["reconcile"],
-                 ["event-types", "refresh"]):
+    for argv in (["serve"], ["worker"], ["migrate"], ["sandbox"], ["accounts"], ["accounts", "create"],
+                 ["accounts", "update"], ["accounts", "list"], ["tokens"], ["tokens", "create"],
+                 ["tokens", "revoke"], ["tokens", "list"], ["webhooks"], ["webhooks", "register"],
+                 ["reconcile"], ["event-types"], ["event-types", "refresh"], ["import"], ["jobs"],
+                 ["jobs", "list"], ["jobs", "retry"]):
         with pytest.raises(SystemExit):
             cli.main([*argv, "--help"])
         assert "example:" in capsys.readouterr().out, argv
@@ -163,3 +164,56 @@ def test_reconcile_and_event_types_refresh_against_a_sandbox(run, monkeypatch):
         assert code == 0, err
         assert out.startswith(f"{account_id}: added 4 (123456, 123457, 123789, 123999), changed 0, removed 0")
     sandbox.hub.close()
+
+
+def _new_account(run) -> str:
+    code, out, _ = run("accounts", "create", "--name", "Acme", "--event-type-id", "123456",
+                       "--time-zone", "Europe/Berlin", "--json")
+    assert code == 0
+    return json.loads(out)["account_id"]
+
+
+def test_import_a_file_then_again_changes_nothing(run, tmp_path):
+    from mappings.models import Appointment, AuditEvent
+
+    account_id = _new_account(run)
+    path = tmp_path / "leads.csv"
+    path.write_text("external_id,title,attendee_name,attendee_email,start_time\n"
+                    "c-1,Intro,Ana,ana@example.org,2026-03-20T09:00:00Z\n"
+                    "c-2,Intro,Bo,not-an-email,2026-03-21T09:00:00Z\n")
+    code, out, _ = run("import", "--account", account_id, str(path))
+    assert code == 1  # a row was invalid
+    assert "row 2 c-2: invalid: attendee_email is not a valid email address" in out
+    assert "created 1" in out and "invalid 1" in out
+    assert AuditEvent.get(AuditEvent.action == "appointment.created").actor == "admin:cli"
+    code, out, _ = run("import", "--account", account_id, "--json", str(path))
+    assert json.loads(out)["counts"]["unchanged"] == 1
+    assert Appointment.select().count() == 1
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text(json.dumps({"external_id": "c-3", "title": "T", "attendee_name": "Cy",
+                                 "attendee_email": "cy@example.org",
+                                 "start_time": "2026-03-22T09:00:00Z"}) + "\n")
+    assert run("import", "--account", account_id, str(jsonl))[0] == 0
+    code, _, err = run("import", "--account", account_id, str(tmp_path / "missing.csv"))
+    assert code == 2 and "cannot read" in err
+    (tmp_path / "bad.csv").write_text("external_id,colour\nx,red\n")
+    code, _, err = run("import", "--account", account_id, str(tmp_path / "bad.csv"))
+    assert code == 2 and "'colour' is not a column" in err
+
+
+def test_jobs_list_and_retry_a_dead_job(run, db, clock):
+    from connector import queue
+    from mappings.models import Job
+
+    # Before the first command: each command binds the models to a database of its own.
+    job_id = queue.enqueue(db, "converge", now=clock.now(), account_id="acc_x",
+                           payload={"appointment_id": "apt_x"})
+    Job.update(status="dead", last_error="Cal.com refused").where(Job.id == job_id).execute()
+    code, out, _ = run("jobs", "list", "--status", "dead", "--json")
+    assert code == 0 and [row["id"] for row in json.loads(out)] == [job_id]
+    code, out, _ = run("jobs", "retry", str(job_id))
+    assert code == 0 and "queued again" in out
+    assert Job.get_by_id(job_id).status == "queued"
+    code, _, err = run("jobs", "retry", str(job_id))
+    assert code == 2 and "only dead jobs" in err
+    assert run("jobs", "retry", "999999")[0] == 2
