@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connector import errors
+from connector import errors, metrics
 from connector.calcom.responses import RateLimitInfo
 from connector.clock import Clock
 
@@ -68,8 +68,11 @@ class RateLimiter:
                     return
                 wait = (wait_until - now).total_seconds()
             if wait > self.max_wait and not patient:
+                metrics.rate_limit_waits.labels("deferred").inc()
                 raise errors.RateLimitDeferred(
                     f"held back {wait:.1f}s to stay within Cal.com's rate limit", retry_after=wait)
+            metrics.rate_limit_waits.labels("waited").inc()
+            metrics.rate_limit_wait_seconds.inc(wait)
             self.clock.sleep(wait)
 
     def observe(self, account_id: str, info: RateLimitInfo) -> None:

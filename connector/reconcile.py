@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from peewee import Database, IntegrityError
 
-from connector import audit, errors, events, queue
+from connector import audit, errors, events, metrics, queue
 from connector.calcom.client import BookingFilters, BookingPage, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
@@ -150,6 +150,9 @@ class Reconciler:
         with write_transaction(self.db):
             ReconcileRun.update(**figures).where(ReconcileRun.id == run.id).execute()
         run = ReconcileRun.get_by_id(run.id)
+        metrics.reconcile_runs.labels(run.mode, status).inc()
+        for kind, count in (run.repairs or {}).items():
+            metrics.reconcile_repairs.labels(kind).inc(count)
         log.info("reconciled", extra={"action": "reconcile.finished", "account_id": run.account_id,
                                       "mode": run.mode, "status": status, "pages": run.pages,
                                       "bookings_seen": run.bookings_seen, "repairs": run.repairs,

@@ -14,13 +14,14 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from peewee import Database
 
-from connector import queue
+from connector import metrics, queue
 from connector.clock import Clock
 from connector.retry import GiveUp, RetryPolicy, describe
 from mappings.db import session
@@ -83,6 +84,14 @@ class Worker:
             return True
 
     def _run(self, job: Job, worker_id: str) -> None:
+        metrics.job_queue_latency.labels(job.kind).observe(
+            max(0.0, (self.clock.now() - job.run_at).total_seconds()))
+        started = time.perf_counter()
+        outcome = self._run_handler(job, worker_id)
+        metrics.job_runs.labels(job.kind, outcome).observe(time.perf_counter() - started)
+
+    def _run_handler(self, job: Job, worker_id: str) -> str:
+        """Run the job's handler and settle the job; answers done, retry or dead."""
         handler = self.handlers[job.kind]
         context = {"action": "job.run", "job_id": job.id, "kind": job.kind,
                    "attempt": job.attempts, "serial_key": job.serial_key}
@@ -92,7 +101,7 @@ class Worker:
             queue.bury(self.db, job.id, worker_id, now=self.clock.now(), error=describe(error))
             self._tell(handler, job, error, final=True)
             log.error("job dead", extra={**context, "action": "job.dead", "error": describe(error)})
-            return
+            return "dead"
         try:
             handler.run(job)
         except Exception as error:  # noqa: BLE001 — every failure is retried or buried, never lost
@@ -101,18 +110,19 @@ class Worker:
                 queue.bury(self.db, job.id, worker_id, now=self.clock.now(), error=decision.reason)
                 self._tell(handler, job, error, final=True)
                 log.error("job dead", extra={**context, "action": "job.dead", "error": decision.reason})
-            else:
-                queue.retry(self.db, job.id, worker_id, now=self.clock.now(), run_at=decision.at,
-                            error=decision.reason, counts=decision.counts)
-                self._tell(handler, job, error, final=False)
-                log.info("job will retry", extra={**context, "action": "job.retry",
-                                                  "error": decision.reason,
-                                                  "run_at": decision.at.isoformat()})
-            return
+                return "dead"
+            queue.retry(self.db, job.id, worker_id, now=self.clock.now(), run_at=decision.at,
+                        error=decision.reason, counts=decision.counts)
+            self._tell(handler, job, error, final=False)
+            log.info("job will retry", extra={**context, "action": "job.retry",
+                                              "error": decision.reason,
+                                              "run_at": decision.at.isoformat()})
+            return "retry"
         if not queue.finish(self.db, job.id, worker_id, now=self.clock.now()):
             log.warning("lease lost before finish", extra={**context, "action": "job.lease_lost"})
-        else:
-            log.debug("job done", extra={**context, "action": "job.done"})
+            return "lease_lost"
+        log.debug("job done", extra={**context, "action": "job.done"})
+        return "done"
 
     def _tell(self, handler: Handler, job: Job, error: BaseException, final: bool) -> None:
         try:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from peewee import Database
 
-from connector import audit, events, queue, sweeps
+from connector import audit, events, metrics, queue, sweeps
 from connector.clock import Clock
 from mappings.db import write_transaction
 from mappings.models import Appointment, Booking, Job, WebhookDelivery, new_id
@@ -54,13 +54,17 @@ class ApplyHandler:
                               delivery.account_id).apply(event)
             WebhookDelivery.update(outcome=outcome, processed_at=self.clock.now()).where(
                 WebhookDelivery.id == delivery.id).execute()
+        metrics.webhook_deliveries.labels(event.trigger.value, outcome).inc()
         log.info("delivery applied", extra={"action": "webhook.apply", "delivery_id": delivery.id,
                                             "trigger": event.trigger_name, "outcome": outcome})
 
     def failed(self, job: Job, error: BaseException, final: bool) -> None:
         if final:
+            delivery = WebhookDelivery.get_by_id(job.payload["delivery_id"])
             WebhookDelivery.update(outcome="failed", error=str(error)[:1000]).where(
-                WebhookDelivery.id == job.payload["delivery_id"]).execute()
+                WebhookDelivery.id == delivery.id).execute()
+            metrics.webhook_deliveries.labels(calcom_events.Trigger.of(delivery.trigger).value,
+                                              "failed").inc()
 
 
 class Applier:

@@ -13,7 +13,7 @@ import logging
 import httpx
 from peewee import Database
 
-from connector import errors
+from connector import errors, metrics
 from connector.clock import Clock
 from mappings.models import Account, Job
 from mappings.sealing import Sealer
@@ -50,10 +50,13 @@ class DeliveryHandler:
             response = self.http.post(account.callback_url, content=body, headers=headers,
                                       timeout=self.timeout)
         except httpx.HTTPError as exc:
+            metrics.crm_deliveries.labels(job.payload["type"], "failed").inc()
             raise errors.CallbackFailed(f"the CRM's callback URL is unreachable: "
                                         f"{type(exc).__name__}") from None
         if not response.is_success:
+            metrics.crm_deliveries.labels(job.payload["type"], "failed").inc()
             raise errors.CallbackFailed(f"the CRM's callback URL answered {response.status_code}")
+        metrics.crm_deliveries.labels(job.payload["type"], "delivered").inc()
         log.info("event delivered", extra={**context, "status": response.status_code})
 
     def failed(self, job: Job, error: BaseException, final: bool) -> None:

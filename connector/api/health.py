@@ -1,4 +1,7 @@
-"""Liveness and readiness, without authentication."""
+"""Liveness, readiness and Prometheus metrics, without authentication (DESIGN §6).
+
+``/metrics`` shows counts and latencies, never an id, a name or a secret; put it
+behind the network's own access control like any scrape target."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connector import metrics
 from connector.api.context import ApiContext
 from connector.api.problems import problem
 from mappings.db import session
@@ -35,4 +39,9 @@ def routes(ctx: ApiContext) -> list[Route]:
                            request.url.path)
         return JSONResponse({"status": "ready", "database": "ok"})
 
-    return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+    async def prometheus(request: Request) -> Response:
+        return Response(await run_in_threadpool(metrics.render, ctx.db),
+                        media_type=metrics.CONTENT_TYPE)
+
+    return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"])]

@@ -22,7 +22,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from connector import errors
+from connector import errors, metrics
 from connector.api.context import ApiContext
 from connector.api.problems import problem, problem_for
 from mappings.db import session
@@ -73,6 +73,10 @@ class SecretsCache:
             del self._loading[account_id]
 
 
+# What the door's receipt means in calsync_webhook_deliveries (the applied outcome comes later).
+_DOOR_OUTCOMES = {"accepted": "received"}
+
+
 class CalcomWebhookRoute:
     """ASGI middleware answering ``POST /webhooks/calcom/{account_id}`` itself."""
 
@@ -96,6 +100,7 @@ class CalcomWebhookRoute:
         try:
             answer = await self._receive(scope, receive, account_id)
         except errors.ApiError as refusal:
+            metrics.webhook_deliveries.labels("UNKNOWN", "rejected").inc()
             await problem_for(refusal, path)(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [
@@ -116,6 +121,8 @@ class CalcomWebhookRoute:
         raw = await _read_body(receive)
         event = calcom.verify(raw, signature, await self.secrets.get(account_id))
         receipt = await self.writer.store(account_id, event, raw, self.ctx.clock.now())
+        metrics.webhook_deliveries.labels(event.trigger.value, _DOOR_OUTCOMES.get(
+            receipt.outcome, receipt.outcome)).inc()
         if receipt.outcome == "accepted":
             self.ctx.wake_worker()
         return json.dumps({"status": receipt.outcome, "delivery_id": receipt.delivery_id}).encode()

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
-from connector import errors
+from connector import errors, metrics
 from connector.calcom.responses import RateLimitInfo, parse_error
 from mappings import from_calcom
 from mappings.from_calcom import CalcomBooking, CalcomEventType, CalcomMe
@@ -321,6 +321,7 @@ class CalcomClient:
     def _send(self, method: str, path: str, *, family: str | None, unsafe: bool, envelope: bool,
               **kwargs: Any) -> Any:
         endpoint = f"{method} {path}"
+        label = metrics.endpoint_template(method, path)
         if self._before_request is not None:
             self._before_request()
         started = time.perf_counter()
@@ -330,19 +331,24 @@ class CalcomClient:
                 timeout=self._timeout, **kwargs,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            metrics.calcom_requests.labels(label, "network").inc()
             raise errors.CalcomUnavailable(f"cannot reach Cal.com: {type(exc).__name__}",
                                            endpoint=endpoint) from None
         except httpx.HTTPError as exc:
+            metrics.calcom_requests.labels(label, "network").inc()
             message = f"no answer from Cal.com: {type(exc).__name__}"
             if unsafe:
                 raise errors.CalcomOutcomeUnknown(message, endpoint=endpoint) from None
             raise errors.CalcomUnavailable(message, endpoint=endpoint) from None
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        elapsed = time.perf_counter() - started
+        metrics.calcom_requests.labels(label, str(response.status_code)).inc()
+        metrics.calcom_latency.labels(label).observe(elapsed)
         limits = RateLimitInfo.from_headers(response.headers)
         if limits is not None and self._on_rate_limit is not None:
             self._on_rate_limit(limits)
         log.debug("cal.com call", extra={"action": "calcom.call", "endpoint": endpoint,
-                                          "status": response.status_code, "ms": elapsed_ms})
+                                          "status": response.status_code,
+                                          "ms": round(elapsed * 1000, 1)})
         if response.is_success:
             try:
                 payload = response.json()
