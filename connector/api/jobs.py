@@ -11,17 +11,34 @@ from connector import accounts, errors, job_admin
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from mappings.db import session
+from mappings.models import WebhookDelivery
+from mappings.times import to_api
 
 PAGE_SIZES = (10, 25, 50, 100)
 MAX_PAGE = 100_000
 MAX_JOB_ID = 2**63 - 1  # a 64-bit key: anything larger cannot name a job
 
 
-def _page_args(request: Request) -> tuple[str | None, int, int]:
+# Where a delivery ended: at the door (received = waiting to be applied, duplicate, ignored) or
+# once applied (webhooks/apply.py).
+DELIVERY_OUTCOMES = ("received", "duplicate", "ignored", "applied", "echo", "stale", "failed")
+
+
+def describe_delivery(row: WebhookDelivery) -> dict:
+    """A delivery without its raw body (which carries attendees' personal data)."""
+    return {"id": row.id, "trigger": row.trigger, "booking_uid": row.booking_uid,
+            "received_at": to_api(row.received_at), "processed_at": to_api(row.processed_at),
+            "outcome": row.outcome, "error": row.error}
+
+
+def _page_args(request: Request, filter_name: str = "status",
+               choices: tuple[str, ...] = job_admin.STATUSES) -> tuple[str | None, int, int]:
     problems = []
-    status = request.query_params.get("status")
-    if status is not None and status not in job_admin.STATUSES:
-        problems.append(errors.FieldError("status", f"must be one of {', '.join(job_admin.STATUSES)}"))
+    unknown = [name for name in request.query_params if name not in (filter_name, "page", "per_page")]
+    problems += [errors.FieldError(name, "is not a known query parameter") for name in unknown]
+    status = request.query_params.get(filter_name)
+    if status is not None and status not in choices:
+        problems.append(errors.FieldError(filter_name, f"must be one of {', '.join(choices)}"))
     page = per_page = None
     try:
         page = int(request.query_params.get("page", "1"))
@@ -69,5 +86,25 @@ def routes(ctx: ApiContext) -> list[Route]:
         ctx.wake_worker()
         return JSONResponse(body)
 
+    async def list_deliveries(request: Request) -> Response:
+        def work() -> dict:
+            with session(ctx.db):
+                principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
+                outcome, page, per_page = _page_args(request, "outcome", DELIVERY_OUTCOMES)
+                query = WebhookDelivery.select(
+                    WebhookDelivery.id, WebhookDelivery.trigger, WebhookDelivery.booking_uid,
+                    WebhookDelivery.received_at, WebhookDelivery.processed_at,
+                    WebhookDelivery.outcome, WebhookDelivery.error,
+                ).where(WebhookDelivery.account == principal.account_id)
+                if outcome is not None:
+                    query = query.where(WebhookDelivery.outcome == outcome)
+                total = query.count()
+                rows = query.order_by(WebhookDelivery.id.desc()).paginate(page, per_page)
+                return {"items": [describe_delivery(row) for row in rows], "total": total,
+                        "page": page, "per_page": per_page, "pages": -(-total // per_page)}
+
+        return JSONResponse(await run_in_threadpool(work))
+
     return [Route("/v1/jobs", list_jobs, methods=["GET"]),
+            Route("/v1/webhook-deliveries", list_deliveries, methods=["GET"]),
             Route("/v1/jobs/{job_id}/retry", retry_job, methods=["POST"])]

@@ -92,3 +92,24 @@ def test_metrics_need_no_token_and_show_no_secret(client, make_account):
     answer = client.get("/metrics")
     assert answer.status_code == 200 and "cal_live_verysecret" not in answer.text
     assert Job.select().count() == 0
+
+
+def test_webhook_deliveries_are_listed_without_their_bodies(client, tenant, token_with):
+    from datetime import UTC, datetime
+
+    from mappings.models import WebhookDelivery
+
+    account, auth = tenant
+    for index, outcome in enumerate(("applied", "stale", "applied")):
+        WebhookDelivery.create(account=account.id, dedupe_key=f"k{index}", trigger="BOOKING_CREATED",
+                               raw_body='{"attendee": "secret@example.org"}', outcome=outcome,
+                               received_at=datetime(2026, 3, 16, 9, index, tzinfo=UTC))
+    listed = client.get("/v1/webhook-deliveries?outcome=applied&per_page=10", headers=auth)
+    assert listed.status_code == 200
+    body = listed.json()
+    assert body["total"] == 2 and [item["outcome"] for item in body["items"]] == ["applied"] * 2
+    assert body["items"][0]["received_at"] == "2026-03-16T09:02:00Z"
+    assert "secret@example.org" not in listed.text
+    assert client.get("/v1/webhook-deliveries?outcome=lost", headers=auth).status_code == 422
+    reader = token_with(account, "appointments:read")
+    assert client.get("/v1/webhook-deliveries", headers=reader).status_code == 403
