@@ -27,6 +27,7 @@ from connector.api import health
 from connector.api import imports as imports_api
 from connector.api import jobs as jobs_api
 from connector.api import operations as operations_api
+from connector.api import spec as spec_api
 from connector.api import views as views_api
 from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
@@ -175,7 +176,8 @@ def create_app(
                      reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
     routes = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
               *appointments_api.routes(ctx),
-              *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx)]
+              *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx),
+              *spec_api.routes()]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 
