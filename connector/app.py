@@ -44,7 +44,7 @@ from connector.settings import Settings
 from connector.slots import SlotCache
 from connector.sync import ConvergeHandler, SyncContext
 from connector.worker import Worker, WorkerConfig
-from mappings.db import open_database
+from mappings.db import open_database, refresh_statistics
 from mappings.sealing import Sealer
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import ApplyHandler
@@ -153,6 +153,8 @@ def build_runtime(
                      lambda now: sweeps.complete_ended(db, now, booker_url)),
         PeriodicTask("briefings", timedelta(seconds=periods.briefing_seconds),
                      lambda now: sweeps.send_briefings(db, now, booker_url, lead)),
+        PeriodicTask("refresh_statistics", timedelta(seconds=periods.statistics_seconds),
+                     lambda now: refresh_statistics(db)),
     ])
     return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, reconciler, slot_cache,
                    sandbox, ingest=IngestWriter(db))

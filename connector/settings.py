@@ -125,6 +125,7 @@ class SchedulerSettings:
     enabled: bool = _setting(True)
     pending_sweep_seconds: int = _setting(60, _positive)
     event_type_refresh_seconds: int = _setting(86_400, _positive)
+    statistics_seconds: int = _setting(3_600, _positive)
     reconcile_seconds: int = _setting(600, _positive)
     full_reconcile_seconds: int = _setting(86_400, _positive)
     completion_sweep_seconds: int = _setting(60, _positive)

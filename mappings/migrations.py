@@ -58,6 +58,12 @@ def _reconciler_and_scheduler(db: Database) -> None:
         db.create_tables(new)  # IF NOT EXISTS: a database made at v1 by the current models has them
 
 
+def _label_index(db: Database) -> None:
+    """The table view filters by label (GET /v1/appointments?label=…)."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "appointment_account_id_label_start_time" '
+                   'ON "appointment" ("account_id", "label", "start_time")')
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -65,6 +71,7 @@ STEPS: list[Step] = [
          _lifecycle_intent),
     Step(3, "reconcile runs and checkpoints; claims that run each periodic task once per period",
          _reconciler_and_scheduler),
+    Step(4, "appointment: index by label for the table view", _label_index),
 ]
 
 

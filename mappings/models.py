@@ -131,6 +131,7 @@ class Appointment(BaseModel):
             (("account", "external_id"), True),
             (("account", "start_time"), False),
             (("account", "status"), False),
+            (("account", "label", "start_time"), False),
             (("sync_state",), False),
         )
 

@@ -69,3 +69,12 @@ def test_a_version_1_database_is_upgraded_in_place(db):
     assert set(step2) <= columns
     row = db.execute_sql("SELECT external_id, notify_attendee, desired_attendance FROM appointment").fetchone()
     assert row[0] == "crm-1" and bool(row[1]) is True and row[2] == "unknown"
+
+
+def test_planner_statistics_refresh_on_sqlite_and_do_nothing_on_postgres(db):
+    from mappings.db import is_postgres, refresh_statistics
+
+    refresh_statistics(db)
+    if not is_postgres(db):
+        tables = {row[0] for row in db.execute_sql("SELECT tbl FROM sqlite_stat1").fetchall()}
+        assert "appointment" in tables
