@@ -74,7 +74,13 @@ def test_a_version_1_database_is_upgraded_in_place(db):
 def test_planner_statistics_refresh_on_sqlite_and_do_nothing_on_postgres(db):
     from mappings.db import is_postgres, refresh_statistics
 
+    def analysed() -> bool:
+        return bool(db.execute_sql("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+                    .fetchone()[0])
+
+    if is_postgres(db):
+        refresh_statistics(db)  # autovacuum's job there: nothing to do, nothing to fail
+        return
+    assert not analysed()
     refresh_statistics(db)
-    if not is_postgres(db):
-        tables = {row[0] for row in db.execute_sql("SELECT tbl FROM sqlite_stat1").fetchall()}
-        assert "appointment" in tables
+    assert analysed()
