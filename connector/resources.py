@@ -36,6 +36,13 @@ def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str) 
     }
 
 
+def current_manage_links(row: Appointment, booker_url: str) -> dict[str, str] | None:
+    """The attendee's links while the booking can still be moved or cancelled, else None."""
+    if not row.booking_uid or row.status not in MANAGEABLE:
+        return None
+    return manage_links(booker_url, row.booking_uid, row.attendee_email)
+
+
 def strategy(event_type: EventType | None) -> str | None:
     """individual, round_robin, collective or group; None while the event type is not cached."""
     if event_type is None:
@@ -106,7 +113,6 @@ def seat_counts(account_id: str, rows: list[Appointment]) -> dict[tuple[int, dat
 def appointment(row: Appointment, bookings: list[Booking], booker_url: str,
                 event_type: EventType | None = None, attendee_count: int | None = None) -> dict[str, Any]:
     kind = strategy(event_type)
-    manageable = row.booking_uid and row.status in MANAGEABLE
     return {
         "id": row.id,
         "external_id": row.external_id,
@@ -138,8 +144,7 @@ def appointment(row: Appointment, bookings: list[Booking], booker_url: str,
         "source": row.source,
         "last_error": row.last_error,
         "occurrences": [occurrence(b) for b in bookings],
-        "manage_links": (manage_links(booker_url, row.booking_uid, row.attendee_email)
-                         if manageable else None),
+        "manage_links": current_manage_links(row, booker_url),
         "strategy": kind,
         "attendee_count": (attendee_count or 1) if kind == "group" else None,
         "created_at": to_api(row.created_at),

@@ -61,8 +61,8 @@ def routes(ctx: ApiContext) -> list[Route]:
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
                 row = appointments.get(principal.account_id, external_id)
                 current = Booking.get_or_none(Booking.uid == row.booking_uid) if row.booking_uid else None
-                manage = resources.appointment_with_chain(row, booker_url)["manage_links"]
-                return ics.invite(row, ics.host_of(current), manage), row.id
+                return ics.invite(row, ics.host_of(current),
+                                  resources.current_manage_links(row, booker_url)), row.id
 
         body, appointment_id = await run_in_threadpool(work)
         return Response(body, media_type=ics.MEDIA_TYPE, headers={
