@@ -104,7 +104,10 @@ def parse_file(raw: bytes, media_type: str) -> list[ParsedRow]:
         raise errors.ValidationFailed.one("body", "must be UTF-8 text") from None
     if "\x00" in text:
         raise errors.ValidationFailed.one("body", "must not contain NUL characters")
-    rows = list(_csv_rows(text) if media_type == CSV else _ndjson_rows(text))
+    try:
+        rows = list(_csv_rows(text) if media_type == CSV else _ndjson_rows(text))
+    except csv.Error as exc:  # an unreadable quote, or a cell over csv.field_size_limit()
+        raise errors.ValidationFailed.one("body", f"is not readable CSV: {exc}") from None
     if not rows:
         raise errors.ValidationFailed.one("body", "holds no rows")
     if len(rows) > MAX_ROWS:
@@ -266,6 +269,9 @@ def _ndjson_rows(text: str) -> Iterator[ParsedRow]:
             value = json.loads(line)
         except ValueError:
             yield ParsedRow(number, None, (errors.FieldError("row", "is not valid JSON"),))
+            continue
+        except RecursionError:
+            yield ParsedRow(number, None, (errors.FieldError("row", "is nested too deeply"),))
             continue
         if not isinstance(value, dict):
             yield ParsedRow(number, None, (errors.FieldError("row", "must be a JSON object"),))

@@ -18,10 +18,12 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from peewee import SQL, NodeList, Value
 from pydantic import TypeAdapter, ValidationError
 
 from connector import errors, resources
 from connector.inputs import EARLIEST, LATEST, Instant
+from mappings.db import database, is_postgres
 from mappings.models import Account, Appointment
 
 PER_PAGE_CHOICES = (10, 25, 50, 100)
@@ -120,8 +122,7 @@ def search(account_id: str, query: SearchQuery, booker_url: str) -> SearchPage:
     condition = Appointment.account == account_id
     if query.q:
         pattern = "%" + _LIKE_SPECIALS.sub(r"\\\1", query.q) + "%"
-        # ILIKE on PostgreSQL; SQLite's LIKE ignores ASCII case already.
-        matches = [field.ilike(pattern) for field in (
+        matches = [_contains(field, pattern) for field in (
             Appointment.title, Appointment.attendee_name, Appointment.business_name,
             Appointment.label)]
         condition &= matches[0] | matches[1] | matches[2] | matches[3]
@@ -141,6 +142,13 @@ def search(account_id: str, query: SearchQuery, booker_url: str) -> SearchPage:
     rows = list(Appointment.select().where(condition).order_by(*ordering)
                 .paginate(query.page, query.per_page))
     return SearchPage(resources.render(account_id, rows, booker_url), total, query)
+
+
+def _contains(field: Any, pattern: str) -> NodeList:
+    """``field`` matches ``pattern`` ignoring case, ``\\`` escaping ``%`` and ``_``: ILIKE on
+    PostgreSQL; LIKE on SQLite, which ignores ASCII case but has no escape unless told."""
+    operator = "ILIKE" if is_postgres(database) else "LIKE"
+    return NodeList((field, SQL(operator), Value(pattern), SQL("ESCAPE '\\'")))
 
 
 def links(path: str, page: SearchPage, params: Mapping[str, str]) -> dict[str, str | None]:

@@ -144,3 +144,13 @@ def test_a_large_file_goes_in_across_chunks(client, tenant, statements):
     assert answer.json()["counts"]["created"] == 1_200
     assert Appointment.select().count() == 1_200
     assert len(statements) / 1_200 < 16  # a bounded number of statements per row, no N+1
+
+
+def test_unreadable_files_are_422_or_invalid_rows_never_500(client, tenant):
+    huge_cell = b"external_id,title\nx," + b"a" * 200_000 + b"\n"
+    answer = post(client, tenant[1], huge_cell)
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "body"
+    deep = b"[" * 100_000 + b"\n"
+    row = by_row(post(client, tenant[1], deep, "application/x-ndjson"))[1]
+    assert row["outcome"] == "invalid" and row["errors"][0]["message"] == "is nested too deeply"
+    assert Appointment.select().count() == 0

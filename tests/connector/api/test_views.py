@@ -257,3 +257,11 @@ def test_the_feed_opens_only_with_a_feed_token(client, tenant, db, clock, run_jo
     assert client.get(f"/v1/calendar.ics?token={owner_token}").status_code == 403
     assert client.get("/v1/calendar.ics").status_code == 401
     assert client.get("/v1/calendar.ics?token=csk_wrong").status_code == 401
+
+
+def test_percent_and_underscore_match_themselves_on_every_engine(client, tenant):
+    _, auth = tenant
+    put(client, auth, "deal", title="50%_off deal")
+    put(client, auth, "other", title="50 xoff deal", start_time="2026-03-18T11:00:00+01:00")
+    assert ids(client.get("/v1/appointments?q=50%25_off", headers=auth)) == ["deal"]
+    assert ids(client.get("/v1/appointments?q=0%25", headers=auth)) == ["deal"]
