@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -223,3 +224,40 @@ class SettingsInput(StrictBody):
     callback_secret: SigningSecret | None = Field(
         default=None, description="whsec_… secret that signs events to the CRM; never shown again")
     public_url: HttpUrl | None = None
+
+
+# --- query parameters ---------------------------------------------------------------
+
+PER_PAGE_CHOICES = (10, 25, 50, 100)
+DEFAULT_PER_PAGE = 25
+MAX_PAGE = 100_000
+
+
+def unknown_parameters(params: Mapping[str, str], known: Iterable[str]) -> list[errors.FieldError]:
+    """One error per query parameter the operation does not take: a typo never filters nothing."""
+    allowed = set(known)
+    return [errors.FieldError(name, "is not a known query parameter")
+            for name in params if name not in allowed]
+
+
+def check_parameters(params: Mapping[str, str], known: Iterable[str]) -> None:
+    problems = unknown_parameters(params, known)
+    if problems:
+        raise errors.ValidationFailed(problems)
+
+
+def paging(params: Mapping[str, str]) -> tuple[int, int, list[errors.FieldError]]:
+    """``page`` (1 to MAX_PAGE) and ``per_page`` (one of PER_PAGE_CHOICES), with what is wrong."""
+    problems = []
+    page = _whole(params.get("page", "1"))
+    if page is None or page > MAX_PAGE:
+        problems.append(errors.FieldError("page", f"must be a whole number from 1 to {MAX_PAGE}"))
+    per_page = _whole(params.get("per_page", str(DEFAULT_PER_PAGE)))
+    if per_page not in PER_PAGE_CHOICES:
+        problems.append(errors.FieldError(
+            "per_page", f"must be one of {', '.join(map(str, PER_PAGE_CHOICES))}"))
+    return page or 1, per_page or DEFAULT_PER_PAGE, problems
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) <= 9 and int(text) >= 1 else None

@@ -22,12 +22,17 @@ from peewee import SQL, NodeList, Value
 from pydantic import TypeAdapter, ValidationError
 
 from connector import errors, resources
-from connector.inputs import EARLIEST, LATEST, Instant
+from connector.inputs import (
+    DEFAULT_PER_PAGE,
+    EARLIEST,
+    LATEST,
+    Instant,
+    paging,
+    unknown_parameters,
+)
 from mappings.db import database, is_postgres
 from mappings.models import Account, Appointment
 
-PER_PAGE_CHOICES = (10, 25, 50, 100)
-DEFAULT_PER_PAGE = 25
 STATUSES = ("pending", "active", "rescheduled", "completed", "cancelled",
             "awaiting_confirmation", "rejected", "failed")
 # Appointments that are not going to happen do not belong on a calendar.
@@ -71,9 +76,8 @@ class SearchPage:
 def parse_search(params: Mapping[str, str]) -> SearchQuery:
     """A ``SearchQuery`` from query parameters; every bad one is named in one 422."""
     problems: list[errors.FieldError] = []
-    known = {"q", "status", "label", "from", "to", "sort", "order", "page", "per_page"}
-    problems += [errors.FieldError(name, "is not a known query parameter")
-                 for name in params if name not in known]
+    problems += unknown_parameters(
+        params, ("q", "status", "label", "from", "to", "sort", "order", "page", "per_page"))
     q = params.get("q")
     if q is not None:
         q = q.strip() or None
@@ -103,18 +107,12 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
     order = params.get("order", "asc").lower()
     if order not in ("asc", "desc"):
         problems.append(errors.FieldError("order", "must be asc or desc"))
-    page = _positive(params.get("page", "1"))
-    if page is None:
-        problems.append(errors.FieldError("page", "must be a whole number from 1"))
-    per_page = _positive(params.get("per_page", str(DEFAULT_PER_PAGE)))
-    if per_page not in PER_PAGE_CHOICES:
-        problems.append(errors.FieldError(
-            "per_page", f"must be one of {', '.join(map(str, PER_PAGE_CHOICES))}"))
+    page, per_page, paging_problems = paging(params)
+    problems += paging_problems
     if problems:
         raise errors.ValidationFailed(problems)
     return SearchQuery(q=q, statuses=statuses, label=label, start_from=bounds["from"],
-                       start_to=bounds["to"], sort=sort, order=order, page=page or 1,
-                       per_page=per_page or DEFAULT_PER_PAGE)
+                       start_to=bounds["to"], sort=sort, order=order, page=page, per_page=per_page)
 
 
 def search(account_id: str, query: SearchQuery, booker_url: str) -> SearchPage:
@@ -199,10 +197,6 @@ def month(account: Account, year: int, number: int, booker_url: str) -> dict[str
         by_day[local.date().isoformat()].append({**item, "local_start_time": local.isoformat()})
     return {"month": f"{year:04d}-{number:02d}", "time_zone": account.time_zone,
             "total": len(rows), "days": by_day}
-
-
-def _positive(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= 9 and int(text) >= 1 else None
 
 
 _INSTANT = TypeAdapter(Instant)

@@ -9,6 +9,13 @@ from connector import accounts, errors
 from connector.clock import Clock
 
 
+def principal_for(db: Database, clock: Clock, token: str) -> accounts.Principal:
+    """The principal behind a token from a header or a URL; Unauthorized if none."""
+    if len(token) > 200 or not token.isascii():
+        raise errors.Unauthorized("The token is unknown or revoked.")
+    return accounts.authenticate(db, token, now=clock.now())
+
+
 def authenticate(request: Request, db: Database, clock: Clock, scope: str) -> accounts.Principal:
     """The caller's principal if its token is valid and carries ``scope``."""
     header = request.headers.get("authorization")
@@ -18,9 +25,7 @@ def authenticate(request: Request, db: Database, clock: Clock, scope: str) -> ac
     token = token.strip()
     if kind.lower() != "bearer" or not token:
         raise errors.Unauthorized("The Authorization header must be 'Bearer <token>'.")
-    if len(token) > 200 or not token.isascii():
-        raise errors.Unauthorized("The bearer token is unknown or revoked.")
-    principal = accounts.authenticate(db, token, now=clock.now())
+    principal = principal_for(db, clock, token)
     if not principal.allows(scope):
         raise errors.Forbidden(f"This token lacks the '{scope}' scope.")
     return principal

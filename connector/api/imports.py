@@ -10,6 +10,7 @@ from starlette.routing import Route
 from connector import accounts, errors, importer
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
+from connector.inputs import check_parameters
 from mappings.db import session
 
 PATH = "/v1/appointments/import"
@@ -38,9 +39,7 @@ def routes(ctx: ApiContext) -> list[Route]:
 
 
 def _override_conflicts(request: Request) -> bool:
-    unknown = [name for name in request.query_params if name != "override_conflicts"]
-    if unknown:
-        raise errors.ValidationFailed.one(unknown[0], "is not a known query parameter")
+    check_parameters(request.query_params, ("override_conflicts",))
     value = request.query_params.get("override_conflicts", "false").lower()
     if value not in FLAGS:
         raise errors.ValidationFailed.one("override_conflicts", "must be true or false")

@@ -10,12 +10,11 @@ from starlette.routing import Route
 from connector import accounts, errors, job_admin
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
+from connector.inputs import paging, unknown_parameters
 from mappings.db import session
 from mappings.models import WebhookDelivery
 from mappings.times import to_api
 
-PAGE_SIZES = (10, 25, 50, 100)
-MAX_PAGE = 100_000
 MAX_JOB_ID = 2**63 - 1  # a 64-bit key: anything larger cannot name a job
 
 
@@ -33,28 +32,16 @@ def describe_delivery(row: WebhookDelivery) -> dict:
 
 def _page_args(request: Request, filter_name: str = "status",
                choices: tuple[str, ...] = job_admin.STATUSES) -> tuple[str | None, int, int]:
-    problems = []
-    unknown = [name for name in request.query_params if name not in (filter_name, "page", "per_page")]
-    problems += [errors.FieldError(name, "is not a known query parameter") for name in unknown]
-    status = request.query_params.get(filter_name)
-    if status is not None and status not in choices:
+    params = request.query_params
+    problems = unknown_parameters(params, (filter_name, "page", "per_page"))
+    value = params.get(filter_name)
+    if value is not None and value not in choices:
         problems.append(errors.FieldError(filter_name, f"must be one of {', '.join(choices)}"))
-    page = per_page = None
-    try:
-        page = int(request.query_params.get("page", "1"))
-        if not 1 <= page <= MAX_PAGE:
-            raise ValueError
-    except ValueError:
-        problems.append(errors.FieldError("page", f"must be a whole number from 1 to {MAX_PAGE}"))
-    try:
-        per_page = int(request.query_params.get("per_page", "25"))
-        if per_page not in PAGE_SIZES:
-            raise ValueError
-    except ValueError:
-        problems.append(errors.FieldError("per_page", "must be 10, 25, 50 or 100"))
+    page, per_page, paging_problems = paging(params)
+    problems += paging_problems
     if problems:
         raise errors.ValidationFailed(problems)
-    return status, page, per_page
+    return value, page, per_page
 
 
 def routes(ctx: ApiContext) -> list[Route]:

@@ -17,6 +17,8 @@ from starlette.routing import Route
 from connector import importer, listing
 from connector.api import jobs as jobs_api
 from connector.inputs import (
+    MAX_PAGE,
+    PER_PAGE_CHOICES,
     AppointmentInput,
     AttendanceInput,
     CancelInput,
@@ -178,8 +180,8 @@ def _query(name: str, schema: dict, description: str = "", required: bool = Fals
 EXTERNAL_ID = {"name": "external_id", "in": "path", "required": True,
                "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{1,128}$"},
                "description": "The CRM's id of the appointment."}
-PAGE = [_query("page", {"type": "integer", "minimum": 1}),
-        _query("per_page", {"type": "integer", "enum": list(listing.PER_PAGE_CHOICES)})]
+PAGE = [_query("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
+        _query("per_page", {"type": "integer", "enum": list(PER_PAGE_CHOICES)})]
 WAIT = {"name": "Prefer", "in": "header", "required": False, "schema": STRING,
         "description": "`wait=N` (N ≤ 30): answer once synced, or after N seconds (RFC 7240)."}
 ICS = {"description": "An iCalendar document.", "content": {"text/calendar": {"schema": STRING}}}

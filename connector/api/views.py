@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector import accounts, appointments, errors, ics, listing, resources
-from connector.api.auth import authenticate
+from connector.api.auth import authenticate, principal_for
 from connector.api.context import ApiContext
+from connector.inputs import check_parameters
 from mappings.db import session
 from mappings.models import Account, Appointment, Booking
 
@@ -44,9 +45,7 @@ def routes(ctx: ApiContext) -> list[Route]:
         def work() -> dict:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
-                unknown = [name for name in request.query_params if name != "month"]
-                if unknown:
-                    raise errors.ValidationFailed.one(unknown[0], "is not a known query parameter")
+                check_parameters(request.query_params, ("month",))
                 year, number = listing.parse_month(request.query_params.get("month"))
                 account = Account.get_by_id(principal.account_id)
                 return listing.month(account, year, number, booker_url)
@@ -98,9 +97,9 @@ def _feed_principal(ctx: ApiContext, request: Request) -> accounts.Principal:
     """A token with the ``calendar:feed`` scope, from ``?token=``: a URL is all a calendar client keeps,
     so only a token that can do nothing but read this feed may travel in one."""
     token = request.query_params.get("token", "")
-    if not token or len(token) > 200 or not token.isascii():
+    if not token:
         raise errors.Unauthorized("Add ?token=<a calendar:feed token> to the feed's URL.")
-    principal = accounts.authenticate(ctx.db, token, now=ctx.clock.now())
+    principal = principal_for(ctx.db, ctx.clock, token)
     if accounts.FEED not in principal.scopes:
         raise errors.Forbidden("Only a token with the 'calendar:feed' scope opens the feed.")
     return principal
