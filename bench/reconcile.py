@@ -132,7 +132,8 @@ def seed(calendar, db, account_id: str, total: int, now) -> dict[str, int]:
             "duration_minutes": event_type.length, "status": "completed" if end <= now else "active",
             "sync_state": "synced", "desired_version": 1, "synced_version": 1, "booking_uid": uid,
             "meeting_url": booking.location, "created_at": now - timedelta(days=10), "updated_at": now})
-        bookings.append({"appointment": appointment_id, "uid": uid, "calcom_id": booking.id,
+        bookings.append({"account": account_id, "appointment": appointment_id, "uid": uid,
+                         "calcom_id": booking.id,
                          "status": "accepted", "start_time": start, "end_time": end,
                          "meeting_url": booking.location, "created_at": now, "updated_at": now})
     order = list(range(total))

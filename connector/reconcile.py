@@ -36,6 +36,7 @@ from connector.calcom.client import BookingFilters, BookingPage, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
 from connector.sweeps import complete_ended, sweep_stranded
+from mappings import bookings as booking_rows
 from mappings.db import write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, Job, ReconcileCheckpoint, ReconcileRun
@@ -206,11 +207,8 @@ class Reconciler:
                 bookings: tuple[CalcomBooking, ...]) -> list[_Drift]:
         uids = {uid for booking in bookings for uid in
                 (booking.uid, booking.rescheduled_from_uid, booking.rescheduled_to_uid) if uid}
-        known: dict[str, tuple[Booking, Appointment]] = {}
-        if uids:
-            rows = (Booking.select(Booking, Appointment).join(Appointment)
-                    .where(Booking.uid.in_(list(uids)) & (Appointment.account == account_id)))
-            known = {row.uid: (row, row.appointment) for row in rows}
+        known = {uid: (row, row.appointment)
+                 for uid, row in booking_rows.with_appointments(account_id, uids).items()}
         wanted = {booking.metadata.get(APPOINTMENT_ID_KEY) for booking in bookings
                   if booking.uid not in known and isinstance(booking.metadata, dict)}
         wanted.discard(None)
@@ -362,7 +360,7 @@ def _repair_vanished(db: Database, appointment_id: str, uid: str, now: datetime,
     appointment = Appointment.get_by_id(appointment_id)
     if appointment.booking_uid != uid or appointment.status not in LIVE_APPOINTMENT:
         return False  # changed since the pass looked
-    Booking.update(status="deleted", updated_at=now).where(Booking.uid == uid).execute()
+    booking_rows.update(appointment.account_id, uid, status="deleted", updated_at=now)
     if appointment.start_time > now and appointment.desired_status == "active":
         # The CRM still wants it: book it again.
         Appointment.update(booking_uid=None, status="pending", sync_state="pending", meeting_url=None,

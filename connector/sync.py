@@ -31,6 +31,7 @@ from connector.calcom import BookingFilters, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
 from connector.retry import describe
+from mappings import bookings
 from mappings.db import write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, EventType, Job
@@ -101,8 +102,7 @@ def _gap(appointment: Appointment, booking: Booking | None) -> str | None:
 
 
 def _booking_of(appointment: Appointment) -> Booking | None:
-    return (Booking.get_or_none(Booking.uid == appointment.booking_uid)
-            if appointment.booking_uid else None)
+    return bookings.find(appointment.account_id, appointment.booking_uid)
 
 
 def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
@@ -221,7 +221,7 @@ def _record_created(ctx: SyncContext, appointment_id: str, booking: CalcomBookin
     now = ctx.clock.now()
     with write_transaction(ctx.db):
         appointment = Appointment.get_by_id(appointment_id)
-        upsert_booking(appointment_id, booking, now)
+        upsert_booking(appointment.account_id, appointment_id, booking, now)
         observed = _observed(booking, "active")
         Appointment.update(booking_uid=booking.uid, last_error=None, **observed,
                            **_recorded(now)).where(
@@ -276,10 +276,10 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
     with write_transaction(ctx.db):
         appointment = Appointment.get_by_id(appointment_id)
         if old is not None:
-            upsert_booking(appointment_id, old, now)
-        Booking.update(status="cancelled", rescheduled_to_uid=new.uid, updated_at=now).where(
-            Booking.uid == old_uid).execute()
-        upsert_booking(appointment_id, new, now)
+            upsert_booking(appointment.account_id, appointment_id, old, now)
+        bookings.update(appointment.account_id, old_uid, status="cancelled",
+                        rescheduled_to_uid=new.uid, updated_at=now)
+        upsert_booking(appointment.account_id, appointment_id, new, now)
         observed = _observed(new, "rescheduled")
         before = {"booking_uid": old_uid, "start_time": appointment.start_time}
         Appointment.update(booking_uid=new.uid, ics_sequence=Appointment.ics_sequence + 1,
@@ -337,7 +337,7 @@ def _record_cancelled(ctx: SyncContext, appointment_id: str,
     with write_transaction(ctx.db):
         appointment = Appointment.get_by_id(appointment_id)
         if booking is not None:
-            upsert_booking(appointment_id, booking, now)
+            upsert_booking(appointment.account_id, appointment_id, booking, now)
         reason = appointment.desired_cancellation_reason or DEFAULT_CANCELLATION_REASON
         Appointment.update(status="cancelled", cancellation_reason=reason, cancelled_by="crm",
                            ics_sequence=Appointment.ics_sequence + 1, last_error=note,
@@ -364,7 +364,7 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
         return "failed"
     now = ctx.clock.now()
     with write_transaction(ctx.db):
-        upsert_booking(appointment.id, marked, now)
+        upsert_booking(appointment.account_id, appointment.id, marked, now)
         Appointment.update(attendance=appointment.desired_attendance, last_error=None,
                            **_recorded(now)).where(
             Appointment.id == appointment.id).execute()
@@ -379,24 +379,22 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
 # --- shared bookkeeping -------------------------------------------------------------
 
 
-def upsert_booking(appointment_id: str, booking: CalcomBooking, now: datetime) -> None:
-    """Store what Cal.com said of one uid (call inside a transaction)."""
-    values = {
-        "appointment": appointment_id,
-        "calcom_id": booking.id,
-        "status": booking.status,
-        "start_time": booking.start,
-        "end_time": booking.end,
-        "meeting_url": booking.meeting_url,
-        "location": booking.location,
-        "rescheduled_from_uid": booking.rescheduled_from_uid,
-        "rescheduled_to_uid": booking.rescheduled_to_uid,
-        "raw": booking.raw,
-        "calcom_updated_at": booking.updated_at,
-        "updated_at": now,
-    }
-    if Booking.update(**values).where(Booking.uid == booking.uid).execute() == 0:
-        Booking.create(uid=booking.uid, created_at=now, **values)
+def upsert_booking(account_id: str, appointment_id: str, booking: CalcomBooking,
+                   now: datetime) -> None:
+    """Store what Cal.com said of one of the account's uids (call inside a transaction)."""
+    bookings.record(
+        account_id, appointment_id, booking.uid, now=now,
+        calcom_id=booking.id,
+        status=booking.status,
+        start_time=booking.start,
+        end_time=booking.end,
+        meeting_url=booking.meeting_url,
+        location=booking.location,
+        rescheduled_from_uid=booking.rescheduled_from_uid,
+        rescheduled_to_uid=booking.rescheduled_to_uid,
+        raw=booking.raw,
+        calcom_updated_at=booking.updated_at,
+    )
 
 
 def _observed(booking: CalcomBooking, live_status: str) -> dict:

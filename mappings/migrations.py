@@ -17,13 +17,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import BooleanField, CharField, Database, IntegerField, Model, TextField
+from peewee import (
+    BooleanField,
+    CharField,
+    Database,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_changes
 
 from mappings.db import is_postgres, write_transaction
 from mappings.fields import UTCDateTimeField
-from mappings.models import ALL_MODELS, PeriodicClaim, ReconcileCheckpoint, ReconcileRun
+from mappings.models import ALL_MODELS, Account, PeriodicClaim, ReconcileCheckpoint, ReconcileRun
 
 log = logging.getLogger("calsync.migrations")
 
@@ -64,6 +72,18 @@ def _label_index(db: Database) -> None:
                    'ON "appointment" ("account_id", "label", "start_time")')
 
 
+def _booking_per_account(db: Database) -> None:
+    """A uid names a booking only within its account (mappings/bookings.py says why)."""
+    migrator = SchemaMigrator.from_database(db)
+    account = ForeignKeyField(Account, field=Account.id, null=True, index=False, on_delete="CASCADE")
+    apply_changes(migrator.add_column("booking", "account_id", account))
+    db.execute_sql('UPDATE "booking" SET "account_id" = (SELECT "appointment"."account_id" '
+                   'FROM "appointment" WHERE "appointment"."id" = "booking"."appointment_id")')
+    apply_changes(migrator.add_not_null("booking", "account_id"),
+                  migrator.drop_index("booking", "booking_uid"),
+                  migrator.add_index("booking", ("account_id", "uid"), unique=True))
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -72,6 +92,7 @@ STEPS: list[Step] = [
     Step(3, "reconcile runs and checkpoints; claims that run each periodic task once per period",
          _reconciler_and_scheduler),
     Step(4, "appointment: index by label for the table view", _label_index),
+    Step(5, "booking: identity is (account, uid), not the uid alone", _booking_per_account),
 ]
 
 

@@ -137,11 +137,18 @@ class Appointment(BaseModel):
 
 
 class Booking(BaseModel):
-    """One Cal.com booking uid that belonged to an appointment; the chain is its history."""
+    """One Cal.com booking uid that belonged to an appointment; the chain is its history.
+
+    A uid names a booking only within its account: two accounts may mirror the same
+    Cal.com user, or Cal.com instances whose uids collide. Every lookup goes through
+    mappings/bookings.py, which always names the account.
+    """
 
     id = BigAutoField()
+    # The unique (account, uid) index serves lookups by account; no second index is needed.
+    account = ForeignKeyField(Account, backref="bookings", on_delete="CASCADE", index=False)
     appointment = ForeignKeyField(Appointment, backref="bookings", on_delete="CASCADE")
-    uid = CharField(max_length=64, unique=True)
+    uid = CharField(max_length=64)
     calcom_id = BigIntegerField(null=True)
     status = CharField(max_length=20)  # Cal.com's lower-case booking status
     start_time = UTCDateTimeField()
@@ -156,7 +163,7 @@ class Booking(BaseModel):
     updated_at = UTCDateTimeField()
 
     class Meta:
-        indexes = ((("appointment", "start_time"), False),)
+        indexes = ((("account", "uid"), True), (("appointment", "start_time"), False))
 
 
 class EventType(BaseModel):

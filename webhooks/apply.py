@@ -21,6 +21,7 @@ from peewee import Database
 
 from connector import audit, events, metrics, queue, sweeps
 from connector.clock import Clock
+from mappings import bookings
 from mappings.db import write_transaction
 from mappings.models import Appointment, Booking, Job, WebhookDelivery, new_id
 from mappings.to_calcom import APPOINTMENT_ID_KEY
@@ -96,10 +97,7 @@ class Applier:
     # --- helpers ----------------------------------------------------------------
 
     def _booking(self, uid: str | None) -> Booking | None:
-        if not uid:
-            return None
-        return (Booking.select().join(Appointment)
-                .where((Booking.uid == uid) & (Appointment.account == self.account_id)).first())
+        return bookings.find(self.account_id, uid)
 
     def _known(self, uid: str | None) -> tuple[Booking, Appointment] | None:
         booking = self._booking(uid)
@@ -119,11 +117,9 @@ class Applier:
                      action=action, now=self.now, before=before, after=after)
 
     def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra) -> None:
-        values = {"status": event.status or "accepted", "start_time": event.start,
-                  "end_time": event.end, "meeting_url": event.meeting_url, "location": event.location,
-                  "raw": event.raw, "updated_at": self.now, **extra}
-        if Booking.update(**values).where(Booking.uid == event.uid).execute() == 0:
-            Booking.create(uid=event.uid, appointment=appointment_id, created_at=self.now, **values)
+        bookings.record(self.account_id, appointment_id, event.uid, now=self.now,
+                        status=event.status or "accepted", start_time=event.start, end_time=event.end,
+                        meeting_url=event.meeting_url, location=event.location, raw=event.raw, **extra)
 
     @staticmethod
     def _live_status(event: CalcomEvent, booking_was_rescheduled: bool) -> str:

@@ -21,8 +21,9 @@ from peewee import Database
 
 from connector import errors, queue
 from connector.accounts import webhook_secrets
+from mappings import bookings
 from mappings.db import bulk_insert, write_transaction
-from mappings.models import Account, Booking, WebhookDelivery
+from mappings.models import Account, WebhookDelivery
 from mappings.sealing import Sealer, SealingError
 from webhooks import events
 
@@ -103,13 +104,16 @@ def receive(db: Database, sealer: Sealer, account_id: str, raw_body: bytes,
 
 def store(db: Database, items: list[Incoming]) -> list[Receipt]:
     """Record deliveries and their jobs in one transaction; a repeated body is a duplicate."""
-    uids = {uid for item in items for uid in (item.event.uid, item.event.reschedule_uid) if uid}
+    uids_by_account: dict[str, set[str]] = {}
+    for item in items:
+        uids_by_account.setdefault(item.account_id, set()).update(
+            uid for uid in (item.event.uid, item.event.reschedule_uid) if uid)
     receipts: list[Receipt] = []
     jobs: list[dict] = []
     with write_transaction(db):
         seen: dict[tuple[str, str], int] = {}
-        owners = {row.uid: row.appointment_id for row in Booking.select(
-            Booking.uid, Booking.appointment).where(Booking.uid.in_(list(uids)))} if uids else {}
+        owners = {account_id: bookings.owners(account_id, uids)
+                  for account_id, uids in uids_by_account.items()}
         fresh: dict[tuple[str, str], Incoming] = {}
         stored: dict[tuple[str, str], int] = {}
         for item in items:
@@ -141,7 +145,8 @@ def store(db: Database, items: list[Incoming]) -> list[Receipt]:
             if not ignored:
                 jobs.append({"kind": APPLY_WEBHOOK, "account_id": item.account_id,
                              "payload": {"delivery_id": delivery_id},
-                             "serial_key": _serial_key(event, owners)})
+                             "serial_key": _serial_key(item.account_id, event,
+                                                       owners[item.account_id])})
         if jobs:
             queue.enqueue_many(db, jobs, now=items[0].received_at)
     return receipts
@@ -167,10 +172,13 @@ def _row(item: Incoming) -> dict:
             "outcome": "ignored" if ignored else "received"}
 
 
-def _serial_key(event: events.CalcomEvent, owners: dict[str, str]) -> str:
-    """The appointment's serial key when calsync knows the booking, so apply and converge
-    of one appointment never run at once; else the booking's own."""
+def _serial_key(account_id: str, event: events.CalcomEvent, owners: dict[str, str]) -> str:
+    """The appointment's serial key when the account knows the booking, so apply and converge
+    of one appointment never run at once; else the booking's own within the account, so no
+    tenant's delivery can queue behind another's (a digest keeps the key short)."""
     for uid in (event.reschedule_uid, event.uid):
         if uid and uid in owners:
             return f"appointment:{owners[uid]}"
-    return f"booking:{event.uid or event.delivery_key[:16]}"
+    booking = hashlib.blake2b(f"{account_id}\n{event.uid or event.delivery_key}".encode(),
+                              digest_size=12).hexdigest()
+    return f"booking:{booking}"

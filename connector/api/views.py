@@ -18,8 +18,9 @@ from connector import accounts, appointments, errors, ics, listing, resources
 from connector.api.auth import authenticate, principal_for
 from connector.api.context import ApiContext
 from connector.inputs import check_parameters
+from mappings import bookings
 from mappings.db import session
-from mappings.models import Account, Appointment, Booking
+from mappings.models import Account, Appointment
 
 # What the subscription feed covers, around now.
 FEED_PAST = timedelta(days=90)
@@ -59,7 +60,7 @@ def routes(ctx: ApiContext) -> list[Route]:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
                 row = appointments.get(principal.account_id, external_id)
-                current = Booking.get_or_none(Booking.uid == row.booking_uid) if row.booking_uid else None
+                current = bookings.find(row.account_id, row.booking_uid)
                 return ics.invite(row, ics.host_of(current),
                                   resources.current_manage_links(row, booker_url)), row.id
 
@@ -77,9 +78,8 @@ def routes(ctx: ApiContext) -> list[Route]:
                     & (Appointment.start_time >= ctx.clock.now() - FEED_PAST)
                     & Appointment.status.not_in(listing.HIDDEN_ON_CALENDAR + ("failed",)))
                     .order_by(Appointment.start_time, Appointment.id).limit(FEED_LIMIT))
-                uids = [row.booking_uid for row in rows if row.booking_uid]
-                bookings = {b.uid: b for b in Booking.select().where(Booking.uid.in_(uids))} if uids else {}
-                return ics.feed(account, [(row, ics.host_of(bookings.get(row.booking_uid)))
+                current = bookings.with_appointments(account.id, [row.booking_uid for row in rows])
+                return ics.feed(account, [(row, ics.host_of(current.get(row.booking_uid)))
                                           for row in rows])
 
         return Response(await run_in_threadpool(work), media_type=ics.MEDIA_TYPE,

@@ -3,12 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from peewee import TextField
+from peewee import IntegrityError, TextField
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_changes
 
 from mappings.migrations import STEPS, Step, current_version, migrate
-from mappings.models import ALL_MODELS
+from mappings.models import ALL_MODELS, Booking
 
 NOW = datetime(2026, 3, 16, tzinfo=UTC)
 
@@ -62,6 +62,7 @@ def test_a_version_1_database_is_upgraded_in_place(db):
         "'active', 'unknown', 'synced', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     for column in step2:  # back to the version-1 shape
         db.execute_sql(f"ALTER TABLE appointment DROP COLUMN {column}")
+    _booking_table_as_at_version_4(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 2")
     assert current_version(db) == 1
     assert migrate(db, NOW) == [step.version for step in STEPS if step.version >= 2]
@@ -84,3 +85,52 @@ def test_planner_statistics_refresh_on_sqlite_and_do_nothing_on_postgres(db):
     assert not analysed()
     refresh_statistics(db)
     assert analysed()
+
+
+def _booking_table_as_at_version_4(db) -> None:
+    """The booking table as schema 4 had it: no account column, the uid unique on its own."""
+    from mappings.db import is_postgres
+
+    db.execute_sql('DROP TABLE "booking"')
+    key = "BIGSERIAL PRIMARY KEY" if is_postgres(db) else "INTEGER PRIMARY KEY"
+    db.execute_sql(
+        f'CREATE TABLE "booking" ("id" {key}, "appointment_id" VARCHAR(40) NOT NULL '
+        'REFERENCES "appointment" ("id") ON DELETE CASCADE, "uid" VARCHAR(64) NOT NULL, '
+        '"calcom_id" BIGINT, "status" VARCHAR(20) NOT NULL, "start_time" TIMESTAMP NOT NULL, '
+        '"end_time" TIMESTAMP NOT NULL, "meeting_url" TEXT, "location" TEXT, '
+        '"rescheduled_from_uid" VARCHAR(64), "rescheduled_to_uid" VARCHAR(64), "raw" TEXT, '
+        '"calcom_updated_at" TIMESTAMP, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL)')
+    db.execute_sql('CREATE UNIQUE INDEX "booking_uid" ON "booking" ("uid")')
+    db.execute_sql('CREATE INDEX "booking_appointment_id_start_time" ON "booking" '
+                   '("appointment_id", "start_time")')
+
+
+def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
+    db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
+                   "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00'), "
+                   "('acc_2', 'B', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    for appointment, account in (("apt_1", "acc_1"), ("apt_2", "acc_2")):
+        db.execute_sql(
+            "INSERT INTO appointment (id, account_id, external_id, source, title, attendee_name, "
+            "attendee_email, attendee_time_zone, event_type_id, start_time, guests, metadata, "
+            "desired_status, notify_attendee, desired_attendance, desired_version, status, attendance, "
+            "sync_state, synced_version, ics_sequence, created_at, updated_at) VALUES "
+            f"('{appointment}', '{account}', 'crm-1', 'crm', 't', 'n', 'a@b.co', 'UTC', 1, "
+            "'2026-03-17 10:00:00', '[]', '{}', 'active', TRUE, 'unknown', 1, 'active', 'unknown', "
+            "'synced', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    _booking_table_as_at_version_4(db)
+    db.execute_sql("INSERT INTO booking (appointment_id, uid, status, start_time, end_time, "
+                   "created_at, updated_at) VALUES ('apt_1', 'u1', 'accepted', '2026-03-17 10:00:00', "
+                   "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
+
+    assert migrate(db, NOW) == [5]
+    assert [(b.uid, b.account_id) for b in Booking.select()] == [("u1", "acc_1")]
+    values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
+    Booking.create(account="acc_2", appointment="apt_2", uid="u1", **values)  # the same uid elsewhere
+    with pytest.raises(IntegrityError), db.atomic():
+        Booking.create(account="acc_1", appointment="apt_1", uid="u1", **values)
+    indexes = {index.name: (index.columns, index.unique) for index in db.get_indexes("booking")}
+    assert indexes["booking_account_id_uid"] == (["account_id", "uid"], True)
+    assert "booking_uid" not in indexes
+    assert not [c for c in db.get_columns("booking") if c.name == "account_id" and c.null]

@@ -29,13 +29,13 @@ def test_external_id_is_unique_per_account(db):
         _appointment(first)
 
 
-def test_booking_uid_is_unique(db):
-    appointment = _appointment(_account())
-    values = dict(appointment=appointment, status="accepted", start_time=NOW, end_time=NOW,
-                  created_at=NOW, updated_at=NOW)
-    Booking.create(uid="u1", **values)
+def test_a_booking_uid_is_unique_within_its_account_only(db):
+    first, second = _account(), _account()
+    values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
+    Booking.create(account=first, appointment=_appointment(first), uid="u1", **values)
+    Booking.create(account=second, appointment=_appointment(second), uid="u1", **values)
     with pytest.raises(IntegrityError), db.atomic():
-        Booking.create(uid="u1", **values)
+        Booking.create(account=first, appointment=_appointment(first, "crm-2"), uid="u1", **values)
 
 
 def test_at_most_one_queued_job_per_dedupe_key(db):

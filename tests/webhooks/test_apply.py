@@ -58,7 +58,8 @@ def booked(db, clock, account):
         appointment = put(db, account, external_id, now=clock.now(), start_time=start,
                           attendee_email=email).appointment
         begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        Booking.create(appointment=appointment.id, uid=uid, status=status, start_time=begin,
+        Booking.create(account=account.id, appointment=appointment.id, uid=uid, status=status,
+                       start_time=begin,
                        end_time=begin.replace(minute=begin.minute + 30), created_at=clock.now(),
                        updated_at=clock.now())
         Appointment.update(booking_uid=uid, status="awaiting_confirmation" if status == "pending" else "active",

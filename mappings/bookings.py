@@ -1,0 +1,69 @@
+"""Booking rows by their identity, which is (account, uid): the one place that looks them up.
+
+A Cal.com uid is unique inside one Cal.com, not across calsync's tenants: two
+accounts may connect the same Cal.com user, or two Cal.com instances, and a
+tenant can make Cal.com sign any body it likes through its own webhook's payload
+template. So no function here takes a uid without its account, and nothing
+outside this module filters ``Booking.uid`` (tests/mappings/test_bookings.py
+checks the source for it).
+
+Recording a booking is an upsert on the unique (account, uid) index, so two
+paths that learn of the same booking at once (a webhook and the worker that
+made it) cannot both insert it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from mappings.models import Appointment, Booking
+
+
+def find(account_id: str, uid: str | None) -> Booking | None:
+    """The account's booking row for ``uid``, or None."""
+    if not uid:
+        return None
+    return Booking.get_or_none((Booking.account == account_id) & (Booking.uid == uid))
+
+
+def with_appointments(account_id: str, uids: Iterable[str | None]) -> dict[str, Booking]:
+    """The account's booking rows for ``uids`` by uid, each with its appointment loaded (one query)."""
+    wanted = sorted({uid for uid in uids if uid})
+    if not wanted:
+        return {}
+    rows = (Booking.select(Booking, Appointment).join(Appointment)
+            .where((Booking.account == account_id) & Booking.uid.in_(wanted)))
+    return {row.uid: row for row in rows}
+
+
+def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:
+    """uid → the appointment id it belongs to, for the account's bookings among ``uids``."""
+    wanted = sorted({uid for uid in uids if uid})
+    if not wanted:
+        return {}
+    query = Booking.select(Booking.uid, Booking.appointment).where(
+        (Booking.account == account_id) & Booking.uid.in_(wanted))
+    return {uid: appointment_id for uid, appointment_id in query.tuples()}
+
+
+def record(account_id: str, appointment_id: str, uid: str, *, now: datetime, **values: Any) -> None:
+    """Insert or update the account's row for ``uid`` (call inside the caller's transaction).
+
+    ``values`` are Booking columns (status, start_time, …); the row belongs to
+    ``appointment_id`` afterwards.
+    """
+    columns = {"appointment": appointment_id, "updated_at": now, **values}
+    (Booking.insert(account=account_id, uid=uid, created_at=now, **columns)
+     .on_conflict(conflict_target=[Booking.account, Booking.uid],
+                  preserve=[getattr(Booking, name) for name in columns])
+     .execute())
+
+
+def update(account_id: str, uid: str | None, **values: Any) -> int:
+    """Change columns of the account's row for ``uid``; answers how many rows changed (0 or 1)."""
+    if not uid:
+        return 0
+    return Booking.update(**values).where((Booking.account == account_id)
+                                          & (Booking.uid == uid)).execute()
