@@ -31,6 +31,7 @@ from connector.api import spec as spec_api
 from connector.api import views as views_api
 from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
+from connector.api.parameters import DeclaredParameters
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
 from connector.clients import CalcomClients
 from connector.clock import Clock, SystemClock
@@ -196,6 +197,7 @@ def create_app(
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes,
                        larger={imports_api.PATH: settings.server.max_import_bytes})
+    app.add_middleware(DeclaredParameters, document=spec_api.document())
     # Outermost but for the 500 handler: Cal.com's deliveries skip the router (its docstring says why).
     app.add_middleware(webhooks_api.CalcomWebhookRoute, ctx=ctx, writer=runtime.ingest)
     return app

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,13 @@ from pydantic import ValidationError
 
 from connector import appointments, errors, resources
 from connector.accounts import Principal
-from connector.inputs import AppointmentInput, check_external_id, field_errors
+from connector.inputs import (
+    AppointmentInput,
+    check_external_id,
+    field_errors,
+    load_json,
+    whole_number,
+)
 from mappings.db import write_transaction
 from mappings.models import Account, Appointment
 
@@ -47,6 +52,7 @@ COLUMNS = ("external_id", *AppointmentInput.model_fields)
 # Appointments that hold their slot: a new one overlapping them is a conflict.
 HOLDING_SLOT = ("pending", "active", "rescheduled", "awaiting_confirmation")
 LONGEST_MEETING = timedelta(minutes=1440)  # duration_minutes' upper bound (inputs.AppointmentInput)
+HIDDEN_CONFLICT = "overlaps another appointment of the same event type"
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,14 @@ class RowResult:
     errors: tuple[errors.FieldError, ...] = ()
     conflicts_with: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, reveal: bool = True) -> dict[str, Any]:
+        """``reveal=False`` (a token that may not read) keeps other appointments' ids out."""
+        found = [e.as_dict() for e in self.errors]
+        if self.conflicts_with is not None and not reveal:
+            found = [{"field": "start_time", "message": HIDDEN_CONFLICT}]
         result: dict[str, Any] = {"row": self.row, "external_id": self.external_id,
-                                  "outcome": self.outcome,
-                                  "errors": [e.as_dict() for e in self.errors]}
-        if self.conflicts_with is not None:
+                                  "outcome": self.outcome, "errors": found}
+        if self.conflicts_with is not None and reveal:
             result["conflicts_with"] = self.conflicts_with
         return result
 
@@ -80,9 +89,9 @@ class ImportReport:
         counts = self.counts
         return bool(counts["created"] or counts["updated"])
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, reveal: bool = True) -> dict[str, Any]:
         return {"total": len(self.rows), "counts": self.counts,
-                "rows": [result.as_dict() for result in self.rows]}
+                "rows": [result.as_dict(reveal=reveal) for result in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -251,7 +260,8 @@ def _csv_fields(cells: dict[str, str]) -> dict[str, Any]:
         if name.startswith(METADATA_PREFIX):
             metadata[name[len(METADATA_PREFIX):]] = value
         elif name in INTEGER_COLUMNS:
-            fields[name] = int(value) if value.isdigit() and len(value) < 12 else value
+            number = whole_number(value, low=0, high=10**11)
+            fields[name] = value if number is None else number
         elif name in LIST_COLUMNS:
             fields[name] = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         else:
@@ -266,12 +276,9 @@ def _ndjson_rows(text: str) -> Iterator[ParsedRow]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except ValueError:
-            yield ParsedRow(number, None, (errors.FieldError("row", "is not valid JSON"),))
-            continue
-        except RecursionError:
-            yield ParsedRow(number, None, (errors.FieldError("row", "is nested too deeply"),))
+            value = load_json(line)
+        except ValueError as exc:  # not JSON, an unpaired surrogate, or nested too deeply
+            yield ParsedRow(number, None, (errors.FieldError("row", f"is not valid JSON: {exc}"),))
             continue
         if not isinstance(value, dict):
             yield ParsedRow(number, None, (errors.FieldError("row", "must be a JSON object"),))

@@ -6,14 +6,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import pydantic_core
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,17 +25,46 @@ from pydantic import (
 
 from connector import errors
 from connector.timezones import is_iana_zone
-from mappings.times import NaiveDatetimeError, parse_instant
+from mappings.times import EARLIEST, LATEST, InstantOutOfRange, NaiveDatetimeError, parse_instant
 from webhooks import signing
 
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-# Instants calsync accepts: far enough out for any meeting, clear of datetime's overflow edges.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 # Cal.com's ids are 32-bit integers (Prisma Int).
 MAX_CALCOM_ID = 2_147_483_647
-EXTERNAL_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Matched with fullmatch: "$" would also accept a trailing newline, which then breaks the Location header.
+EXTERNAL_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# ASCII digits only: str.isdigit() and "\d" also take "²" and "٣", which int() refuses or reads.
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def whole_number(text: str | None, *, high: int, low: int = 1) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high``, or None when it is anything else.
+
+    Digits beyond what ``high`` needs are refused before ``int`` sees them: Python will not
+    convert a string of more than 4,300 digits, and nothing here needs one.
+    """
+    if text is None or not _WHOLE_NUMBER.fullmatch(text):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
+        return None
+    value = int(digits)
+    return value if low <= value <= high else None
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL and SQLite can: refuse it, so both engines answer alike.
+    # A lone surrogate (JSON lines read by json.loads) cannot be stored or answered as UTF-8.
+    if "\x00" in value or _LONE_SURROGATE.search(value):
+        raise ValueError("must not contain NUL (\\u0000) or unpaired surrogate characters")
+    return value
+
+
+def _bad_characters(value: str) -> bool:
+    """Control characters or lone surrogates: nothing a person types, nothing a store can hold."""
+    return any(ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF for char in value)
 
 
 def _instant(value: Any) -> datetime:
@@ -44,7 +74,7 @@ def _instant(value: Any) -> datetime:
         raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
     try:
         instant = parse_instant(value).replace(microsecond=0)
-    except OverflowError:
+    except InstantOutOfRange:
         raise ValueError(f"must lie between {EARLIEST.year} and {LATEST.year}") from None
     except NaiveDatetimeError:
         raise ValueError(
@@ -76,9 +106,19 @@ def _time_zone(value: Any) -> str:
 Instant = Annotated[datetime, BeforeValidator(_instant)]
 Email = Annotated[str, BeforeValidator(_email)]
 TimeZone = Annotated[str, BeforeValidator(_time_zone)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+# Every free-text field of a request body ends with STORABLE: what no engine can store is refused
+# in all of them. It goes after the constraints (before them, pydantic stops applying them).
+STORABLE = AfterValidator(_storable)
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40), STORABLE]
+MetadataValue = Annotated[str, StringConstraints(max_length=500), STORABLE]
+
+
+def _text(max_length: int, *, required: bool = False) -> Any:
+    """A free-text field of at most ``max_length`` characters; ``required`` also refuses blanks."""
+    if required:
+        return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=max_length), STORABLE]
+    return Annotated[str, StringConstraints(max_length=max_length), STORABLE]
 
 
 class StrictBody(BaseModel):
@@ -88,18 +128,18 @@ class StrictBody(BaseModel):
 class AppointmentInput(StrictBody):
     """The appointment fields a CRM writes (DESIGN §6)."""
 
-    title: Annotated[Text, StringConstraints(max_length=500)]
-    attendee_name: Annotated[Text, StringConstraints(max_length=200)]
+    title: _text(500, required=True)
+    attendee_name: _text(200, required=True)
     attendee_email: Email
     attendee_time_zone: TimeZone | None = None
     attendee_phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = Field(
         default=None, description="E.164, e.g. +12125550123")
-    to_number: Annotated[str, StringConstraints(max_length=64)] | None = None
-    from_number: Annotated[str, StringConstraints(max_length=64)] | None = None
-    call_type: Annotated[str, StringConstraints(max_length=64)] | None = None
-    business_name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    label: Annotated[str, StringConstraints(max_length=100)] | None = None
-    description: Annotated[str, StringConstraints(max_length=10_000)] | None = None
+    to_number: _text(64) | None = None
+    from_number: _text(64) | None = None
+    call_type: _text(64) | None = None
+    business_name: _text(200) | None = None
+    label: _text(100) | None = None
+    description: _text(10_000) | None = None
     event_type_id: Annotated[int, Field(ge=1, le=MAX_CALCOM_ID)] | None = None
     start_time: Instant
     duration_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
@@ -111,7 +151,7 @@ class AppointmentInput(StrictBody):
 class CancelInput(StrictBody):
     """``POST …/cancel``: the reason goes to Cal.com (a default when absent)."""
 
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), STORABLE] | None = None
     notify_attendee: bool = True
 
 
@@ -171,11 +211,17 @@ def parse(model: type[Model], raw: bytes) -> Model:
         raise errors.ValidationFailed(field_errors(exc)) from None
 
 
+def load_json(raw: bytes | str) -> Any:
+    """JSON read as the request models read it (pydantic's parser): UTF-8 only, no unpaired
+    surrogates, nesting bounded (json.loads would raise RecursionError). Raises ValueError."""
+    return pydantic_core.from_json(raw)
+
+
 def parse_object(raw: bytes) -> dict[str, Any]:
     """A raw body as a JSON object, for bodies read field by field (a merge patch)."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(raw)
+    except ValueError:
         raise errors.MalformedRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise errors.MalformedRequest("The request body must be a JSON object.")
@@ -183,25 +229,41 @@ def parse_object(raw: bytes) -> dict[str, Any]:
 
 
 def check_external_id(external_id: str) -> str:
-    if not EXTERNAL_ID_PATTERN.match(external_id):
+    if not EXTERNAL_ID_PATTERN.fullmatch(external_id):
         raise errors.ValidationFailed.one(
             "external_id", "must be 1–128 characters of A–Z, a–z, 0–9, '.', '_', ':' or '-'")
     return external_id
 
 
+def http_url_problem(value: str) -> str | None:
+    """What keeps ``value`` from being an absolute http(s) URL calsync can call, or None."""
+    if len(value) > 2000 or _bad_characters(value) or " " in value:
+        return "must be an absolute http:// or https:// URL without spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 — raises ValueError for a port that is not a number or out of range
+    except ValueError:
+        return "must be an absolute http:// or https:// URL with a valid port"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL, e.g. https://crm.example.com/hooks"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password"
+    return None
+
+
 def _http_url(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 2000:
-        raise ValueError("must be an http:// or https:// URL")
+    problem = http_url_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value.rstrip("/")
 
 
 def _signing_secret(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    wrong = signing.check_secret(value)
+    wrong = "must not contain control characters" if _bad_characters(value) else signing.check_secret(value)
     if wrong:
         raise ValueError(wrong)
     return value
@@ -240,24 +302,14 @@ def unknown_parameters(params: Mapping[str, str], known: Iterable[str]) -> list[
             for name in params if name not in allowed]
 
 
-def check_parameters(params: Mapping[str, str], known: Iterable[str]) -> None:
-    problems = unknown_parameters(params, known)
-    if problems:
-        raise errors.ValidationFailed(problems)
-
-
 def paging(params: Mapping[str, str]) -> tuple[int, int, list[errors.FieldError]]:
     """``page`` (1 to MAX_PAGE) and ``per_page`` (one of PER_PAGE_CHOICES), with what is wrong."""
     problems = []
-    page = _whole(params.get("page", "1"))
-    if page is None or page > MAX_PAGE:
+    page = whole_number(params.get("page", "1"), high=MAX_PAGE)
+    if page is None:
         problems.append(errors.FieldError("page", f"must be a whole number from 1 to {MAX_PAGE}"))
-    per_page = _whole(params.get("per_page", str(DEFAULT_PER_PAGE)))
+    per_page = whole_number(params.get("per_page", str(DEFAULT_PER_PAGE)), high=max(PER_PAGE_CHOICES))
     if per_page not in PER_PAGE_CHOICES:
         problems.append(errors.FieldError(
             "per_page", f"must be one of {', '.join(map(str, PER_PAGE_CHOICES))}"))
     return page or 1, per_page or DEFAULT_PER_PAGE, problems
-
-
-def _whole(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= 9 and int(text) >= 1 else None

@@ -40,7 +40,6 @@ from mappings import bookings as booking_rows
 from mappings.db import write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, Job, ReconcileCheckpoint, ReconcileRun
-from mappings.to_calcom import APPOINTMENT_ID_KEY
 from webhooks.apply import Applier
 from webhooks.events import Attendee, CalcomEvent, Trigger
 
@@ -209,9 +208,8 @@ class Reconciler:
                 (booking.uid, booking.rescheduled_from_uid, booking.rescheduled_to_uid) if uid}
         known = {uid: (row, row.appointment)
                  for uid, row in booking_rows.with_appointments(account_id, uids).items()}
-        wanted = {booking.metadata.get(APPOINTMENT_ID_KEY) for booking in bookings
-                  if booking.uid not in known and isinstance(booking.metadata, dict)}
-        wanted.discard(None)
+        wanted = {booking.appointment_id for booking in bookings
+                  if booking.uid not in known and booking.appointment_id}
         owners = {row.id for row in Appointment.select(Appointment.id).where(
             Appointment.id.in_(list(wanted)) & (Appointment.account == account_id))} if wanted else set()
         # Reschedule chains first: each hop becomes its own event, applied in order, and the
@@ -288,7 +286,7 @@ class Reconciler:
                 return None
             return _Drift("reschedule", _event(booking, Trigger.BOOKING_RESCHEDULED,
                                                reschedule_uid=booking.rescheduled_from_uid))
-        if booking.metadata.get(APPOINTMENT_ID_KEY) in owners:
+        if booking.appointment_id in owners:
             return _Drift("adopted", _event(booking, trigger))
         return _Drift("imported", _event(booking, trigger))
 

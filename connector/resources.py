@@ -67,6 +67,15 @@ def occurrence(booking: Booking) -> dict[str, Any]:
     }
 
 
+RECEIPT_FIELDS = ("id", "external_id", "status", "sync_state", "version")
+
+
+def receipt(row: Appointment) -> dict[str, Any]:
+    """What a write answers to a token that may write but not read: that it was taken, no data."""
+    return {"id": row.id, "external_id": row.external_id, "status": row.status,
+            "sync_state": row.sync_state, "version": row.desired_version}
+
+
 def appointment_with_chain(row: Appointment, booker_url: str) -> dict[str, Any]:
     """The appointment resource, loading its booking chain and event type."""
     return render(row.account_id, [row], booker_url)[0]

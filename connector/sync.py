@@ -36,7 +36,6 @@ from mappings.db import write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, EventType, Job
 from mappings.to_calcom import (
-    APPOINTMENT_ID_KEY,
     DEFAULT_CANCELLATION_REASON,
     BookingRequest,
     cancel_body,
@@ -211,7 +210,7 @@ def find_created_booking(client: CalcomClient, appointment: Appointment) -> Calc
     )
     for page in client.iter_bookings(filters):
         for booking in page.bookings:
-            if booking.metadata.get(APPOINTMENT_ID_KEY) == appointment.id:
+            if booking.appointment_id == appointment.id:
                 return booking
     return None
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from mappings.times import parse_instant
+from mappings.to_calcom import APPOINTMENT_ID_KEY
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,12 @@ class CalcomBooking:
     cancelled_by_email: str | None
     absent_host: bool
     raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def appointment_id(self) -> str | None:
+        """The calsync appointment this booking names in its metadata (DESIGN §10), if any."""
+        value = self.metadata.get(APPOINTMENT_ID_KEY)
+        return value if isinstance(value, str) and value else None
 
     @property
     def was_rescheduled(self) -> bool:

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+# The instants calsync holds: far enough out for any meeting, clear of datetime's overflow edges.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+
 
 class NaiveDatetimeError(ValueError):
     """A datetime without a UTC offset was given where an instant is required."""
+
+
+class InstantOutOfRange(ValueError):
+    """The instant cannot be held in UTC (year 1 with a positive offset, 9999 with a negative)."""
 
 
 def require_aware(value: datetime) -> datetime:
@@ -36,7 +44,10 @@ def parse_instant(text: str, *, assume_utc: bool = False) -> datetime:
         if not assume_utc:
             raise NaiveDatetimeError(f"{text!r} has no UTC offset")
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InstantOutOfRange(f"{text!r} lies outside the years datetime can hold") from None
 
 
 def to_wire(value: datetime) -> str:

@@ -150,7 +150,8 @@ class Applier:
             return "applied"
         owner_id = event.metadata.get(APPOINTMENT_ID_KEY)
         owner = Appointment.get_or_none((Appointment.id == owner_id)
-                                        & (Appointment.account == self.account_id)) if owner_id else None
+                                        & (Appointment.account == self.account_id)
+                                        ) if isinstance(owner_id, str) and owner_id else None
         if owner is not None:
             return self._adopt(owner, event)
         return self._import(event)
@@ -179,7 +180,8 @@ class Applier:
         minutes = int((event.end - event.start).total_seconds() // 60)
         appointment = Appointment.create(
             id=new_id("apt"), account=self.account_id, external_id=f"calcom:{event.uid}",
-            source="calcom", title=event.title or "Cal.com booking", attendee_name=attendee.name or attendee.email,
+            source="calcom", title=event.title or "Cal.com booking",
+            attendee_name=(attendee.name or attendee.email)[:calcom_events.NAME_LENGTH],
             attendee_email=attendee.email, attendee_time_zone=attendee.time_zone or "UTC",
             event_type_id=event.event_type_id or 0, start_time=event.start, end_time=event.end,
             duration_minutes=minutes, booking_uid=event.uid, meeting_url=event.meeting_url,

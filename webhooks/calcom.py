@@ -45,9 +45,10 @@ class Receipt:
 
 
 def signature_matches(raw_body: bytes, header: str | None, secrets: list[str]) -> bool:
-    if not header or header.strip() == NO_SECRET or not secrets:
+    given = (header or "").strip().lower()
+    # Non-ASCII can never be hex (and compare_digest refuses non-ASCII text).
+    if not given or given == NO_SECRET or not secrets or not given.isascii():
         return False
-    given = header.strip().lower()
     matched = False
     for secret in secrets:  # every secret is tried, so timing does not tell which one matched
         expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
@@ -77,6 +78,8 @@ def verify(raw_body: bytes, signature: str | None, secrets: list[str]) -> events
         body = json.loads(raw_body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise errors.MalformedRequest("The delivery is not valid UTF-8 JSON.") from None
+    except RecursionError:
+        raise errors.MalformedRequest("The delivery is nested too deeply to be Cal.com's.") from None
     if not isinstance(body, dict):
         raise errors.MalformedRequest("The delivery must be a JSON object.")
     return events.headline(body, raw_body)

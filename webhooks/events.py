@@ -4,17 +4,33 @@ Shapes per trigger: ../shared/calcom/REFERENCE.md §7.3–§7.4. Quirks absorbed
 MEETING_STARTED/ENDED have no ``payload`` envelope; BOOKING_NO_SHOW_UPDATED names
 the booking ``bookingUid``; times come as ``…Z``, ``….000Z`` or ``…+00:00``;
 statuses are upper-case; a reschedule's old uid is ``rescheduleUid``.
+
+A signed body is still input: a tenant can make Cal.com sign any body through its
+webhook's payload template. So every value leaves here in a shape the database can
+hold — text without NUL or unpaired surrogates and within its column's length, a uid
+that looks like one, a status Cal.com uses, nesting cut at ``MAX_DEPTH`` — or as None.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mappings.times import parse_instant
+from connector.timezones import is_iana_zone
+from mappings.times import EARLIEST, LATEST, parse_instant
+
+# Cal.com's uids: 22-character short uuids, older 36-character uuids (seat uids too).
+_UID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Booking statuses as the REST API writes them (REFERENCE §6); webhooks send them upper-case.
+STATUSES = frozenset({"accepted", "pending", "cancelled", "rejected", "awaiting_host"})
+MAX_DEPTH = 32  # Cal.com's payloads are about six levels deep
+# The columns these values land in (mappings/models.py).
+TITLE_LENGTH, NAME_LENGTH, EMAIL_LENGTH, TRIGGER_LENGTH = 500, 200, 320, 60
 
 
 class Trigger(enum.Enum):
@@ -84,26 +100,65 @@ def _instant(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return parse_instant(value, assume_utc=True)
+        instant = parse_instant(value, assume_utc=True)
     except ValueError:
         return None
+    return instant if EARLIEST <= instant <= LATEST else None
 
 
-def _text(value: Any) -> str | None:
-    # NUL cannot be stored in PostgreSQL text; a payload may still carry "\u0000".
-    return value.replace("\x00", "") or None if isinstance(value, str) and value else None
+def clean_text(value: str) -> str:
+    """NUL dropped (PostgreSQL text cannot hold it) and unpaired surrogates replaced (no UTF-8
+    store or answer can hold them); json.loads lets both through from "\\u…" escapes."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+
+
+def clean_json(value: Any, depth: int = 0) -> Any:
+    """A copy of a parsed body whose every string is clean and whose nesting stops at MAX_DEPTH."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {clean_text(str(key)): clean_json(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clean_json(item, depth + 1) for item in value]
+    return value
+
+
+def _text(value: Any, limit: int | None = None) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return clean_text(value)[:limit] or None
+
+
+def _uid(value: Any) -> str | None:
+    return value if isinstance(value, str) and _UID.fullmatch(value) else None
+
+
+def _email(value: Any) -> str | None:
+    text = _text(value)
+    if text is None or len(text) > EMAIL_LENGTH or "@" not in text or any(c.isspace() for c in text):
+        return None
+    return text
 
 
 def _attendees(items: Any) -> tuple[Attendee, ...]:
     result = []
     for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("email"), str):
+        email = _email(item.get("email")) if isinstance(item, dict) else None
+        if email is not None:
             no_show = item.get("noShow")
-            result.append(Attendee(email=item["email"].replace("\x00", ""),
-                                   name=str(item.get("name") or "").replace("\x00", ""),
-                                   time_zone=_text(item.get("timeZone")),
+            zone = _text(item.get("timeZone"))
+            result.append(Attendee(email=email, name=_text(item.get("name"), NAME_LENGTH) or "",
+                                   time_zone=zone if zone and is_iana_zone(zone) else None,
                                    no_show=no_show if isinstance(no_show, bool) else None))
     return tuple(result)
+
+
+def _trigger_name(name: Any) -> str:
+    return clean_text(str(name))[:TRIGGER_LENGTH] if name is not None else ""
 
 
 def headline(body: dict[str, Any], raw_body: bytes) -> CalcomEvent:
@@ -117,11 +172,11 @@ def headline(body: dict[str, Any], raw_body: bytes) -> CalcomEvent:
     payload = payload if isinstance(payload, dict) else {}
     return CalcomEvent(
         trigger=trigger,
-        trigger_name=str(name).replace("\x00", "") if name is not None else "",
+        trigger_name=_trigger_name(name),
         delivery_key=delivery_key(raw_body),
         sent_at=None,
-        uid=_text(payload.get("uid")) or _text(payload.get("bookingUid")),
-        reschedule_uid=_text(payload.get("rescheduleUid")),
+        uid=_uid(payload.get("uid")) or _uid(payload.get("bookingUid")),
+        reschedule_uid=_uid(payload.get("rescheduleUid")),
     )
 
 
@@ -129,6 +184,7 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
     """A normalised event from a parsed body; never raises on odd content, only on non-objects."""
     if not isinstance(body, dict):
         raise ValueError("a Cal.com webhook body is a JSON object")
+    body = clean_json(body)
     name = body.get("triggerEvent")
     trigger = Trigger.of(name)
     # MEETING_* carry the booking row at the top level, without an envelope (REFERENCE §7.3).
@@ -141,31 +197,32 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
     meeting_url = _text(metadata.get("videoCallUrl"))
     if meeting_url is None and location and location.startswith(("http://", "https://")):
         meeting_url = location
-    status = _text(payload.get("status"))
+    status = (_text(payload.get("status")) or "").lower()
     event_type_id = payload.get("eventTypeId")
     no_show_host = payload.get("noShowHost")
     return CalcomEvent(
         trigger=trigger,
-        trigger_name=str(name).replace("\x00", "") if name is not None else "",
+        trigger_name=_trigger_name(name),
         delivery_key=delivery_key(raw_body),
         sent_at=_instant(body.get("createdAt")) if trigger not in (
             Trigger.MEETING_STARTED, Trigger.MEETING_ENDED) else None,
-        uid=_text(payload.get("uid")) or _text(payload.get("bookingUid")),
-        reschedule_uid=_text(payload.get("rescheduleUid")),
-        status=status.lower() if status else None,
+        uid=_uid(payload.get("uid")) or _uid(payload.get("bookingUid")),
+        reschedule_uid=_uid(payload.get("rescheduleUid")),
+        status=status if status in STATUSES else None,
         start=_instant(payload.get("startTime")),
         end=_instant(payload.get("endTime")),
-        title=_text(payload.get("title")),
+        title=_text(payload.get("title"), TITLE_LENGTH),
         # Cal.com's ids are 32-bit: anything else is not an event type calsync can store.
         event_type_id=event_type_id if isinstance(event_type_id, int) and not isinstance(
             event_type_id, bool) and 0 < event_type_id < 2**31 else None,
         attendees=_attendees(payload.get("attendees")),
-        organizer_email=_text(organizer.get("email")) or _text(user.get("email")) or _text(payload.get("hostEmail")),
+        organizer_email=(_email(organizer.get("email")) or _email(user.get("email"))
+                         or _email(payload.get("hostEmail"))),
         location=location,
         meeting_url=meeting_url,
         metadata={k: v for k, v in metadata.items() if k != "videoCallUrl"},
         cancellation_reason=_text(payload.get("cancellationReason")),
-        cancelled_by_email=_text(payload.get("cancelledBy")),
+        cancelled_by_email=_email(payload.get("cancelledBy")),
         rejection_reason=_text(payload.get("rejectionReason")),
         host_no_show=no_show_host if isinstance(no_show_host, bool) else None,
         raw=body,

@@ -32,35 +32,46 @@ def routes(ctx: ApiContext) -> list[Route]:
     def render_row(row: Appointment) -> dict:
         return render.appointment_with_chain(row, ctx.settings.calcom.booker_url)
 
+    def shown(principal: accounts.Principal, row: Appointment) -> dict:
+        """What a write answers: the resource to a token that may read it, else a receipt
+        (docs/api.md, "Scopes"): appointments:write alone writes, it does not read."""
+        return render_row(row) if principal.allows(accounts.READ) else render.receipt(row)
+
     async def write(request: Request, change: Callable[[accounts.Principal, str, bytes], tuple],
                     *, empty_body: bytes | None = None) -> Response:
-        """Authenticate, apply ``change`` in a thread, honour ``Prefer: wait``, answer."""
+        """Authenticate, check every header, apply ``change`` in a thread, honour ``Prefer: wait``."""
         external_id = request.path_params["external_id"]
         raw = await request.body()
 
-        def work() -> tuple[Appointment, int, bool]:
+        def work() -> tuple[dict | None, accounts.Principal, str, int, bool, int | None]:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.WRITE)
                 check_external_id(external_id)
+                # Every header is checked before the change is written.
+                wait = waiting.requested_wait(request)
                 if raw or empty_body is None:
                     json_body_required(request)
-                return change(principal, external_id, raw or empty_body or b"")
+                row, status, changed = change(principal, external_id, raw or empty_body or b"")
+                # Without a wait the answer is the state as written, before a worker is woken.
+                body = None if wait is not None and changed else shown(principal, row)
+                return body, principal, row.id, status, changed, wait
 
-        row, status, changed = await run_in_threadpool(work)
+        body, principal, appointment_id, status, changed, wait = await run_in_threadpool(work)
         if changed:
             ctx.wake_worker()
         headers = {"Location": f"/v1/appointments/{external_id}"} if status == 201 else {}
-        wait = waiting.requested_wait(request)
         if wait is not None:
             if changed:
-                await waiting.until_settled(ctx, row.id, wait)
+                await waiting.until_settled(ctx, appointment_id, wait)
             headers["Preference-Applied"] = f"wait={wait}"
 
         def reload() -> dict:
             with session(ctx.db):
-                return render_row(Appointment.get_by_id(row.id))
+                return shown(principal, Appointment.get_by_id(appointment_id))
 
-        return JSONResponse(await run_in_threadpool(reload), status_code=status, headers=headers)
+        if body is None:
+            body = await run_in_threadpool(reload)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def put_appointment(request: Request) -> Response:
         def change(principal, external_id, raw):

@@ -10,7 +10,6 @@ from starlette.routing import Route
 from connector import accounts, errors, importer
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
-from connector.inputs import check_parameters
 from mappings.db import session
 
 PATH = "/v1/appointments/import"
@@ -21,25 +20,25 @@ def routes(ctx: ApiContext) -> list[Route]:
     async def import_file(request: Request) -> Response:
         raw = await request.body()
 
-        def work() -> importer.ImportReport:
+        def work() -> tuple[importer.ImportReport, bool]:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.WRITE)
                 override = _override_conflicts(request)
                 media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
                 rows = importer.parse_file(raw, media)
-                return importer.run(ctx.db, principal, rows, override_conflicts=override,
-                                    now_of=ctx.clock.now)
+                report = importer.run(ctx.db, principal, rows, override_conflicts=override,
+                                      now_of=ctx.clock.now)
+                return report, principal.allows(accounts.READ)
 
-        report = await run_in_threadpool(work)
+        report, reveal = await run_in_threadpool(work)
         if report.changed:
             ctx.wake_worker()
-        return JSONResponse(report.as_dict())
+        return JSONResponse(report.as_dict(reveal=reveal))
 
     return [Route(PATH, import_file, methods=["POST"])]
 
 
 def _override_conflicts(request: Request) -> bool:
-    check_parameters(request.query_params, ("override_conflicts",))
     value = request.query_params.get("override_conflicts", "false").lower()
     if value not in FLAGS:
         raise errors.ValidationFailed.one("override_conflicts", "must be true or false")

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from connector import accounts, errors, job_admin
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
-from connector.inputs import paging, unknown_parameters
+from connector.inputs import paging, whole_number
 from mappings.db import session
 from mappings.models import WebhookDelivery
 from mappings.times import to_api
@@ -33,7 +33,7 @@ def describe_delivery(row: WebhookDelivery) -> dict:
 def _page_args(request: Request, filter_name: str = "status",
                choices: tuple[str, ...] = job_admin.STATUSES) -> tuple[str | None, int, int]:
     params = request.query_params
-    problems = unknown_parameters(params, (filter_name, "page", "per_page"))
+    problems = []
     value = params.get(filter_name)
     if value is not None and value not in choices:
         problems.append(errors.FieldError(filter_name, f"must be one of {', '.join(choices)}"))
@@ -64,10 +64,11 @@ def routes(ctx: ApiContext) -> list[Route]:
         def work() -> dict:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.ADMIN)
-                if not raw_id.isdigit() or int(raw_id) > MAX_JOB_ID:
+                job_id = whole_number(raw_id, high=MAX_JOB_ID)
+                if job_id is None:
                     raise errors.ValidationFailed.one("job_id", "must be a job's number")
                 return job_admin.describe(job_admin.retry(
-                    ctx.db, int(raw_id), account_id=principal.account_id, now=ctx.clock.now()))
+                    ctx.db, job_id, account_id=principal.account_id, now=ctx.clock.now()))
 
         body = await run_in_threadpool(work)
         ctx.wake_worker()

@@ -21,13 +21,13 @@ from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
 from connector.appointments import cached_event_type
-from connector.inputs import LATEST, MAX_CALCOM_ID, ReconcileInput, parse
+from connector.inputs import LATEST, MAX_CALCOM_ID, ReconcileInput, parse, whole_number
 from connector.timezones import is_iana_zone
 from mappings.db import session
 from mappings.models import Account, EventType, ReconcileRun
 from mappings.times import to_api
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 LAST_YEAR = LATEST.year  # as for an appointment's start_time
 
 
@@ -71,9 +71,8 @@ def _slot_query(request: Request, account: Account) -> tuple[date, int, str]:
     event_type_id = account.default_event_type_id
     raw_type = params.get("event_type_id")
     if raw_type is not None:
-        if raw_type.isdigit() and 0 < int(raw_type) <= MAX_CALCOM_ID:
-            event_type_id = int(raw_type)
-        else:
+        event_type_id = whole_number(raw_type, high=MAX_CALCOM_ID)
+        if event_type_id is None:
             problems.append(errors.FieldError("event_type_id", "must be a Cal.com event type id"))
     elif event_type_id is None:
         problems.append(errors.FieldError("event_type_id", "is required: the account has no default"))

@@ -79,6 +79,11 @@ SCHEMAS: dict[str, dict] = {
         "type": STRING, "title": STRING, "status": INTEGER, "detail": STRING, "instance": STRING,
         "errors": {"type": "array", "items": _object({"field": STRING, "message": STRING})}}},
     "Appointment": APPOINTMENT,
+    # A write's answer to a token without appointments:read (docs/api.md, "Scopes").
+    "AppointmentReceipt": _object({"id": STRING, "external_id": STRING,
+                                   "status": {"enum": list(listing.STATUSES)},
+                                   "sync_state": {"enum": ["pending", "synced", "retrying", "dead"]},
+                                   "version": INTEGER}),
     "AppointmentPage": {**_page_of(_ref("Appointment")), "required": [
         "items", "total", "page", "per_page", "pages", "links"]},
     "Calendar": _object({"month": STRING, "time_zone": STRING, "total": INTEGER, "days": {
@@ -140,7 +145,7 @@ _ERRORS = {
     409: "The operation conflicts with the resource's state.",
     413: "The body is too large.",
     415: "The body's Content-Type is not one this operation reads.",
-    422: "A field or parameter is invalid; `errors` names each one.",
+    422: "A field, header or query parameter is invalid or unknown; `errors` names each one.",
     502: "Cal.com refused the call calsync made for this request.",
     503: "Cal.com, or the database, did not answer.",
 }
@@ -150,18 +155,25 @@ def _operation(summary: str, scope: str | None, ok: dict, *, errors: tuple[int, 
                parameters: list[dict] | None = None, body: dict | None = None,
                status: int = 200, extra_ok: dict | None = None) -> dict:
     responses: dict[str, Any] = {str(status): ok, **(extra_ok or {})}
-    for code in sorted({*errors, 405} if scope is None else {401, 403, *errors}):
-        responses[str(code)] = {"description": _ERRORS.get(code, "Method not allowed."),
-                                "content": {PROBLEM: {"schema": _ref("Problem")}}}
+    # 422 everywhere: a query parameter the operation does not declare (connector/api/parameters.py).
+    for code in sorted({*errors, 405, 422} if scope is None else {401, 403, 422, *errors}):
+        responses[str(code)] = _problem(code)
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     operation["security"] = [{"bearer": []}] if scope else []
     if scope:
+        # x-scope: the scope a token needs; tests/connector/api/test_scopes.py holds every route to it.
+        operation["x-scope"] = scope
         operation["description"] = f"Scope: `{scope}`."
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = body
     return operation
+
+
+def _problem(code: int) -> dict:
+    return {"description": _ERRORS.get(code, "Method not allowed."),
+            "content": {PROBLEM: {"schema": _ref("Problem")}}}
 
 
 def _json(schema: dict, description: str = "OK") -> dict:
@@ -183,7 +195,8 @@ EXTERNAL_ID = {"name": "external_id", "in": "path", "required": True,
 PAGE = [_query("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}),
         _query("per_page", {"type": "integer", "enum": list(PER_PAGE_CHOICES)})]
 WAIT = {"name": "Prefer", "in": "header", "required": False, "schema": STRING,
-        "description": "`wait=N` (N ≤ 30): answer once synced, or after N seconds (RFC 7240)."}
+        "description": "`wait=N` (seconds, capped at 30): answer once synced, or after N seconds "
+                       "(RFC 7240). A `wait` that is not a whole number is a 422."}
 ICS = {"description": "An iCalendar document.", "content": {"text/calendar": {"schema": STRING}}}
 READ, WRITE, ADMIN = "appointments:read", "appointments:write", "admin"
 WRITE_ERRORS = (400, 404, 409, 413, 415, 422)
@@ -191,6 +204,8 @@ WRITE_ERRORS = (400, 404, 409, 413, 415, 422)
 
 def document() -> dict:
     appointment = _json(_ref("Appointment"))
+    written = _json({"anyOf": [_ref("Appointment"), _ref("AppointmentReceipt")]},
+                    "The appointment, or a receipt to a token without appointments:read.")
     paths: dict[str, dict] = {
         "/v1/appointments": {"get": _operation(
             "Search, filter, sort and page the account's appointments", READ,
@@ -206,20 +221,20 @@ def document() -> dict:
         "/v1/appointments/{external_id}": {
             "parameters": [EXTERNAL_ID],
             "put": _operation("Create or replace an appointment's desired state", WRITE,
-                              appointment, errors=WRITE_ERRORS, parameters=[WAIT],
-                              body=_json_body("AppointmentInput"), extra_ok={"201": _json(
-                                  _ref("Appointment"), "Created.")}),
-            "patch": _operation("Change some fields (JSON merge patch)", WRITE, appointment,
+                              written, errors=WRITE_ERRORS, parameters=[WAIT],
+                              body=_json_body("AppointmentInput"), extra_ok={"201": {
+                                  **written, "description": "Created."}}),
+            "patch": _operation("Change some fields (JSON merge patch)", WRITE, written,
                                 errors=WRITE_ERRORS, parameters=[WAIT], body={"required": True, "content": {
                                     "application/merge-patch+json": {"schema": {"type": "object"}},
                                     "application/json": {"schema": {"type": "object"}}}}),
             "get": _operation("One appointment with its occurrences", READ, appointment,
                               errors=(404, 422))},
         "/v1/appointments/{external_id}/cancel": {"parameters": [EXTERNAL_ID], "post": _operation(
-            "Cancel (final)", WRITE, appointment, errors=WRITE_ERRORS, parameters=[WAIT],
+            "Cancel (final)", WRITE, written, errors=WRITE_ERRORS, parameters=[WAIT],
             body=_json_body("CancelInput", required=False))},
         "/v1/appointments/{external_id}/attendance": {"parameters": [EXTERNAL_ID], "post": _operation(
-            "Record the attendee's attendance (past appointments)", WRITE, appointment,
+            "Record the attendee's attendance (past appointments)", WRITE, written,
             errors=WRITE_ERRORS, parameters=[WAIT], body=_json_body("AttendanceInput"))},
         "/v1/appointments/{external_id}/history": {"parameters": [EXTERNAL_ID], "get": _operation(
             "Audit events, oldest first", READ, _json(_ref("History")), errors=(404, 422))},
@@ -240,10 +255,8 @@ def document() -> dict:
         "/v1/calendar.ics": {"get": {
             "summary": "The account's appointments as a subscribable calendar (METHOD:PUBLISH)",
             "description": "Authenticated by a `calendar:feed` token in the query.",
-            "security": [{"feedToken": []}],
-            "responses": {"200": ICS, **{str(code): {
-                "description": _ERRORS[code], "content": {PROBLEM: {"schema": _ref("Problem")}}}
-                for code in (401, 403)}}}},
+            "security": [{"feedToken": []}], "x-scope": "calendar:feed",
+            "responses": {"200": ICS, **{str(code): _problem(code) for code in (401, 403, 422)}}}},
         "/v1/slots": {"get": _operation(
             "Free slots of a day from Cal.com", READ, _json(_ref("Slots")), errors=(422, 502, 503),
             parameters=[_query("date", {"type": "string", "format": "date"}, required=True),
@@ -281,19 +294,18 @@ def document() -> dict:
                            {"name": "X-Cal-Signature-256", "in": "header", "required": False,
                             "schema": STRING}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
-            "responses": {"200": _json(_ref("WebhookReceipt")), **{str(code): {
-                "description": _ERRORS.get(code, "Method not allowed."),
-                "content": {PROBLEM: {"schema": _ref("Problem")}}} for code in (400, 401, 405, 413)}}}},
+            "responses": {"200": _json(_ref("WebhookReceipt")),
+                          **{str(code): _problem(code) for code in (400, 401, 405, 413)}}}},
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {
-            "200": _json(_object({"status": STRING}))}}},
+            "200": _json(_object({"status": STRING})), "422": _problem(422)}}},
         "/readyz": {"get": {"summary": "Readiness (the database answers)", "security": [], "responses": {
             "200": _json(_object({"status": STRING, "database": STRING})),
-            "503": {"description": _ERRORS[503], "content": {PROBLEM: {"schema": _ref("Problem")}}}}}},
+            "422": _problem(422), "503": _problem(503)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {
             "200": {"description": "Text exposition format 0.0.4.",
-                    "content": {"text/plain": {"schema": STRING}}}}}},
+                    "content": {"text/plain": {"schema": STRING}}}, "422": _problem(422)}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
-            "200": _json({"type": "object"})}}},
+            "200": _json({"type": "object"}), "422": _problem(422)}}},
     }
     return {
         "openapi": "3.1.0",

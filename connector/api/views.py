@@ -17,7 +17,6 @@ from starlette.routing import Route
 from connector import accounts, appointments, errors, ics, listing, resources
 from connector.api.auth import authenticate, principal_for
 from connector.api.context import ApiContext
-from connector.inputs import check_parameters
 from mappings import bookings
 from mappings.db import session
 from mappings.models import Account, Appointment
@@ -46,7 +45,6 @@ def routes(ctx: ApiContext) -> list[Route]:
         def work() -> dict:
             with session(ctx.db):
                 principal = authenticate(request, ctx.db, ctx.clock, accounts.READ)
-                check_parameters(request.query_params, ("month",))
                 year, number = listing.parse_month(request.query_params.get("month"))
                 account = Account.get_by_id(principal.account_id)
                 return listing.month(account, year, number, booker_url)

@@ -1,7 +1,9 @@
 """``Prefer: wait=N`` (RFC 7240): answer once the appointment is synced or failed, or after N s.
 
 The wait polls the database (without blocking the event loop), so it works when
-another process's worker does the sync; N is capped at 30 seconds.
+another process's worker does the sync; N is capped at 30 seconds. A ``wait`` whose
+value is not a whole number is refused (422 naming ``Prefer``) before anything is
+written; other preferences are ignored, as RFC 7240 asks.
 """
 
 from __future__ import annotations
@@ -13,20 +15,27 @@ import time
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from connector import errors
 from connector.api.context import ApiContext
 from mappings.db import session
 from mappings.models import Appointment
 
 MAX_WAIT_SECONDS = 30
-_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?([^\",;\s]*)\"?", re.IGNORECASE)
+_SECONDS = re.compile(r"[0-9]+")  # ASCII digits: "\d" would take "٣"
 
 
 def requested_wait(request: Request) -> int | None:
-    """Seconds asked for by ``Prefer: wait=N``, capped; None when absent or unreadable."""
+    """Seconds asked for by ``Prefer: wait=N``, capped at 30; None when no wait is asked."""
     for header in request.headers.getlist("prefer"):
         match = _WAIT.search(header)
         if match:
-            return min(int(match.group(1)), MAX_WAIT_SECONDS)
+            value = match.group(1)
+            if not _SECONDS.fullmatch(value):
+                raise errors.ValidationFailed.one(
+                    "Prefer", "wait must be a whole number of seconds, e.g. 'Prefer: wait=10'")
+            digits = value.lstrip("0")
+            return MAX_WAIT_SECONDS if len(digits) > 2 else min(int(digits or "0"), MAX_WAIT_SECONDS)
     return None
 
 

@@ -34,6 +34,7 @@ PATH_PREFIX = "/webhooks/calcom/"
 SECRETS_TTL_SECONDS = 5.0
 _SIGNATURE = calcom.SIGNATURE_HEADER.encode()
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_MAX_DIGITS = str(calcom.MAX_BODY_BYTES)
 
 
 class SecretsCache:
@@ -116,7 +117,9 @@ class CalcomWebhookRoute:
                 declared = value
         if declared is not None and not declared.isdigit():
             raise errors.MalformedRequest("Content-Length is not a number.")
-        if declared is not None and int(declared) > calcom.MAX_BODY_BYTES:
+        # Compared as digits: int() of thousands of digits would raise, and anything longer is too large.
+        if declared is not None and (len(declared.lstrip(b"0")) > len(_MAX_DIGITS)
+                                     or int(declared) > calcom.MAX_BODY_BYTES):
             raise _too_large()
         raw = await _read_body(receive)
         event = calcom.verify(raw, signature, await self.secrets.get(account_id))

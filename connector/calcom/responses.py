@@ -10,6 +10,7 @@ Error shapes (../shared/calcom/REFERENCE.md §3):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import httpx
@@ -89,11 +90,11 @@ class RateLimitInfo:
             lower = name.lower()
             try:
                 if lower.startswith(_REMAINING):
-                    remaining[lower[len(_REMAINING):]] = int(float(value))
+                    remaining[lower[len(_REMAINING):]] = int(_finite(value))
                 elif lower.startswith(_RESET):
-                    resets[lower[len(_RESET):]] = float(value)
+                    resets[lower[len(_RESET):]] = _finite(value)
                 elif lower.startswith(_LIMIT):
-                    limits[lower[len(_LIMIT):]] = int(float(value))
+                    limits[lower[len(_LIMIT):]] = int(_finite(value))
             except ValueError:
                 continue
         if not (limits or remaining or resets):
@@ -106,3 +107,11 @@ class RateLimitInfo:
             remaining=remaining[tightest] if tightest else None,
             reset_seconds=reset,
         )
+
+
+def _finite(text: str) -> float:
+    """A header's number; ValueError for anything else, inf and nan included."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {text!r}")
+    return number

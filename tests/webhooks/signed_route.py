@@ -60,6 +60,22 @@ class SignedRouteContract:
         answer = self.post(client, route, tampered, self.sign(body, self.secret))
         assert answer.status_code == 401 and self.stored() == (0, 0)
 
+    def test_a_signature_that_is_not_ascii_is_refused(self, client, route):
+        answer = self.post(client, route, self.valid_body(), {"X-Cal-Signature-256": "é".encode("latin-1") * 64})
+        assert answer.status_code == 401 and self.stored() == (0, 0)
+
+    def test_a_signed_body_nested_too_deeply_is_a_400(self, client, route):
+        body = b'{"triggerEvent": "PING", "payload": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+        answer = self.post(client, route, body, self.sign(body, self.secret))
+        assert answer.status_code == 400 and self.stored() == (0, 0)
+        assert answer.headers["content-type"] == "application/problem+json"
+
+    def test_a_content_length_of_thousands_of_digits_is_a_413(self, client, route):
+        body = self.valid_body()
+        answer = self.post(client, route, body, {**self.sign(body, self.secret),
+                                                 "Content-Length": "9" * 5000})
+        assert answer.status_code == 413 and self.stored() == (0, 0)
+
     def test_every_rotated_secret_is_accepted(self, client, route):
         answer = self.post(client, route, self.valid_body(), self.sign(self.valid_body(), self.other_secret))
         assert answer.status_code == 200

@@ -65,6 +65,41 @@ class TestCalcomWebhookRoute(SignedRouteContract):
         assert WebhookDelivery.get().outcome == "ignored" and Job.select().count() == 0
 
 
+def test_unpaired_surrogates_and_nul_in_a_signed_body_are_stored_and_applied_clean(client, hooked, app):
+    """json.loads lets "\\ud800" and "\\u0000" through; nothing downstream may choke on them."""
+    body = ('{"triggerEvent":"BOOKING_CREATED","createdAt":"2026-03-10T08:59:12Z","payload":{'
+            '"uid":"abc\\ud800","bookingId":1,"title":"Call \\ud83d with \\u0000 Kim",'
+            '"startTime":"2026-03-20T15:00:00Z","endTime":"2026-03-20T15:30:00Z","status":"ACCEPTED",'
+            '"attendees":[{"email":"kim@example.org","name":"K\\udfffim","timeZone":"Mars/Base"}]}}').encode()
+    answer = client.post(f"/webhooks/calcom/{hooked.id}", content=body, headers=cal_sign(body, SECRET))
+    assert answer.status_code == 200, answer.text
+    assert WebhookDelivery.get().booking_uid is None  # not a uid Cal.com would write
+    clean = body.replace(b"abc\\ud800", b"abcd0000000000000000000")
+    assert client.post(f"/webhooks/calcom/{hooked.id}", content=clean,
+                       headers=cal_sign(clean, SECRET)).status_code == 200
+    while app.state.runtime.worker.run_once():
+        pass
+    assert [row.outcome for row in WebhookDelivery.select().order_by(WebhookDelivery.id)] == [
+        "ignored", "applied"]
+    from mappings.models import Appointment
+
+    imported = Appointment.get()
+    assert (imported.title, imported.attendee_name, imported.attendee_time_zone) == (
+        "Call \ufffd with  Kim", "K\ufffdim", "UTC")
+    shown = client.get("/v1/webhook-deliveries", headers=_owner(hooked))
+    assert shown.status_code == 200 and shown.json()["items"][0]["trigger"] == "BOOKING_CREATED"
+
+
+def _owner(account) -> dict[str, str]:
+    from connector import accounts
+    from connector.clock import SystemClock
+    from mappings.db import database
+
+    _, token = accounts.create_token(database, account.id, "admin", frozenset({accounts.ADMIN}),
+                                     now=SystemClock().now())
+    return {"Authorization": f"Bearer {token}"}
+
+
 @needs_shared
 def test_the_reference_signature_vectors():
     vectors = json.loads((CALCOM / "fixtures" / "signatures.json").read_text())

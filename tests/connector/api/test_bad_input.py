@@ -136,3 +136,92 @@ def test_numbers_too_large_for_the_database_are_refused(client, tenant, method, 
     answer = client.request(method, path, headers=auth)
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == field
+
+
+# --- classes found by the hostile review: each must be a 4xx naming the field, and write nothing ----
+
+DEEP = b'{"label": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "raw", "status", "field"), [
+    ("GET", "/v1/jobs?page=%D9%A3", {}, None, 422, "page"),                 # Arabic-Indic three
+    ("GET", "/v1/jobs?page=%C2%B2", {}, None, 422, "page"),                 # superscript two
+    ("GET", "/v1/appointments?per_page=" + "1" * 5000, {}, None, 422, "per_page"),
+    ("GET", "/v1/webhook-deliveries?page=" + "9" * 5000, {}, None, 422, "page"),
+    ("POST", "/v1/jobs/" + "9" * 5000 + "/retry", {}, None, 422, "job_id"),
+    ("POST", "/v1/jobs/%C2%B2/retry", {}, None, 422, "job_id"),
+    ("GET", "/v1/slots?date=2026-03-17&event_type_id=%D9%A3", {}, None, 422, "event_type_id"),
+    ("GET", "/v1/calendar?month=%D9%A2%D9%A0%D9%A2%D9%A6-03", {}, None, 422, "month"),
+    ("PUT", "/v1/appointments/crm-1", {"Prefer": "wait=\u0663".encode()}, body(), 422, "Prefer"),
+    ("PUT", "/v1/appointments/crm-1", {"Prefer": "respond-async, wait=soon"}, body(), 422, "Prefer"),
+    ("PUT", "/v1/appointments/crm-1%0A", {}, body(), 422, "external_id"),
+    ("GET", "/v1/appointments/crm-1%0A", {}, None, 422, "external_id"),
+    ("PUT", "/v1/appointments/crm-1?dry_run=true", {}, body(), 422, "dry_run"),
+    ("POST", "/v1/appointments/crm-1/cancel?reason=x", {}, b"{}", 422, "reason"),
+    ("PATCH", "/v1/appointments/crm-1", {}, DEEP, 400, None),
+    ("PUT", "/v1/appointments/crm-1", {}, DEEP, 400, None),
+    ("PATCH", "/v1/appointments/crm-1", {}, b'{"label": "\\ud800"}', 400, None),
+    ("PUT", "/v1/settings", {}, b'{"callback_url": "https://crm.example.org:99999/h"}', 422,
+     "callback_url"),
+    ("PUT", "/v1/settings", {}, b'{"callback_url": "https://crm.example.org/h\\nx"}', 422, "callback_url"),
+    ("PUT", "/v1/settings", {}, b'{"callback_url": "/relative/hooks"}', 422, "callback_url"),
+    ("PUT", "/v1/settings", {}, b'{"public_url": "https://user:pw@calsync.example.org"}', 422,
+     "public_url"),
+])
+def test_each_class_of_bad_input_is_refused_before_anything_is_written(
+        client, tenant, run_jobs, method, path, headers, raw, status, field):
+    _, auth = tenant
+    client.put("/v1/appointments/crm-1", content=body(), headers={**JSON, **auth})
+    run_jobs()
+    before = _counts()
+    answer = client.request(method, path, content=raw, headers={**JSON, **auth, **headers})
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    if field is not None:
+        assert field in [e["field"] for e in answer.json()["errors"]]
+    assert _counts() == before
+
+
+def test_a_huge_wait_is_capped_at_thirty_seconds():
+    from starlette.requests import Request
+
+    from connector.api import waiting
+
+    def asked(value: str) -> int | None:
+        return waiting.requested_wait(Request({"type": "http", "headers": [(b"prefer", value.encode())]}))
+
+    assert asked("wait=" + "9" * 5000) == 30
+    assert asked("wait=007") == 7 and asked("return=minimal") is None and asked("wait=0") == 0
+
+
+def _string_cases():
+    """Every free-text field of every request body, each carrying NUL."""
+    from connector.inputs import AppointmentInput, CancelInput, SettingsInput
+
+    cases = [("PUT", "/v1/appointments/crm-2", name, {**GOOD, name: "a\u0000b"})
+             for name in AppointmentInput.model_fields if name not in ("event_type_id", "duration_minutes",
+                                                                      "start_time", "guests", "metadata")]
+    cases += [("PUT", "/v1/appointments/crm-2", "metadata.note", {**GOOD, "metadata": {"note": "a\u0000"}}),
+              ("PUT", "/v1/appointments/crm-2", "metadata", {**GOOD, "metadata": {"no\u0000te": "a"}}),
+              ("PUT", "/v1/appointments/crm-2", "guests.0", {**GOOD, "guests": ["a\u0000@example.org"]}),
+              ("POST", "/v1/appointments/crm-1/cancel", "reason", {"reason": "a\u0000b"})]
+    cases += [("PUT", "/v1/settings", name, {name: "https://x.example.org/a\u0000" if "url" in name
+                                             else "a\u0000b"})
+              for name in SettingsInput.model_fields if name not in (
+                  "default_event_type_id", "duration_override_minutes")]
+    assert {name for _, _, name, _ in cases} >= set(CancelInput.model_fields) - {"notify_attendee"}
+    return cases
+
+
+@pytest.mark.parametrize(("method", "path", "field", "values"), _string_cases(),
+                         ids=[f"{case[0]} {case[1]} {case[2]}" for case in _string_cases()])
+def test_nul_is_refused_in_every_text_field_on_both_engines(client, tenant, run_jobs, method, path, field,
+                                                            values):
+    _, auth = tenant
+    client.put("/v1/appointments/crm-1", content=body(), headers={**JSON, **auth})
+    run_jobs()
+    before = _counts()
+    answer = client.request(method, path, json=values, headers=auth)
+    assert answer.status_code == 422, answer.text
+    assert any(e["field"].startswith(field) for e in answer.json()["errors"]), answer.text
+    assert _counts() == before
