@@ -96,8 +96,9 @@ def child(database_url: str, sandbox_url: str, account_id: str) -> None:
 # --- the parent: sandbox, seed, drift ------------------------------------------------------
 
 
-def seed(calendar, db, account_id: str, total: int, now) -> dict[str, int]:
-    """``total`` sandbox bookings, all but the unknown share mirrored in calsync's database."""
+def seed(calendar, db, account_id: str, owner: int, total: int, now) -> dict[str, int]:
+    """``total`` sandbox bookings of user ``owner``, all but the unknown share mirrored in calsync's
+    database."""
     import random
 
     from connector.sandbox.calendar import SandboxBooking, new_uid
@@ -123,7 +124,7 @@ def seed(calendar, db, account_id: str, total: int, now) -> dict[str, int]:
                         "language": "en", "absent": False}],
             guests=[], metadata={"calsync_appointment_id": appointment_id},
             location=f"https://sandbox.test/video/{uid}", created_at=now - timedelta(days=10),
-            updated_at=now - timedelta(days=10))
+            updated_at=now - timedelta(days=10), owner=owner)
         sandbox_bookings.append(booking)
         appointments.append({
             "id": appointment_id, "account": account_id, "external_id": f"crm-{index}", "title": booking.title,
@@ -169,7 +170,8 @@ def seed(calendar, db, account_id: str, total: int, now) -> dict[str, int]:
                 id=3_000_000 + i, uid=new_uid(), event_type=old.event_type, title=old.title, description="",
                 status="accepted", start=old.start + timedelta(days=1), end=old.end + timedelta(days=1),
                 attendees=[dict(a) for a in old.attendees], guests=[], metadata=dict(old.metadata),
-                location=old.location, created_at=now, updated_at=now, rescheduled_from_uid=old.uid)
+                location=old.location, created_at=now, updated_at=now, rescheduled_from_uid=old.uid,
+                owner=owner)
             old.status, old.rescheduled_to_uid, old.updated_at = "cancelled", new.uid, now
             calendar.bookings[new.uid] = new
         for i in picks["deleted"]:
@@ -209,7 +211,8 @@ def main() -> None:
             migrate(db, clock.now())
             account, _ = accounts.create_account(db, accounts.AccountChanges(name="bench"), Sealer(None),
                                                  now=clock.now())
-            drifted = seed(sandbox.calendar, db, account.id, args.bookings, clock.now())
+            owner = sandbox.calendar.user(accounts.sandbox_key(db, account, Sealer(None))).id
+            drifted = seed(sandbox.calendar, db, account.id, owner, args.bookings, clock.now())
         print(f"reconcile: {args.bookings} sandbox bookings (rate limit lifted), "
               f"{sum(drifted.values())} drifted: " + ", ".join(f"{k} {v}" for k, v in drifted.items()))
         done = subprocess.run([sys.executable, __file__, "--child", url, server.url, account.id],

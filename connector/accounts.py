@@ -31,6 +31,7 @@ SCOPES = (READ, WRITE, ADMIN, FEED)
 # An account's first token: everything but the feed, which wants a token of its own.
 OWNER_SCOPES = (READ, WRITE, ADMIN)
 TOKEN_PREFIX = "csk_"
+SANDBOX_KEY_PREFIX = "cal_sandbox_"  # the sandbox, like Cal.com, reads a key by its cal_ prefix
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -141,6 +142,24 @@ def webhook_secrets(account: Account, sealer: Sealer) -> list[str]:
     return list(json.loads(stored)) if stored else []
 
 
+def _new_sandbox_key() -> str:
+    return SANDBOX_KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def sandbox_key(db: Database, account: Account, sealer: Sealer) -> str:
+    """The account's own key for the built-in sandbox; made on first use for older accounts.
+
+    Each account is its own user there, so no account lists or changes another's bookings,
+    webhooks or webhook secrets through the sandbox.
+    """
+    if account.sandbox_api_key is None:
+        with write_transaction(db):
+            Account.update(sandbox_api_key=sealer.seal(_new_sandbox_key())).where(
+                (Account.id == account.id) & Account.sandbox_api_key.is_null()).execute()
+        account.sandbox_api_key = Account.get_by_id(account.id).sandbox_api_key
+    return sealer.open(account.sandbox_api_key)
+
+
 def create_account(db: Database, changes: AccountChanges, sealer: Sealer, *, now: datetime,
                    token_scopes: frozenset[str] = frozenset(OWNER_SCOPES)) -> tuple[Account, str]:
     """A new account and its first token (returned in clear, once)."""
@@ -148,7 +167,8 @@ def create_account(db: Database, changes: AccountChanges, sealer: Sealer, *, now
         raise errors.ConfigurationError("--name is required")
     _check(changes)
     with write_transaction(db):
-        account = Account(id=new_id("acc"), name="", time_zone="UTC", created_at=now, updated_at=now)
+        account = Account(id=new_id("acc"), name="", time_zone="UTC", created_at=now, updated_at=now,
+                          sandbox_api_key=sealer.seal(_new_sandbox_key()))
         _apply(account, changes, sealer)
         account.save(force_insert=True)
         _, token = create_token(db, account.id, "owner", token_scopes, now=now)

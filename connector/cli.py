@@ -366,12 +366,9 @@ def _calcom_clients(settings: Settings, http):
     """Cal.com clients as `calsync serve` makes them, paced by this process's own limiter."""
     from connector.clients import CalcomClients
     from connector.ratelimit import RateLimiter
+    from connector.serve import sandbox_plan
 
-    sandbox_url = None
-    if settings.sandbox.mode != "off":
-        # As `calsync serve` mounts it, unless a sandbox runs elsewhere.
-        sandbox_url = settings.sandbox.url or (
-            f"http://{settings.server.host}:{settings.server.port}/sandbox")
+    sandbox_url, _ = sandbox_plan(settings)  # where `calsync serve` mounts it, or a sandbox elsewhere
     limiter = RateLimiter(SystemClock(), limit=settings.calcom.rate_limit_per_window,
                           window_seconds=settings.calcom.rate_limit_window_seconds, max_wait_seconds=120)
     return CalcomClients(http, settings, Sealer(settings.security.secret_key), sandbox_url=sandbox_url,

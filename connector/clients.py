@@ -11,14 +11,13 @@ from collections.abc import Callable
 
 import httpx
 
-from connector import errors
+from connector import accounts, errors
 from connector.calcom import CalcomClient
 from connector.ratelimit import RateLimiter
 from connector.settings import Settings
+from mappings.db import database
 from mappings.models import Account
 from mappings.sealing import Sealer, SealingError
-
-SANDBOX_API_KEY = "cal_sandbox_calsync"
 
 
 class CalcomClients:
@@ -48,7 +47,10 @@ class CalcomClients:
                                                              or self.settings.calcom.base_url)
             key = candidate_key
         elif self.uses_sandbox(account):
-            base_url, key = self.sandbox_url, SANDBOX_API_KEY
+            try:
+                base_url, key = self.sandbox_url, accounts.sandbox_key(database, account, self.sealer)
+            except SealingError as exc:
+                raise errors.CalcomAuthError(f"the account's sandbox key cannot be read: {exc}") from None
         else:
             try:
                 key = self.sealer.open(account.calcom_api_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -19,8 +20,48 @@ from mappings.models import Account
 log = logging.getLogger("calsync.serve")
 
 
-def _loopback(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def sandbox_plan(settings: Settings) -> tuple[str | None, bool]:
+    """Where accounts find the sandbox (None: nowhere), and whether ``serve`` mounts it itself.
+
+    ``serve`` mounts it under /sandbox only on a loopback address, unless ``sandbox.mode`` is
+    ``on``: bound to a public address it would hand a fake Cal.com to anyone who can reach the
+    port. A sandbox elsewhere (``sandbox.url``) is the operator's to place.
+    """
+    mode, host = settings.sandbox.mode, settings.server.host
+    if mode == "off":
+        return None, False
+    if settings.sandbox.url:
+        return settings.sandbox.url, False
+    if not is_loopback(host) and mode != "on":
+        return None, False
+    local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    local = f"[{local.strip('[]')}]" if ":" in local else local
+    return f"http://{local}:{settings.server.port}/sandbox", True
+
+
+def _warn_about_the_sandbox(settings: Settings, embedded: bool) -> None:
+    host = settings.server.host
+    if is_loopback(host) or settings.sandbox.mode == "off" or settings.sandbox.url:
+        return
+    if embedded:
+        log.warning(
+            f"THE CAL.COM SANDBOX IS MOUNTED ON {host}, NOT LOOPBACK (sandbox.mode = \"on\"): anyone who "
+            "can reach this port can use its fake Cal.com API. Set sandbox.mode = \"auto\" to keep it "
+            "off a public address.", extra={"action": "serve.sandbox_exposed", "host": host})
+    else:
+        log.warning(
+            f"the Cal.com sandbox is not mounted: calsync serves on {host}, not loopback. Accounts "
+            "without a Cal.com API key fail until they have one; set sandbox.mode = \"on\" to mount "
+            "it anyway.", extra={"action": "serve.sandbox_not_mounted", "host": host})
 
 
 def _announce(settings: Settings, db: Database, sandbox_url: str | None, embedded: bool) -> None:
@@ -46,11 +87,9 @@ def _announce(settings: Settings, db: Database, sandbox_url: str | None, embedde
 def serve(settings: Settings, db: Database) -> None:
     clock = SystemClock()
     host, port = settings.server.host, settings.server.port
-    sandbox = None
-    sandbox_url = settings.sandbox.url or None
-    if settings.sandbox.mode != "off" and sandbox_url is None:
-        sandbox = create_sandbox(clock, settings.sandbox)
-        sandbox_url = f"http://{_loopback(host)}:{port}/sandbox"
+    sandbox_url, embedded = sandbox_plan(settings)
+    sandbox = create_sandbox(clock, settings.sandbox) if embedded else None
+    _warn_about_the_sandbox(settings, embedded)
     log.info(f"calsync serving on http://{host}:{port} (database {redact_url(settings.database.url)})",
              extra={"action": "serve.start", "host": host, "port": port})
     _announce(settings, db, sandbox_url, embedded=sandbox is not None)

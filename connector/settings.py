@@ -76,6 +76,12 @@ def _weekly_hours(value: Any) -> str | None:
     return None
 
 
+def _control_token(value: Any) -> str | None:
+    if value == "" or (len(value) >= 16 and value.isascii() and value.isprintable() and " " not in value):
+        return None
+    return "must be at least 16 printable ASCII characters without spaces (or empty: controls off)"
+
+
 def _setting(default: Any, check: Callable[[Any], str | None] | None = None, secret: bool = False):
     return field(default=default, metadata={"check": check, "secret": secret})
 
@@ -149,6 +155,7 @@ class SandboxSettings:
     rate_limit: int = _setting(120, _positive)
     rate_limit_window_seconds: int = _setting(60, _positive)
     rate_limit_block_seconds: int = _setting(60, _non_negative)
+    control_token: str = _setting("", _control_token, secret=True)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,12 @@ def _booking_per_account(db: Database) -> None:
                   migrator.add_index("booking", ("account_id", "uid"), unique=True))
 
 
+def _sandbox_key(db: Database) -> None:
+    """Accounts made before it get their key at first use (connector/accounts.sandbox_key)."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(migrator.add_column("account", "sandbox_api_key", TextField(null=True)))
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -93,6 +99,7 @@ STEPS: list[Step] = [
          _reconciler_and_scheduler),
     Step(4, "appointment: index by label for the table view", _label_index),
     Step(5, "booking: identity is (account, uid), not the uid alone", _booking_per_account),
+    Step(6, "account: a key of its own for the built-in Cal.com sandbox", _sandbox_key),
 ]
 
 

@@ -54,6 +54,8 @@ class Account(BaseModel):
     callback_url = TextField(null=True)
     callback_secret = TextField(null=True)  # sealed
     public_url = TextField(null=True)
+    # Sealed: the account's own key for the built-in sandbox, so no account reaches another's there.
+    sandbox_api_key = TextField(null=True)
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
 

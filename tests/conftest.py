@@ -25,7 +25,7 @@ from mappings.db import database, make_database, session
 from mappings.migrations import migrate
 from mappings.sealing import Sealer
 from tests.support.asgi import SyncASGITransport
-from tests.support.factories import SANDBOX_URL
+from tests.support.factories import CONTROL_TOKEN, SANDBOX_URL, SECRET_KEY
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("CALSYNC_REQUIRE_POSTGRES") == "1"
@@ -84,7 +84,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings().replace(database={"url": f"sqlite:///{tmp_path}/unused.db"},
-                              security={"secret_key": "test-secret-key"},  # the sealer's key
+                              security={"secret_key": SECRET_KEY},  # the sealer's key
                               worker={"poll_interval_seconds": 0.02, "backoff_base_seconds": 0.05,
                                       "backoff_max_seconds": 0.5})
 
@@ -109,7 +109,7 @@ def make_account(db, clock, sealer):
 
 @pytest.fixture
 def sandbox(clock):
-    return create_sandbox(clock, SandboxSettings(rate_limit=10_000))
+    return create_sandbox(clock, SandboxSettings(rate_limit=10_000, control_token=CONTROL_TOKEN))
 
 
 @pytest.fixture

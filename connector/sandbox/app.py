@@ -1,14 +1,24 @@
 """The sandbox's HTTP face: the Cal.com v2 endpoints calsync uses, plus ``/_sandbox`` controls.
 
-Deliberately stricter than Cal.com in one way: a ``/v2/bookings``, ``/v2/slots``
+Deliberately stricter than Cal.com in two ways. A ``/v2/bookings``, ``/v2/slots``
 or ``/v2/event-types`` request without its family's ``cal-api-version`` answers
 404, where Cal.com would silently route it to a legacy handler (REFERENCE §2), so
-a client that forgets the header fails loudly in tests.
+a client that forgets the header fails loudly in tests. And every booking and
+webhook route needs an API key, where Cal.com lets an attendee act on a booking by
+its uid alone: each key is a user of its own, so one calsync account cannot reach
+another's bookings, webhooks or secrets through the sandbox (the attendee's side is
+played through ``/_sandbox/act``).
+
+The controls (``/_sandbox/…``) answer only ``Authorization: Bearer
+<sandbox.control_token>``, and not at all while no token is set; a user's own key
+may also ``act`` on that user's bookings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import html
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connector.clock import Clock
 from connector.sandbox import wire
 from connector.sandbox.calendar import SandboxCalendar
+from connector.sandbox.catalog import Host
 from connector.sandbox.faults import FaultRule, Faults
 from connector.sandbox.ratelimit import Throttler
 from connector.sandbox.schedule import WeeklySchedule
@@ -113,7 +124,6 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
     faults = Faults(seed)
     throttler = Throttler(clock, settings.rate_limit, settings.rate_limit_window_seconds,
                           settings.rate_limit_block_seconds)
-    host = calendar.host
 
     def path_of(request: Request) -> str:
         return _route_path(request.scope)
@@ -127,27 +137,30 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
             raise wire.not_found(f"Cannot {request.method} {path_of(request)}", path_of(request),
                                  clock.now())
 
-    def check_auth(request: Request, required: bool) -> None:
+    def caller(request: Request, required: bool) -> Host | None:
+        """The user whose API key the request carries; None without one (where that is allowed)."""
         header = request.headers.get("authorization")
         if header is None:
             if required:
                 raise wire.nest_error(401, "UnauthorizedException",
                                       "ApiAuthStrategy - Invalid Authorization Token",
                                       path_of(request), clock.now())
-            return
+            return None
         token = header[7:] if header.lower().startswith("bearer ") else ""
         if not token.startswith("cal_") or token in REVOKED_KEYS:
             raise wire.nest_error(401, "UnauthorizedException",
                                   "ApiAuthStrategy - api key - Your api key is not valid",
                                   path_of(request), clock.now())
+        return calendar.user(token)
 
     def calcom_endpoint(endpoint: str, family: str | None, auth_required: bool):
         """Wrap a handler with what every Cal.com route does first: faults, version, auth.
 
-        A "drop" fault lets the handler do its work (and commit it) and then loses the answer.
+        The handler gets the calling user (None only where ``auth_required`` is False). A
+        "drop" fault lets the handler do its work (and commit it) and then loses the answer.
         """
 
-        def wrap(handler: Callable[[Request], Awaitable[Response]]):
+        def wrap(handler: Callable[[Request, Host | None], Awaitable[Response]]):
             async def route(request: Request) -> Response:
                 fault = faults.draw(endpoint)
                 if fault.latency_seconds:
@@ -161,8 +174,8 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                 try:
                     if family is not None:
                         check_version(request, family)
-                    check_auth(request, required=auth_required)
-                    response = await handler(request)
+                    host = caller(request, required=auth_required)
+                    response = await handler(request, host)
                 except wire.SandboxError as error:
                     return fail(error)
                 return _DroppedAnswer() if fault.drop else response
@@ -171,11 +184,14 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
         return wrap
 
-    @calcom_endpoint("POST /v2/bookings", "bookings", auth_required=False)
-    async def create_booking(request: Request) -> Response:
+    def shown(booking) -> dict[str, Any]:
+        return booking.output(calendar.host_of(booking))
+
+    @calcom_endpoint("POST /v2/bookings", "bookings", auth_required=True)
+    async def create_booking(request: Request, host: Host) -> Response:
         booking = calendar.create_booking(await json_body(request), path_of(request),
-                                          meeting_base_of(request))
-        return JSONResponse(wire.success(booking.output(host)), status_code=201)
+                                          meeting_base_of(request), host=host)
+        return JSONResponse(wire.success(shown(booking)), status_code=201)
 
     def meeting_base_of(request: Request) -> str:
         # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
@@ -184,30 +200,27 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
     async def json_body(request: Request) -> Any:
         try:
             return json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise wire.bad_request("Unexpected token in JSON body", path_of(request), clock.now()) from None
 
-    def by_host(request: Request) -> bool:
-        # Every sandbox API key belongs to the host, as a CRM's key belongs to its organizer.
-        return request.headers.get("authorization", "").lower().startswith("bearer cal_")
-
-    @calcom_endpoint("POST /v2/bookings/{uid}/reschedule", "bookings", auth_required=False)
-    async def reschedule_booking(request: Request) -> Response:
+    # Every sandbox API key belongs to the booking's host, as a CRM's key belongs to its organizer.
+    @calcom_endpoint("POST /v2/bookings/{uid}/reschedule", "bookings", auth_required=True)
+    async def reschedule_booking(request: Request, host: Host) -> Response:
         booking = calendar.reschedule(request.path_params["uid"], await json_body(request),
-                                      path_of(request), meeting_base_of(request))
-        return JSONResponse(wire.success(booking.output(host)), status_code=201)
+                                      path_of(request), meeting_base_of(request), host=host)
+        return JSONResponse(wire.success(shown(booking)), status_code=201)
 
-    @calcom_endpoint("POST /v2/bookings/{uid}/cancel", "bookings", auth_required=False)
-    async def cancel_booking(request: Request) -> Response:
+    @calcom_endpoint("POST /v2/bookings/{uid}/cancel", "bookings", auth_required=True)
+    async def cancel_booking(request: Request, host: Host) -> Response:
         booking = calendar.cancel(request.path_params["uid"], await json_body(request),
-                                  path_of(request), by_host=by_host(request))
-        return JSONResponse(wire.success(booking.output(host)))
+                                  path_of(request), by_host=True, host=host)
+        return JSONResponse(wire.success(shown(booking)))
 
     @calcom_endpoint("POST /v2/bookings/{uid}/mark-absent", "bookings", auth_required=True)
-    async def mark_absent(request: Request) -> Response:
+    async def mark_absent(request: Request, host: Host) -> Response:
         booking = calendar.mark_absent(request.path_params["uid"], await json_body(request),
-                                       path_of(request))
-        return JSONResponse(wire.success(booking.output(host)))
+                                       path_of(request), host)
+        return JSONResponse(wire.success(shown(booking)))
 
     # --- webhook subscriptions (any or no version, key required; REFERENCE §5.10) ---------
 
@@ -219,8 +232,8 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         return body
 
     @calcom_endpoint("POST /v2/webhooks", None, auth_required=True)
-    async def create_webhook(request: Request) -> Response:
-        sub = hub.create(await subscription_body(request, partial=False))
+    async def create_webhook(request: Request, host: Host) -> Response:
+        sub = hub.create(await subscription_body(request, partial=False), owner=host.id)
         if sub is None:
             raise wire.nest_error(409, "ConflictException",
                                   "Webhook with this subscriber url already exists for this user",
@@ -228,49 +241,51 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         return JSONResponse(wire.success(sub.output(host.id)), status_code=201)
 
     @calcom_endpoint("GET /v2/webhooks", None, auth_required=True)
-    async def list_webhooks(request: Request) -> Response:
-        return JSONResponse(wire.success([s.output(host.id) for s in hub.subscriptions.values()]))
+    async def list_webhooks(request: Request, host: Host) -> Response:
+        return JSONResponse(wire.success([s.output(host.id) for s in hub.of(host.id)]))
 
     @calcom_endpoint("PATCH /v2/webhooks/{id}", None, auth_required=True)
-    async def update_webhook(request: Request) -> Response:
-        sub = hub.update(request.path_params["webhook_id"], await subscription_body(request, partial=True))
+    async def update_webhook(request: Request, host: Host) -> Response:
+        sub = hub.update(request.path_params["webhook_id"], await subscription_body(request, partial=True),
+                         owner=host.id)
         if sub is None:
             raise wire.not_found("Webhook not found", path_of(request), clock.now())
         return JSONResponse(wire.success(sub.output(host.id)))
 
     @calcom_endpoint("DELETE /v2/webhooks/{id}", None, auth_required=True)
-    async def delete_webhook(request: Request) -> Response:
-        sub = hub.delete(request.path_params["webhook_id"])
+    async def delete_webhook(request: Request, host: Host) -> Response:
+        sub = hub.delete(request.path_params["webhook_id"], owner=host.id)
         if sub is None:
             raise wire.not_found("Webhook not found", path_of(request), clock.now())
         return JSONResponse(wire.success(sub.output(host.id)))
 
-    @calcom_endpoint("GET /v2/bookings/{uid}", "bookings", auth_required=False)
-    async def get_booking(request: Request) -> Response:
-        booking = calendar.get_booking(request.path_params["uid"], path_of(request))
-        return JSONResponse(wire.success(booking.output(host)))
+    @calcom_endpoint("GET /v2/bookings/{uid}", "bookings", auth_required=True)
+    async def get_booking(request: Request, host: Host) -> Response:
+        booking = calendar.get_booking(request.path_params["uid"], path_of(request), host)
+        return JSONResponse(wire.success(shown(booking)))
 
     @calcom_endpoint("GET /v2/bookings", "bookings", auth_required=True)
-    async def list_bookings(request: Request) -> Response:
-        items, pages = calendar.list_bookings(dict(request.query_params), path_of(request))
-        return JSONResponse(wire.success([b.output(host) for b in items], pagination=pages))
+    async def list_bookings(request: Request, host: Host) -> Response:
+        items, pages = calendar.list_bookings(dict(request.query_params), path_of(request), host)
+        return JSONResponse(wire.success([shown(b) for b in items], pagination=pages))
 
     @calcom_endpoint("GET /v2/event-types", "event_types", auth_required=False)
-    async def list_event_types(request: Request) -> Response:
-        return JSONResponse(wire.success([et.output(host) for et in calendar.event_types.values()]))
+    async def list_event_types(request: Request, host: Host | None) -> Response:
+        owner = host or calendar.host
+        return JSONResponse(wire.success([et.output(owner) for et in calendar.event_types.values()]))
 
     @calcom_endpoint("GET /v2/teams", None, auth_required=True)
-    async def list_teams(request: Request) -> Response:
-        return JSONResponse(wire.success([]))  # the sandbox host belongs to no team
+    async def list_teams(request: Request, host: Host) -> Response:
+        return JSONResponse(wire.success([]))  # the sandbox's users belong to no team
 
     @calcom_endpoint("GET /v2/teams/{teamId}/event-types", None, auth_required=True)
-    async def list_team_event_types(request: Request) -> Response:
+    async def list_team_event_types(request: Request, host: Host) -> Response:
         # The sandbox host belongs to no team: Cal.com answers 403 for a team you are not in.
         raise wire.nest_error(403, "ForbiddenException", "Not a member of this team",
                               path_of(request), clock.now())
 
     @calcom_endpoint("GET /v2/me", None, auth_required=True)
-    async def me(request: Request) -> Response:
+    async def me(request: Request, host: Host) -> Response:
         return JSONResponse(wire.success({
             "id": host.id, "username": host.username, "email": host.email, "name": host.name,
             "avatarUrl": None, "bio": None, "timeFormat": 12, "defaultScheduleId": None,
@@ -278,8 +293,9 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         }))
 
     @calcom_endpoint("GET /v2/slots", "slots", auth_required=False)
-    async def slots(request: Request) -> Response:
-        return JSONResponse(wire.success(calendar.slots(dict(request.query_params), path_of(request))))
+    async def slots(request: Request, host: Host | None) -> Response:
+        return JSONResponse(wire.success(calendar.slots(dict(request.query_params), path_of(request),
+                                                        host)))
 
     async def video_room(request: Request) -> Response:
         uid = request.path_params["uid"]
@@ -287,12 +303,34 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         if booking is None:
             return HTMLResponse("<h1>No such meeting</h1>", status_code=404)
         return HTMLResponse(
-            f"<h1>Sandbox meeting room</h1><p>{booking.title}</p>"
+            f"<h1>Sandbox meeting room</h1><p>{html.escape(booking.title)}</p>"
             f"<p>{booking.start.isoformat()} – {booking.end.isoformat()}</p>")
 
     # --- controls -------------------------------------------------------------
 
-    async def control_state(request: Request) -> Response:
+    def control(handler: Callable[..., Awaitable[Response]], *, users_may_act: bool = False):
+        """Only the control token opens a control (acting on any user); with ``users_may_act``
+        a user's own key opens it too, for that user's bookings only."""
+        expected = (settings.control_token or "").encode()
+
+        async def guarded(request: Request) -> Response:
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            if expected and hmac.compare_digest(token.encode(), expected):
+                return await handler(request, None)
+            if users_may_act and token.startswith("cal_") and token not in REVOKED_KEYS:
+                return await handler(request, calendar.user(token))
+            if not expected:
+                return JSONResponse({"error": "the sandbox's controls are off: set sandbox.control_token "
+                                              "(CALSYNC_SANDBOX_CONTROL_TOKEN) and send it as "
+                                              "'Authorization: Bearer <token>'"}, status_code=403)
+            return JSONResponse({"error": "the sandbox's controls need "
+                                          "'Authorization: Bearer <sandbox.control_token>'"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+        return guarded
+
+    async def control_state(request: Request, _: None) -> Response:
         with calendar.lock:
             statuses: dict[str, int] = {}
             for booking in calendar.bookings.values():
@@ -303,7 +341,7 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                              "rate_limit": {"limit": throttler.limit, "refused": throttler.refused,
                                             "enabled": throttler.enabled}})
 
-    async def control_faults(request: Request) -> Response:
+    async def control_faults(request: Request, _: None) -> Response:
         if request.method == "DELETE":
             faults.clear()
             return JSONResponse({"faults": {}})
@@ -312,71 +350,69 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
             if not isinstance(body, dict):
                 raise ValueError("body must be an object of endpoint → rule")
             rules = {endpoint: FaultRule.from_json(rule) for endpoint, rule in body.items()}
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         for endpoint, rule in rules.items():
             faults.set(endpoint, rule)
         return JSONResponse({"faults": faults.snapshot()})
 
-    async def act(request: Request) -> Response:
+    async def act(request: Request, host: Host | None) -> Response:
         """Play the attendee (reschedule or cancel through their links, no-show) or the host
         (confirm, decline), with the webhooks Cal.com sends for each; or make a booking vanish
-        (delete), which sends none."""
+        (delete), which sends none. ``host`` limits it to that user's bookings."""
         uid, action = request.path_params["uid"], request.path_params["action"]
         try:
             body = json.loads(await request.body() or b"{}")
             if not isinstance(body, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
         path = path_of(request)
         try:
+            attendee = calendar.get_booking(uid, path, host).attendees[0]["email"]
             if action == "reschedule":
-                booking = calendar.reschedule(uid, {"start": body.get("start"),
-                                                    "rescheduledBy": calendar.bookings[uid].attendees[0]["email"]
-                                                    if uid in calendar.bookings else None},
-                                              path, meeting_base_of(request), via_link=True)
+                booking = calendar.reschedule(uid, {"start": body.get("start"), "rescheduledBy": attendee},
+                                              path, meeting_base_of(request), via_link=True, host=host)
             elif action == "cancel":
                 booking = calendar.cancel(uid, {"cancellationReason": body.get("reason") or ""}, path,
-                                          by_host=False)
+                                          by_host=False, host=host)
             elif action == "confirm":
-                booking = calendar.confirm(uid, path)
+                booking = calendar.confirm(uid, path, host)
             elif action == "decline":
-                booking = calendar.decline(uid, body.get("reason"), path)
+                booking = calendar.decline(uid, body.get("reason"), path, host)
             elif action == "no-show":
-                attendee = calendar.get_booking(uid, path).attendees[0]["email"]
                 booking = calendar.mark_absent(uid, {"attendees": [
-                    {"email": attendee, "absent": bool(body.get("absent", True))}]}, path)
+                    {"email": attendee, "absent": bool(body.get("absent", True))}]}, path, host)
             elif action == "delete":
-                booking = calendar.delete(uid, path)
+                booking = calendar.delete(uid, path, host)
             else:
                 return JSONResponse({"error": "action must be reschedule, cancel, confirm, decline, "
                                               "no-show or delete"}, status_code=404)
         except wire.SandboxError as error:
             return fail(error)
-        return JSONResponse(wire.success(booking.output(host)))
+        return JSONResponse(wire.success(shown(booking)))
 
-    async def control_webhooks(request: Request) -> Response:
+    async def control_webhooks(request: Request, _: None) -> Response:
         if request.method == "PUT":
             try:
                 body = json.loads(await request.body())
                 rate = body["drop_rate"]
                 if not isinstance(rate, int | float) or not 0 <= rate <= 1:
                     raise ValueError
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 return JSONResponse({"error": "send {\"drop_rate\": 0…1}"}, status_code=400)
             hub.drop_rate = float(rate)
         return JSONResponse({"drop_rate": hub.drop_rate, "sent": len(hub.sent), "dropped": hub.dropped,
                              "failed": hub.failed, "subscriptions": len(hub.subscriptions)})
 
-    async def control_rate_limit(request: Request) -> Response:
+    async def control_rate_limit(request: Request, _: None) -> Response:
         try:
             body = json.loads(await request.body())
             allowed = {"limit", "window_seconds", "block_seconds", "enabled"}
             if not isinstance(body, dict) or set(body) - allowed:
                 raise ValueError(f"body must be an object with keys among {sorted(allowed)}")
             throttler.configure(**body)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"limit": throttler.limit, "enabled": throttler.enabled})
 
@@ -397,11 +433,11 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/v2/me", me, methods=["GET"]),
         Route("/v2/slots", slots, methods=["GET"]),
         Route("/video/{uid}", video_room, methods=["GET"]),
-        Route("/_sandbox/state", control_state, methods=["GET"]),
-        Route("/_sandbox/faults", control_faults, methods=["PUT", "DELETE"]),
-        Route("/_sandbox/rate-limit", control_rate_limit, methods=["PUT"]),
-        Route("/_sandbox/webhooks", control_webhooks, methods=["GET", "PUT"]),
-        Route("/_sandbox/act/{uid}/{action}", act, methods=["POST"]),
+        Route("/_sandbox/state", control(control_state), methods=["GET"]),
+        Route("/_sandbox/faults", control(control_faults), methods=["PUT", "DELETE"]),
+        Route("/_sandbox/rate-limit", control(control_rate_limit), methods=["PUT"]),
+        Route("/_sandbox/webhooks", control(control_webhooks), methods=["GET", "PUT"]),
+        Route("/_sandbox/act/{uid}/{action}", control(act, users_may_act=True), methods=["POST"]),
     ]
     app = _ThrottleMiddleware(Starlette(routes=routes), throttler, clock)
     return Sandbox(calendar=calendar, faults=faults, throttler=throttler, hub=hub, app=app)

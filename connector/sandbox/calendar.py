@@ -3,15 +3,23 @@
 Semantics follow ../shared/calcom/REFERENCE.md §5: create validates its body
 strictly and refuses taken or closed slots; list filters by Cal.com's buckets and
 pages with take/skip; slots come from a weekly schedule in the host's zone.
+
+As in Cal.com, an API key belongs to one user and a user sees only their own
+bookings: each key the sandbox sees becomes a user of its own (``user``), every
+booking has an ``owner``, and every method that takes a ``host`` acts only on that
+user's bookings (another user's uid is not found). ``host=None`` is the sandbox's
+own controls acting on any booking. Every user has the same event types and
+weekly hours; their calendars are apart.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -60,6 +68,7 @@ class SandboxBooking:
     rescheduled_from_uid: str | None = None
     rescheduled_to_uid: str | None = None
     absent_host: bool = False
+    owner: int = 0  # the id of the user (Host) whose booking this is
 
     @property
     def duration(self) -> int:
@@ -127,7 +136,9 @@ class SandboxCalendar:
         time_zone: str = "Europe/Berlin",
     ) -> None:
         self.clock = clock
-        self.host = host or Host(time_zone=time_zone)
+        self.host = host or Host(time_zone=time_zone)  # the first user's profile; others follow it
+        self._users: dict[str, Host] = {}  # sha256 of an API key → its user
+        self._hosts: dict[int, Host] = {}
         self.event_types = {et.id: et for et in (event_types or default_event_types())}
         self.schedule = schedule or WeeklySchedule.parse("Mon-Fri 09:00-17:00")
         self.zone = ZoneInfo(time_zone)
@@ -138,9 +149,31 @@ class SandboxCalendar:
         self._next_id = 990001
         self.lock = threading.RLock()
 
+    # --- users -------------------------------------------------------------------
+
+    def user(self, api_key: str) -> Host:
+        """The user ``api_key`` belongs to, made on the key's first use (one user per key)."""
+        digest = hashlib.sha256(api_key.encode()).hexdigest()
+        with self.lock:
+            found = self._users.get(digest)
+            if found is None:
+                number = len(self._users)
+                found = self.host if number == 0 else replace(
+                    self.host, id=self.host.id + number, username=f"{self.host.username}-{number + 1}",
+                    email=self.host.email.replace("@", f"+{number + 1}@"))
+                self._users[digest] = found
+                self._hosts[found.id] = found
+            return found
+
+    def host_of(self, booking: SandboxBooking) -> Host:
+        return self._hosts.get(booking.owner, self.host)
+
+    def _calendar_of(self, host: Host, *, but: str | None = None) -> list[SandboxBooking]:
+        return [b for b in self.bookings.values() if b.owner == host.id and b.uid != but]
+
     # --- create -----------------------------------------------------------------
 
-    def create_booking(self, body: Any, path: str, meeting_base: str) -> SandboxBooking:
+    def create_booking(self, body: Any, path: str, meeting_base: str, *, host: Host) -> SandboxBooking:
         now = self.clock.now()
         # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
         _refuse_unknown(body, CREATE_KEYS, path, now)
@@ -154,7 +187,7 @@ class SandboxCalendar:
         except ValueError:
             raise wire.bad_request("start must be a valid ISO 8601 date string", path, now) from None
         attendee = self._attendee(body.get("attendee"), path, now)
-        event_type = self._event_type_of(body, path, now)
+        event_type = self._event_type_of(body, host, path, now)
         length = body.get("lengthInMinutes", event_type.length)
         if not isinstance(length, int) or isinstance(length, bool) or not event_type.allows_length(length):
             raise wire.bad_request(
@@ -165,32 +198,33 @@ class SandboxCalendar:
         metadata = self._metadata(body.get("metadata"), path, now)
         end = start + timedelta(minutes=length)
         with self.lock:
+            mine = self._calendar_of(host)
             if event_type.requires_confirmation:
                 # A repeat with the same attendee and start returns the existing booking (REFERENCE §5.1).
-                for existing in self.bookings.values():
+                for existing in mine:
                     if (existing.event_type.id == event_type.id and existing.start == start
                             and existing.status in LIVE
                             and existing.attendees[0]["email"] == attendee.get("email")):
                         return existing
             if start < now + timedelta(minutes=event_type.minimum_notice_minutes):
                 raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
-            for existing in self.bookings.values():
+            for existing in mine:
                 if existing.status == "accepted" and existing.start == start and existing.end == end:
                     # Same idempotency key (start, end, organizer): what Cal.com answers when
                     # two requests race past its availability check (REFERENCE §5.1).
                     raise wire.core_error(409, "booking_conflict_error")
             if (not self.schedule.is_open(start, end, self.zone)
-                    or any(b.overlaps(start, end) for b in self.bookings.values())):
+                    or any(b.overlaps(start, end) for b in mine)):
                 raise wire.bad_request(
                     "User either already has booking at this time or is not available", path, now)
-            booking = self._insert(event_type, start, end, attendee, guests, metadata, meeting_base,
+            booking = self._insert(host, event_type, start, end, attendee, guests, metadata, meeting_base,
                                    body.get("bookingFieldsResponses") or {}, now)
             self.created_count += 1
         trigger = "BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED"
-        self._notify(trigger, self.webhook_payload(booking, times="Z"))
+        self._notify(trigger, self.webhook_payload(booking, times="Z"), booking)
         return booking
 
-    def _insert(self, event_type: SandboxEventType, start: datetime, end: datetime,
+    def _insert(self, host: Host, event_type: SandboxEventType, start: datetime, end: datetime,
                 attendee: dict[str, Any], guests: list[str], metadata: dict[str, Any],
                 meeting_base: str, responses: dict[str, Any], now: datetime) -> SandboxBooking:
         uid = new_uid()
@@ -204,7 +238,7 @@ class SandboxCalendar:
             id=self._next_id,
             uid=uid,
             event_type=event_type,
-            title=f"{event_type.title} between {self.host.name} and {attendee['name']}",
+            title=f"{event_type.title} between {host.name} and {attendee['name']}",
             description=str(responses.get("notes", "")),
             status="pending" if event_type.requires_confirmation else "accepted",
             start=start,
@@ -217,6 +251,7 @@ class SandboxCalendar:
             updated_at=now,
             responses={"name": attendee["name"], "email": attendee.get("email", ""),
                        "guests": guests, **responses},
+            owner=host.id,
         )
         self.bookings[uid] = booking
         return booking
@@ -256,11 +291,11 @@ class SandboxCalendar:
             result["phoneNumber"] = str(phone)
         return result
 
-    def _event_type_of(self, body: dict[str, Any], path: str, now: datetime) -> SandboxEventType:
+    def _event_type_of(self, body: dict[str, Any], host: Host, path: str, now: datetime) -> SandboxEventType:
         type_id = body.get("eventTypeId")
         if type_id is None:
             slug = body.get("eventTypeSlug")
-            if slug and (body.get("username") == self.host.username):
+            if slug and (body.get("username") == host.username):
                 for candidate in self.event_types.values():
                     if candidate.slug == slug:
                         return candidate
@@ -305,7 +340,7 @@ class SandboxCalendar:
     # --- change -----------------------------------------------------------------
 
     def reschedule(self, uid: str, body: Any, path: str, meeting_base: str, *,
-                   via_link: bool = False) -> SandboxBooking:
+                   via_link: bool = False, host: Host | None = None) -> SandboxBooking:
         """A new booking with a new uid; the old one is cancelled and linked (REFERENCE §5.4, §8)."""
         now = self.clock.now()
         _refuse_unknown(body, RESCHEDULE_KEYS, path, now)
@@ -314,7 +349,8 @@ class SandboxCalendar:
         except (ValueError, TypeError):
             raise wire.bad_request("start must be a valid ISO 8601 date string", path, now) from None
         with self.lock:
-            old = self.get_booking(uid, path)
+            old = self.get_booking(uid, path, host)
+            owner = self.host_of(old)
             if old.status == "cancelled" and old.rescheduled_to_uid:
                 raise wire.bad_request(
                     f"Booking with uid={uid} has been cancelled and rescheduled already to booking "
@@ -327,17 +363,17 @@ class SandboxCalendar:
             end = start + timedelta(minutes=old.event_type.length)
             if start < now + timedelta(minutes=old.event_type.minimum_notice_minutes):
                 raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
-            others = [b for b in self.bookings.values() if b.uid != uid]
+            others = self._calendar_of(owner, but=uid)
             if (not self.schedule.is_open(start, end, self.zone)
                     or any(b.overlaps(start, end) for b in others)):
                 raise wire.bad_request(
                     "User either already has booking at this time or is not available", path, now)
             rescheduled_by = body.get("rescheduledBy")
-            new = self._insert(old.event_type, start, end, dict(old.attendees[0]), list(old.guests),
+            new = self._insert(owner, old.event_type, start, end, dict(old.attendees[0]), list(old.guests),
                                dict(old.metadata), meeting_base, {}, now)
             new.responses = dict(old.responses)
             new.description = old.description
-            if old.event_type.requires_confirmation and rescheduled_by == self.host.email:
+            if old.event_type.requires_confirmation and rescheduled_by == owner.email:
                 new.status = "accepted"  # the owner's own reschedule is confirmed at once
             new.rescheduled_from_uid = uid
             new.rescheduling_reason = body.get("reschedulingReason")
@@ -352,16 +388,18 @@ class SandboxCalendar:
         payload.update(rescheduleUid=old.uid, rescheduleId=old.id,
                        rescheduleStartTime=to_wire(old.start), rescheduleEndTime=to_wire(old.end),
                        rescheduledBy=rescheduled_by)
-        self._notify("BOOKING_REQUESTED" if new.status == "pending" else "BOOKING_RESCHEDULED", payload)
+        self._notify("BOOKING_REQUESTED" if new.status == "pending" else "BOOKING_RESCHEDULED",
+                     payload, new)
         return new
 
-    def cancel(self, uid: str, body: Any, path: str, *, by_host: bool) -> SandboxBooking:
+    def cancel(self, uid: str, body: Any, path: str, *, by_host: bool,
+               host: Host | None = None) -> SandboxBooking:
         """Cancel a booking with Cal.com's rules (REFERENCE §5.5)."""
         now = self.clock.now()
         _refuse_unknown(body, CANCEL_KEYS, path, now)
         reason = body.get("cancellationReason")
         with self.lock:
-            booking = self.get_booking(uid, path)
+            booking = self.get_booking(uid, path, host)
             if booking.status == "cancelled":
                 raise wire.bad_request(
                     f"Can't cancel booking with uid={uid} because it has been cancelled already. "
@@ -372,19 +410,20 @@ class SandboxCalendar:
                 raise wire.core_error(400, "Cannot cancel a booking that has already ended")
             booking.status = "cancelled"
             booking.cancellation_reason = reason or ""
-            booking.cancelled_by_email = self.host.email if by_host else booking.attendees[0]["email"]
+            booking.cancelled_by_email = (self.host_of(booking).email if by_host
+                                          else booking.attendees[0]["email"])
             booking.updated_at = now
         payload = self.webhook_payload(booking, times="+00:00", with_metadata=False)
         payload.update(cancellationReason=booking.cancellation_reason, cancelledBy=booking.cancelled_by_email)
-        self._notify("BOOKING_CANCELLED", payload)
+        self._notify("BOOKING_CANCELLED", payload, booking)
         return booking
 
-    def mark_absent(self, uid: str, body: Any, path: str) -> SandboxBooking:
+    def mark_absent(self, uid: str, body: Any, path: str, host: Host | None = None) -> SandboxBooking:
         """Host and attendee no-shows, only after the start (REFERENCE §5.6)."""
         now = self.clock.now()
         _refuse_unknown(body, MARK_ABSENT_KEYS, path, now)
         with self.lock:
-            booking = self.get_booking(uid, path)
+            booking = self.get_booking(uid, path, host)
             if now < booking.start:
                 raise wire.bad_request("Bookings can only be marked as absent after their scheduled "
                                        "start time.", path, now)
@@ -408,21 +447,22 @@ class SandboxCalendar:
             message = (f"{changed[0]['email']} {'marked' if changed[0]['noShow'] else 'unmarked'} as no-show"
                        if len(changed) == 1 else "No-show status updated for attendees")
             self._notify("BOOKING_NO_SHOW_UPDATED", {"message": message, "attendees": changed,
-                                                      "bookingUid": booking.uid, "bookingId": booking.id})
+                                                      "bookingUid": booking.uid, "bookingId": booking.id},
+                         booking)
         return booking
 
-    def delete(self, uid: str, path: str) -> SandboxBooking:
+    def delete(self, uid: str, path: str, host: Host | None = None) -> SandboxBooking:
         """The booking disappears (an admin's database edit, a deleted user): no webhook at all."""
         with self.lock:
-            booking = self.get_booking(uid, path)
+            booking = self.get_booking(uid, path, host)
             del self.bookings[uid]
         return booking
 
-    def _decide(self, uid: str, path: str, status: str) -> SandboxBooking:
+    def _decide(self, uid: str, path: str, status: str, host: Host | None) -> SandboxBooking:
         """The host decides a pending booking; anything else is tRPC's generic 400 (REFERENCE §3)."""
         now = self.clock.now()
         with self.lock:
-            booking = self.get_booking(uid, path)
+            booking = self.get_booking(uid, path, host)
             if booking.status != "pending":
                 raise wire.nest_error(400, "TRPCError",
                                       "Bad request: Please check your request data and try again", path, now)
@@ -430,24 +470,26 @@ class SandboxCalendar:
             booking.updated_at = now
         return booking
 
-    def confirm(self, uid: str, path: str) -> SandboxBooking:
+    def confirm(self, uid: str, path: str, host: Host | None = None) -> SandboxBooking:
         """The host accepts a pending booking: BOOKING_CREATED for the same uid (REFERENCE §5.7)."""
-        booking = self._decide(uid, path, "accepted")
-        self._notify("BOOKING_CREATED", self.webhook_payload(booking, times=".000Z", metadata_of=None))
+        booking = self._decide(uid, path, "accepted", host)
+        self._notify("BOOKING_CREATED", self.webhook_payload(booking, times=".000Z", metadata_of=None),
+                     booking)
         return booking
 
-    def decline(self, uid: str, reason: str | None, path: str) -> SandboxBooking:
-        booking = self._decide(uid, path, "rejected")
+    def decline(self, uid: str, reason: str | None, path: str, host: Host | None = None) -> SandboxBooking:
+        booking = self._decide(uid, path, "rejected", host)
         payload = self.webhook_payload(booking, times=".000Z", with_metadata=False)
         payload["rejectionReason"] = reason
-        self._notify("BOOKING_REJECTED", payload)
+        self._notify("BOOKING_REJECTED", payload, booking)
         return booking
 
     # --- webhooks -------------------------------------------------------------
 
-    def _notify(self, trigger: str, payload: dict[str, Any]) -> None:
+    def _notify(self, trigger: str, payload: dict[str, Any], booking: SandboxBooking) -> None:
+        """To the booking's owner's subscriptions only, as Cal.com's user-level webhooks."""
         if self.hub is not None:
-            self.hub.emit(trigger, payload)
+            self.hub.emit(trigger, payload, owner=booking.owner)
 
     def webhook_payload(self, booking: SandboxBooking, *, times: str, with_metadata: bool = True,
                         metadata_of: SandboxBooking | None | bool = True) -> dict[str, Any]:
@@ -464,7 +506,7 @@ class SandboxCalendar:
             text = to_wire(value)
             return text[:-1] + "+00:00" if times == "+00:00" else text
 
-        host, event_type = self.host, booking.event_type
+        host, event_type = self.host_of(booking), booking.event_type
         attendees = [{"email": a["email"], "name": a.get("name", ""), "firstName": "", "lastName": "",
                       "timeZone": a.get("timeZone", "UTC"), "language": {"locale": "en"}}
                      for a in booking.attendees]
@@ -500,20 +542,22 @@ class SandboxCalendar:
 
     # --- read -------------------------------------------------------------------
 
-    def get_booking(self, uid: str, path: str) -> SandboxBooking:
+    def get_booking(self, uid: str, path: str, host: Host | None = None) -> SandboxBooking:
+        """``uid`` if it is ``host``'s booking (any user's when ``host`` is None); else Cal.com's 404."""
         with self.lock:
             booking = self.bookings.get(uid)
-        if booking is None:
+        if booking is None or (host is not None and booking.owner != host.id):
             raise wire.not_found(f"Booking with uid={uid} was not found in the database", path,
                                  self.clock.now())
         return booking
 
-    def list_bookings(self, query: dict[str, str], path: str) -> tuple[list[SandboxBooking], dict]:
+    def list_bookings(self, query: dict[str, str], path: str,
+                      host: Host) -> tuple[list[SandboxBooking], dict]:
         now = self.clock.now()
         take = _int_param(query, "take", 100, 1, 250, path, now)
         skip = _int_param(query, "skip", 0, 0, None, path, now)
         with self.lock:
-            items = list(self.bookings.values())
+            items = self._calendar_of(host)
         buckets = [b for b in query.get("status", "").split(",") if b]
         for bucket in buckets:
             if bucket not in ("upcoming", "recurring", "past", "cancelled", "unconfirmed"):
@@ -556,8 +600,10 @@ class SandboxCalendar:
 
     # --- slots ------------------------------------------------------------------
 
-    def slots(self, query: dict[str, str], path: str) -> dict[str, list[dict[str, str]]]:
-        """``GET /v2/slots`` (REFERENCE §5.8): free starts per day in the requested zone."""
+    def slots(self, query: dict[str, str], path: str,
+              host: Host | None) -> dict[str, list[dict[str, str]]]:
+        """``GET /v2/slots`` (REFERENCE §5.8): free starts per day in the requested zone, for
+        ``host``'s calendar (without a key, the weekly hours alone)."""
         now = self.clock.now()
         try:
             first = _day_bound(query["start"], end=False)
@@ -585,8 +631,8 @@ class SandboxCalendar:
         result: dict[str, list[dict[str, str]]] = {}
         day: date = first.astimezone(self.zone).date() - timedelta(days=1)
         with self.lock:
-            busy = [b for b in self.bookings.values() if b.status in LIVE
-                    and b.uid != query.get("bookingUidToReschedule")]
+            busy = [b for b in (self._calendar_of(host) if host is not None else [])
+                    if b.status in LIVE and b.uid != query.get("bookingUidToReschedule")]
             while day <= last.astimezone(self.zone).date():
                 for start in self.schedule.slot_starts(day, self.zone, span, span):
                     if not (first <= start <= last) or start < earliest:

@@ -1,5 +1,8 @@
 """The sandbox's webhooks: subscriptions (``/v2/webhooks``) and signed deliveries, once, no retry.
 
+Each subscription belongs to the user whose key made it, as Cal.com's user-level
+webhooks: a user lists, changes and hears of only their own.
+
 Bodies follow ../shared/calcom/fixtures/webhook-*.json: the envelope
 ``{"triggerEvent", "createdAt", "payload"}``, compact JSON, ``X-Cal-Signature-256``
 = hex HMAC-SHA256 of the bytes with the subscription's secret (or the literal
@@ -46,6 +49,7 @@ class Subscription:
     active: bool = True
     secret: str | None = None
     payload_template: str | None = None
+    owner: int = 0  # the user whose subscription this is
 
     def output(self, user_id: int) -> dict[str, Any]:
         # Output as the source writes it: a UUID id (the spec says number, REFERENCE §11).
@@ -103,20 +107,30 @@ class WebhookHub:
             return "active must be a boolean value"
         return None
 
-    def create(self, body: dict[str, Any]) -> Subscription | None:
-        """A new subscription, or None when the URL is taken (Cal.com answers 409)."""
+    def of(self, owner: int) -> list[Subscription]:
         with self._lock:
-            if any(s.subscriber_url == body["subscriberUrl"] for s in self.subscriptions.values()):
+            return [sub for sub in self.subscriptions.values() if sub.owner == owner]
+
+    def create(self, body: dict[str, Any], *, owner: int) -> Subscription | None:
+        """A new subscription of ``owner``'s, or None when they use the URL already (Cal.com: 409)."""
+        with self._lock:
+            if any(s.subscriber_url == body["subscriberUrl"] and s.owner == owner
+                   for s in self.subscriptions.values()):
                 return None
             sub = Subscription(id=str(uuid.uuid4()), subscriber_url=body["subscriberUrl"],
                                triggers=list(body["triggers"]), active=body["active"],
-                               secret=body.get("secret"), payload_template=body.get("payloadTemplate"))
+                               secret=body.get("secret"), payload_template=body.get("payloadTemplate"),
+                               owner=owner)
             self.subscriptions[sub.id] = sub
             return sub
 
-    def update(self, webhook_id: str, body: dict[str, Any]) -> Subscription | None:
+    def _owned(self, webhook_id: str, owner: int) -> Subscription | None:
+        sub = self.subscriptions.get(webhook_id)
+        return sub if sub is not None and sub.owner == owner else None
+
+    def update(self, webhook_id: str, body: dict[str, Any], *, owner: int) -> Subscription | None:
         with self._lock:
-            sub = self.subscriptions.get(webhook_id)
+            sub = self._owned(webhook_id, owner)
             if sub is None:
                 return None
             if "subscriberUrl" in body:
@@ -131,18 +145,19 @@ class WebhookHub:
                 sub.payload_template = body["payloadTemplate"]
             return sub
 
-    def delete(self, webhook_id: str) -> Subscription | None:
+    def delete(self, webhook_id: str, *, owner: int) -> Subscription | None:
         with self._lock:
-            return self.subscriptions.pop(webhook_id, None)
+            return self.subscriptions.pop(webhook_id) if self._owned(webhook_id, owner) else None
 
     # --- deliveries -------------------------------------------------------------
 
-    def emit(self, trigger: str, payload: dict[str, Any]) -> None:
-        """Sign and send one event to every active subscriber of ``trigger``."""
+    def emit(self, trigger: str, payload: dict[str, Any], *, owner: int) -> None:
+        """Sign and send one event to each of ``owner``'s active subscriptions to ``trigger``."""
         envelope = {"triggerEvent": trigger, "createdAt": to_wire_ms(self.clock.now()), "payload": payload}
         body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
         with self._lock:
-            targets = [s for s in self.subscriptions.values() if s.active and trigger in s.triggers]
+            targets = [s for s in self.subscriptions.values()
+                       if s.owner == owner and s.active and trigger in s.triggers]
             chosen = []
             for sub in targets:
                 if self._rng.random() < self.drop_rate:

@@ -143,6 +143,8 @@ def test_reconcile_and_event_types_refresh_against_a_sandbox(run, monkeypatch):
     from connector.clock import SystemClock
     from connector.sandbox.app import create_sandbox
     from connector.settings import SandboxSettings
+    from mappings.sealing import Sealer
+    from tests.support.factories import sandbox_user
     from tests.support.servers import ServerThread
 
     sandbox = create_sandbox(SystemClock(), SandboxSettings(rate_limit=10_000))
@@ -153,10 +155,11 @@ def test_reconcile_and_event_types_refresh_against_a_sandbox(run, monkeypatch):
         start = SystemClock().now().replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=7)
         while start.weekday() >= 5:  # the sandbox host works Monday to Friday
             start += timedelta(days=1)
+        walk_in = sandbox_user(sandbox, Account.get_by_id(account_id), Sealer("cli-test-secret"))
         sandbox.calendar.create_booking({
             "start": start.isoformat(), "eventTypeId": 123456,
             "attendee": {"name": "Walk-in", "email": "walk-in@example.org", "timeZone": "UTC"}},
-            "/cli-test", f"{calcom.url}/video")
+            "/cli-test", f"{calcom.url}/video", host=walk_in)
         code, out, err = run("reconcile", "--account", account_id, "--full")
         assert code == 0, err
         assert f"{account_id}: full pass, 1 pages, 1 bookings, repairs: imported 1" in out

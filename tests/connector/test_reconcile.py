@@ -12,6 +12,7 @@ import pytest
 
 from connector.reconcile import ReconcileOptions, Reconciler
 from mappings.models import Appointment, AuditEvent, Booking, Job, ReconcileCheckpoint, ReconcileRun
+from tests.support.factories import sandbox_user
 
 CALLBACK = "https://crm.example.test/calsync-events"
 BODY = {"title": "Intro call", "attendee_name": "Alex Prospect",
@@ -106,11 +107,11 @@ def test_a_chain_of_two_reschedules_is_followed_to_its_end(sandbox, book, reconc
     assert run.repairs == {"reschedule": 2}
 
 
-def test_a_booking_made_in_calcom_is_imported(sandbox, reconcile, clock):
+def test_a_booking_made_in_calcom_is_imported(sandbox, reconcile, clock, crm):
     made = sandbox.calendar.create_booking({
         "start": "2026-03-17T14:00:00Z", "eventTypeId": 123456,
         "attendee": {"name": "Pat Walk-in", "email": "pat@example.org", "timeZone": "Europe/Berlin"}},
-        SANDBOX_PATH, "http://sandbox.test/video")
+        SANDBOX_PATH, "http://sandbox.test/video", host=sandbox_user(sandbox, crm[0]))
     run = reconcile()
     row = Appointment.get(Appointment.booking_uid == made.uid)
     assert (row.source, row.external_id, row.status) == ("calcom", f"calcom:{made.uid}", "active")
@@ -205,7 +206,7 @@ def test_the_checkpoint_is_saved_per_page_and_moves_forward(sandbox, book, recon
     later = sandbox.calendar.create_booking({
         "start": "2026-03-20T14:00:00Z", "eventTypeId": 123456,
         "attendee": {"name": "Late", "email": "late@example.org", "timeZone": "UTC"}},
-        SANDBOX_PATH, "http://sandbox.test/video")
+        SANDBOX_PATH, "http://sandbox.test/video", host=sandbox_user(sandbox, crm[0]))
     run = reconcile(page_size=2)
     assert run.bookings_seen <= 2 and run.repairs == {"imported": 1}
     assert ReconcileCheckpoint.get_by_id(crm[0].id).updated_after == later.updated_at
@@ -231,15 +232,16 @@ def test_post_reconcile_needs_admin_and_a_valid_body(client, crm, token_with):
     assert ReconcileRun.select().count() == 0
 
 
-def test_queries_grow_with_pages_not_with_bookings(sandbox, reconcile, app, clock, statements):
+def test_queries_grow_with_pages_not_with_bookings(sandbox, reconcile, app, clock, statements, crm):
     """Import 60 bookings, then count the queries of passes that find nothing to repair."""
     start = datetime(2026, 3, 17, 8, 0, tzinfo=UTC)
+    host = sandbox_user(sandbox, crm[0])
     for index in range(60):
         day, slot = divmod(index, 15)
         sandbox.calendar.create_booking({
             "start": (start + timedelta(days=day, minutes=30 * slot)).isoformat(), "eventTypeId": 123456,
             "attendee": {"name": f"P{index}", "email": f"p{index}@example.org", "timeZone": "UTC"}},
-            SANDBOX_PATH, "http://sandbox.test/video")
+            SANDBOX_PATH, "http://sandbox.test/video", host=host)
     assert reconcile(full=True).repairs == {"imported": 60}
     counted = statements
 
@@ -267,7 +269,7 @@ def test_the_pass_waits_for_the_accounts_rate_limit_instead_of_failing(app, sand
         sandbox.calendar.create_booking({
             "start": (start + timedelta(minutes=30 * index)).isoformat(), "eventTypeId": 123456,
             "attendee": {"name": f"P{index}", "email": f"p{index}@example.org", "timeZone": "UTC"}},
-            SANDBOX_PATH, "http://sandbox.test/video")
+            SANDBOX_PATH, "http://sandbox.test/video", host=sandbox_user(sandbox, crm[0]))
     runtime = app.state.runtime
     limiter = RateLimiter(clock, limit=2, window_seconds=60, max_wait_seconds=0)
     clients = CalcomClients(runtime.http, runtime.settings, runtime.sealer, sandbox_url=runtime.clients.sandbox_url,

@@ -8,7 +8,7 @@ import pytest
 
 from connector import accounts, errors, subscription
 from mappings.models import Account
-from tests.support.factories import sandbox_clients
+from tests.support.factories import sandbox_clients, sandbox_user
 
 
 @pytest.fixture
@@ -40,9 +40,11 @@ def test_secrets_rotate_and_only_the_last_three_are_kept(db, clock, sandbox, sea
 
 def test_duplicates_made_elsewhere_are_removed(db, clock, sandbox, sealer, public):
     url = subscription.subscriber_url(public)
-    first = sandbox.hub.create({"subscriberUrl": url, "triggers": ["BOOKING_CREATED"], "active": False})
+    owner = sandbox_user(sandbox, public, sealer).id
+    first = sandbox.hub.create({"subscriberUrl": url, "triggers": ["BOOKING_CREATED"], "active": False},
+                               owner=owner)
     second = sandbox.hub.create({"subscriberUrl": url + "?copy", "triggers": ["BOOKING_CREATED"],
-                                 "active": False})
+                                 "active": False}, owner=owner)
     second.subscriber_url = first.subscriber_url  # as two levels of Cal.com may both hold it
     result = subscription.register(db, clock, sandbox_clients(sandbox, sealer=sealer), sealer, public.id)
     assert result.action == "updated" and len(sandbox.hub.subscriptions) == 1
@@ -60,12 +62,13 @@ def test_the_sandbox_signs_what_it_sends(clock):
 
     sent = []
     sandbox = create_sandbox(clock, send=lambda url, body, headers: sent.append((url, body, headers)))
+    host = sandbox.calendar.user("cal_test_key")
     sandbox.hub.create({"subscriberUrl": "https://a.example/h", "triggers": ["BOOKING_CREATED"],
-                        "active": True, "secret": "s3cret-value-0123456789"})
+                        "active": True, "secret": "s3cret-value-0123456789"}, owner=host.id)
     sandbox.hub.create({"subscriberUrl": "https://b.example/h", "triggers": ["BOOKING_CREATED"],
-                        "active": True})
+                        "active": True}, owner=host.id)
     sandbox.calendar.create_booking({"start": "2026-03-17T10:00:00Z", "eventTypeId": 123456, "attendee": {
-        "name": "A", "email": "a@example.org", "timeZone": "UTC"}}, "/v2/bookings", "http://sb")
+        "name": "A", "email": "a@example.org", "timeZone": "UTC"}}, "/v2/bookings", "http://sb", host=host)
     assert len(sent) == 2
     (_, body, signed), (_, _, unsigned) = sent
     assert signed["X-Cal-Signature-256"] == hmac.new(b"s3cret-value-0123456789", body, hashlib.sha256).hexdigest()
@@ -75,5 +78,5 @@ def test_the_sandbox_signs_what_it_sends(clock):
     assert event["payload"]["startTime"] == "2026-03-17T10:00:00Z"
     sandbox.hub.drop_rate = 1.0
     sandbox.calendar.create_booking({"start": "2026-03-17T11:00:00Z", "eventTypeId": 123456, "attendee": {
-        "name": "B", "email": "b@example.org", "timeZone": "UTC"}}, "/v2/bookings", "http://sb")
+        "name": "B", "email": "b@example.org", "timeZone": "UTC"}}, "/v2/bookings", "http://sb", host=host)
     assert len(sent) == 2 and sandbox.hub.dropped == 2

@@ -12,6 +12,7 @@ from connector.sandbox.app import create_sandbox
 from connector.settings import SandboxSettings
 from mappings.db import session
 from mappings.models import Appointment, WebhookDelivery
+from tests.support.factories import CONTROL, CONTROL_TOKEN
 from tests.support.servers import ServerThread, wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ BODY = {"title": "Intro call", "attendee_name": "Alex Prospect", "attendee_email
 
 
 def test_attendee_changes_in_calcom_reach_the_appointment(settings, db, make_account, sealer):
-    sandbox = create_sandbox(SystemClock(), SandboxSettings(rate_limit=10_000))
+    sandbox = create_sandbox(SystemClock(), SandboxSettings(rate_limit=10_000, control_token=CONTROL_TOKEN))
     with ServerThread(sandbox.app) as calcom:
         app = create_app(settings, clock=SystemClock(), db=db, sandbox_url=calcom.url, run_background=True)
         with ServerThread(app) as calsync:
@@ -43,7 +44,7 @@ def test_attendee_changes_in_calcom_reach_the_appointment(settings, db, make_acc
             first_uid = appointment().booking_uid
 
             moved = httpx.post(f"{calcom.url}/_sandbox/act/{first_uid}/reschedule",
-                               json={"start": "2030-01-16T13:00:00Z"})
+                               json={"start": "2030-01-16T13:00:00Z"}, headers=CONTROL)
             assert moved.status_code == 200
             wait_for(lambda: appointment().booking_uid != first_uid, what="the attendee's reschedule")
             row = appointment()
@@ -51,7 +52,8 @@ def test_attendee_changes_in_calcom_reach_the_appointment(settings, db, make_acc
             assert row.start_time.isoformat() == "2030-01-16T13:00:00+00:00"
             assert sandbox.calendar.created_count == 1  # calsync did not fight the attendee
 
-            httpx.post(f"{calcom.url}/_sandbox/act/{row.booking_uid}/cancel", json={"reason": "Changed plans"})
+            httpx.post(f"{calcom.url}/_sandbox/act/{row.booking_uid}/cancel", json={"reason": "Changed plans"},
+                       headers=CONTROL)
             wait_for(lambda: appointment().status == "cancelled", what="the attendee's cancellation")
             row = appointment()
             assert (row.cancelled_by, row.cancellation_reason) == ("attendee", "Changed plans")
@@ -63,9 +65,9 @@ def test_attendee_changes_in_calcom_reach_the_appointment(settings, db, make_acc
             wait_for(lambda: Appointment.get(Appointment.external_id == "crm-2").status == "active",
                      what="the second booking")
             second = Appointment.get(Appointment.external_id == "crm-2")
-            httpx.put(f"{calcom.url}/_sandbox/webhooks", json={"drop_rate": 1.0})
+            httpx.put(f"{calcom.url}/_sandbox/webhooks", json={"drop_rate": 1.0}, headers=CONTROL)
             httpx.post(f"{calcom.url}/_sandbox/act/{second.booking_uid}/reschedule",
-                       json={"start": "2030-01-18T13:00:00Z"})
+                       json={"start": "2030-01-18T13:00:00Z"}, headers=CONTROL)
             assert sandbox.hub.dropped == 1
             assert Appointment.get_by_id(second.id).booking_uid == second.booking_uid
             run = http.post("/v1/reconcile")

@@ -9,6 +9,7 @@ from connector.app import create_app
 from connector.clock import SystemClock
 from connector.sandbox.app import create_sandbox
 from connector.settings import SandboxSettings
+from tests.support.factories import CONTROL, CONTROL_TOKEN
 from tests.support.servers import ServerThread, wait_for
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ BODY = {
 
 @pytest.fixture
 def sandbox():
-    return create_sandbox(SystemClock(), SandboxSettings(rate_limit=10_000))
+    return create_sandbox(SystemClock(), SandboxSettings(rate_limit=10_000, control_token=CONTROL_TOKEN))
 
 
 @pytest.fixture
@@ -62,10 +63,10 @@ def test_an_appointment_lands_in_calcom_and_comes_back_with_its_booking(stack, s
 
 def test_a_dropped_answer_still_makes_exactly_one_booking(stack, sandbox):
     calsync, calcom, http = stack
-    httpx.put(f"{calcom.url}/_sandbox/faults", json={"POST /v2/bookings": {"drop_next": 1}})
+    httpx.put(f"{calcom.url}/_sandbox/faults", json={"POST /v2/bookings": {"drop_next": 1}}, headers=CONTROL)
     http.put("/v1/appointments/crm-7", json=BODY)
     shown = _active(http, "crm-7")
-    state = httpx.get(f"{calcom.url}/_sandbox/state").json()
+    state = httpx.get(f"{calcom.url}/_sandbox/state", headers=CONTROL).json()
     assert state["injected"]["drop"] == 1  # the answer really was lost once
     assert state["created"] == 1 and list(sandbox.calendar.bookings) == [shown["booking_uid"]]
     ours = sandbox.calendar.bookings[shown["booking_uid"]]
@@ -74,7 +75,7 @@ def test_a_dropped_answer_still_makes_exactly_one_booking(stack, sandbox):
 
 def test_outage_then_recovery(stack, sandbox):
     calsync, calcom, http = stack
-    httpx.put(f"{calcom.url}/_sandbox/faults", json={"POST /v2/bookings": {"error_next": 3}})
+    httpx.put(f"{calcom.url}/_sandbox/faults", json={"POST /v2/bookings": {"error_next": 3}}, headers=CONTROL)
     http.put("/v1/appointments/crm-9", json=BODY)
     shown = _active(http, "crm-9")
     assert sandbox.calendar.created_count == 1

@@ -14,7 +14,7 @@ from connector.sandbox.app import create_sandbox
 from connector.settings import SandboxSettings
 from mappings.db import session
 from mappings.models import Appointment
-from tests.support.factories import put
+from tests.support.factories import SECRET_KEY, put
 from tests.support.servers import ServerThread, wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,8 @@ def test_a_standalone_worker_books_through_an_external_sandbox(db, make_account,
     appointment = put(db, account, now=SystemClock().now(), start_time="2030-01-15T10:00:00Z").appointment
     with ServerThread(sandbox.app) as calcom:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALSYNC_")}
-        env.update(CALSYNC_DATABASE_URL=db.url, CALSYNC_SANDBOX_URL=calcom.url,
+        # The worker opens the account's sealed sandbox key with the same secret key.
+        env.update(CALSYNC_DATABASE_URL=db.url, CALSYNC_SANDBOX_URL=calcom.url, CALSYNC_SECRET_KEY=SECRET_KEY,
                    CALSYNC_WORKER_POLL_INTERVAL_SECONDS="0.05")
         process = subprocess.Popen([sys.executable, "-m", "connector.cli", "worker", "--concurrency", "2"],
                                    env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

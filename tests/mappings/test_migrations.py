@@ -62,7 +62,7 @@ def test_a_version_1_database_is_upgraded_in_place(db):
         "'active', 'unknown', 'synced', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     for column in step2:  # back to the version-1 shape
         db.execute_sql(f"ALTER TABLE appointment DROP COLUMN {column}")
-    _booking_table_as_at_version_4(db)
+    _as_at_version_4(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 2")
     assert current_version(db) == 1
     assert migrate(db, NOW) == [step.version for step in STEPS if step.version >= 2]
@@ -87,10 +87,11 @@ def test_planner_statistics_refresh_on_sqlite_and_do_nothing_on_postgres(db):
     assert analysed()
 
 
-def _booking_table_as_at_version_4(db) -> None:
-    """The booking table as schema 4 had it: no account column, the uid unique on its own."""
+def _as_at_version_4(db) -> None:
+    """The tables as schema 4 had them: the booking's uid unique on its own, no sandbox keys."""
     from mappings.db import is_postgres
 
+    db.execute_sql('ALTER TABLE "account" DROP COLUMN "sandbox_api_key"')
     db.execute_sql('DROP TABLE "booking"')
     key = "BIGSERIAL PRIMARY KEY" if is_postgres(db) else "INTEGER PRIMARY KEY"
     db.execute_sql(
@@ -118,13 +119,13 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
             f"('{appointment}', '{account}', 'crm-1', 'crm', 't', 'n', 'a@b.co', 'UTC', 1, "
             "'2026-03-17 10:00:00', '[]', '{}', 'active', TRUE, 'unknown', 1, 'active', 'unknown', "
             "'synced', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
-    _booking_table_as_at_version_4(db)
+    _as_at_version_4(db)
     db.execute_sql("INSERT INTO booking (appointment_id, uid, status, start_time, end_time, "
                    "created_at, updated_at) VALUES ('apt_1', 'u1', 'accepted', '2026-03-17 10:00:00', "
                    "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
 
-    assert migrate(db, NOW) == [5]
+    assert migrate(db, NOW) == [5, 6]
     assert [(b.uid, b.account_id) for b in Booking.select()] == [("u1", "acc_1")]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_2", appointment="apt_2", uid="u1", **values)  # the same uid elsewhere

@@ -17,13 +17,18 @@ from mappings.sealing import Sealer
 from tests.support.asgi import SyncASGITransport
 
 SANDBOX_URL = "http://sandbox.test"
+# The sealing key of the suite's settings (tests/conftest.py): accounts' sealed sandbox keys open with it.
+SECRET_KEY = "test-secret-key"
+# Opens the sandbox's controls in tests (sandbox.control_token).
+CONTROL_TOKEN = "sandbox-control-token-for-tests"
+CONTROL = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
 
 
 def sandbox_clients(sandbox, settings: Settings | None = None, sealer: Sealer | None = None,
                     sandbox_url: str | None = SANDBOX_URL, transport: httpx.BaseTransport | None = None
                     ) -> CalcomClients:
     http = httpx.Client(transport=transport or SyncASGITransport(sandbox.app))
-    return CalcomClients(http, settings or Settings(), sealer or Sealer("test"),
+    return CalcomClients(http, settings or Settings(), sealer or Sealer(SECRET_KEY),
                          sandbox_url=sandbox_url, sleep=lambda seconds: None)
 
 
@@ -46,3 +51,10 @@ def put(db, account, external_id: str = "crm-1", *, now: datetime, **overrides: 
 
 def sync_context(db, clock, clients: CalcomClients) -> SyncContext:
     return SyncContext(db=db, clock=clock, clients=clients)
+
+
+def sandbox_user(sandbox, account, sealer: Sealer | None = None):
+    """The sandbox's user for ``account``: what a booking made "in Cal.com" for it belongs to."""
+    from mappings.db import database
+
+    return sandbox.calendar.user(accounts.sandbox_key(database, account, sealer or Sealer(SECRET_KEY)))

@@ -67,10 +67,10 @@ class TestCalcomWebhookRoute(SignedRouteContract):
 
 def test_unpaired_surrogates_and_nul_in_a_signed_body_are_stored_and_applied_clean(client, hooked, app):
     """json.loads lets "\\ud800" and "\\u0000" through; nothing downstream may choke on them."""
-    body = ('{"triggerEvent":"BOOKING_CREATED","createdAt":"2026-03-10T08:59:12Z","payload":{'
-            '"uid":"abc\\ud800","bookingId":1,"title":"Call \\ud83d with \\u0000 Kim",'
-            '"startTime":"2026-03-20T15:00:00Z","endTime":"2026-03-20T15:30:00Z","status":"ACCEPTED",'
-            '"attendees":[{"email":"kim@example.org","name":"K\\udfffim","timeZone":"Mars/Base"}]}}').encode()
+    body = (b'{"triggerEvent":"BOOKING_CREATED","createdAt":"2026-03-10T08:59:12Z","payload":{'
+            b'"uid":"abc\\ud800","bookingId":1,"title":"Call \\ud83d with \\u0000 Kim",'
+            b'"startTime":"2026-03-20T15:00:00Z","endTime":"2026-03-20T15:30:00Z","status":"ACCEPTED",'
+            b'"attendees":[{"email":"kim@example.org","name":"K\\udfffim","timeZone":"Mars/Base"}]}}')
     answer = client.post(f"/webhooks/calcom/{hooked.id}", content=body, headers=cal_sign(body, SECRET))
     assert answer.status_code == 200, answer.text
     assert WebhookDelivery.get().booking_uid is None  # not a uid Cal.com would write

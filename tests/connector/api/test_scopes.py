@@ -95,8 +95,8 @@ def test_a_write_only_token_gets_a_receipt_never_the_resource(client, booked, to
 
 def test_an_import_tells_a_write_only_token_of_a_conflict_without_naming_the_other(
         client, booked, token_with):
-    csv = ("external_id,title,attendee_name,attendee_email,start_time\n"
-           "crm-9,Clash,Kim,kim@example.org,2026-03-17T10:00:00Z\n").encode()
+    csv = (b"external_id,title,attendee_name,attendee_email,start_time\n"
+           b"crm-9,Clash,Kim,kim@example.org,2026-03-17T10:00:00Z\n")
     answers = {}
     for kind in ("write", "read+write"):
         answer = client.post("/v1/appointments/import", content=csv, headers={

@@ -11,13 +11,14 @@ from connector.sandbox.app import create_sandbox
 from connector.sandbox.schedule import WeeklySchedule
 from connector.settings import SandboxSettings
 from tests.support.asgi import SyncASGITransport
+from tests.support.factories import CONTROL, CONTROL_TOKEN
 
 V_BOOKINGS = {"cal-api-version": "2024-08-13", "Authorization": "Bearer cal_test"}
 
 
 @pytest.fixture
 def sandbox(clock):
-    return create_sandbox(clock, SandboxSettings(rate_limit=1000))
+    return create_sandbox(clock, SandboxSettings(rate_limit=1000, control_token=CONTROL_TOKEN))
 
 
 @pytest.fixture
@@ -165,10 +166,10 @@ def test_listing_filters_buckets_and_pages(http, clock):
 # --- slots ------------------------------------------------------------------------
 
 
-def slots(http, day: str, zone="Europe/Berlin", **extra):
+def slots(http, day: str, zone="Europe/Berlin", key="cal_test", **extra):
     answer = http.get("/v2/slots", params={"eventTypeId": 123456, "start": day, "end": day,
                                             "timeZone": zone, **extra},
-                      headers={"cal-api-version": "2024-09-04"})
+                      headers={"cal-api-version": "2024-09-04", "Authorization": f"Bearer {key}"})
     assert answer.status_code == 200, answer.text
     return answer.json()["data"]
 
@@ -189,6 +190,8 @@ def test_slots_leave_out_booked_and_past_times(http, clock):
     starts = [s["start"][11:16] for s in day]
     assert starts[0] == "10:30" and "11:00" not in starts and "11:30" in starts
     assert slots(http, "2026-03-21") == {}  # a Saturday
+    others = [s["start"][11:16] for s in slots(http, "2026-03-17", key="cal_other")["2026-03-17"]]
+    assert "11:00" in others  # another user's calendar is free then
 
 
 def test_schedule_parsing():
@@ -230,17 +233,17 @@ def test_the_throttler_blocks_after_the_limit_until_the_block_ends(clock):
 
 
 def test_fault_switches(sandbox, http):
-    http.put("/_sandbox/faults", json={"POST /v2/bookings": {"error_next": 1}})
+    http.put("/_sandbox/faults", json={"POST /v2/bookings": {"error_next": 1}}, headers=CONTROL)
     failed = book(http)
     assert failed.status_code == 503 and sandbox.calendar.created_count == 0
     assert book(http).status_code == 201
-    bad = http.put("/_sandbox/faults", json={"POST /v2/bookings": {"error_rate": 2}})
+    bad = http.put("/_sandbox/faults", json={"POST /v2/bookings": {"error_rate": 2}}, headers=CONTROL)
     assert bad.status_code == 400
-    assert http.get("/_sandbox/state").json()["injected"]["error"] == 1
+    assert http.get("/_sandbox/state", headers=CONTROL).json()["injected"]["error"] == 1
 
 
 def test_commit_then_drop_leaves_the_booking_behind(sandbox, http):
-    http.put("/_sandbox/faults", json={"POST /v2/bookings": {"drop_next": 1}})
+    http.put("/_sandbox/faults", json={"POST /v2/bookings": {"drop_next": 1}}, headers=CONTROL)
     client = httpx.Client(transport=SyncASGITransport(sandbox.app), base_url="http://sandbox")
     with pytest.raises(httpx.RemoteProtocolError):
         client.post("/v2/bookings", headers=V_BOOKINGS, json={
@@ -295,7 +298,9 @@ def test_cancel_rules(http, clock):
     twice = post(http, uid, "cancel", {"cancellationReason": "again"})
     assert twice.status_code == 400 and "cancelled already" in twice.json()["error"]["message"]
     by_attendee = book(http, start="2026-03-17T12:00:00Z").json()["data"]["uid"]
-    assert post(http, by_attendee, "cancel", {}, headers={"cal-api-version": "2024-08-13"}).status_code == 200
+    assert post(http, by_attendee, "cancel", {}, headers={"cal-api-version": "2024-08-13"}).status_code == 401
+    cancelled = http.post(f"/_sandbox/act/{by_attendee}/cancel", json={}, headers=CONTROL)
+    assert cancelled.status_code == 200 and cancelled.json()["data"]["cancelledByEmail"] == "alex@example.org"
     ended = book(http, start="2026-03-17T13:00:00Z").json()["data"]["uid"]
     clock.set(datetime(2026, 3, 17, 14, 0, tzinfo=UTC))
     late = post(http, ended, "cancel", {"cancellationReason": "too late"})
@@ -321,9 +326,10 @@ def test_mark_absent_only_after_the_start(http, clock):
 
 
 def test_the_rate_limit_fault_blocks_the_key_for_the_block(clock):
-    sandbox = create_sandbox(clock, SandboxSettings(rate_limit=1000, rate_limit_block_seconds=60))
+    sandbox = create_sandbox(clock, SandboxSettings(rate_limit=1000, rate_limit_block_seconds=60,
+                                                    control_token=CONTROL_TOKEN))
     http = TestClient(sandbox.app)
-    http.put("/_sandbox/faults", json={"GET /v2/bookings": {"rate_limit_next": 1}})
+    http.put("/_sandbox/faults", json={"GET /v2/bookings": {"rate_limit_next": 1}}, headers=CONTROL)
     refused = http.get("/v2/bookings", headers=V_BOOKINGS)
     assert refused.status_code == 429 and refused.headers["x-ratelimit-reset-default"] == "60"
     assert http.get("/v2/bookings/x", headers=V_BOOKINGS).status_code == 429  # the whole key
@@ -338,3 +344,66 @@ def test_open_time_continues_across_midnight():
     assert schedule.is_open(late, late + timedelta(minutes=30), zone)
     workday = WeeklySchedule.parse("Mon-Fri 09:00-17:00")
     assert not workday.is_open(late, late + timedelta(minutes=30), zone)
+
+
+# --- users: each API key sees only its own -----------------------------------------------
+
+A, B = {**V_BOOKINGS, "Authorization": "Bearer cal_account_a"}, {**V_BOOKINGS, "Authorization": "Bearer cal_account_b"}
+
+
+def test_a_key_never_reaches_another_keys_bookings(http, sandbox):
+    mine = book(http, headers=A).json()["data"]
+    theirs = book(http, headers=B).json()["data"]  # the same time: each user has a calendar of their own
+    assert mine["hosts"][0]["id"] != theirs["hosts"][0]["id"]
+    assert [b["uid"] for b in http.get("/v2/bookings", headers=A).json()["data"]] == [mine["uid"]]
+    for attempt in (http.get(f"/v2/bookings/{theirs['uid']}", headers=A),
+                    post(http, theirs["uid"], "cancel", {"cancellationReason": "mine now"}, headers=A),
+                    post(http, theirs["uid"], "reschedule", {"start": "2026-03-17T12:00:00Z"}, headers=A),
+                    http.post(f"/_sandbox/act/{theirs['uid']}/cancel", json={}, headers=A)):
+        assert attempt.status_code == 404, attempt.text
+    assert sandbox.calendar.bookings[theirs["uid"]].status == "accepted"
+    # A key may play the attendee of its own bookings; the control token, of anyone's.
+    assert http.post(f"/_sandbox/act/{mine['uid']}/no-show", json={}, headers=A).status_code == 400
+    assert http.post(f"/_sandbox/act/{theirs['uid']}/cancel", json={}, headers=CONTROL).status_code == 200
+
+
+def test_a_key_never_reaches_another_keys_webhooks_or_their_secrets(http, sandbox):
+    url = "https://calsync.example.org/webhooks/calcom/acc_1"
+    hook = {"subscriberUrl": url, "triggers": ["BOOKING_CREATED"], "active": True, "secret": "b-secret"}
+    theirs = http.post("/v2/webhooks", json=hook, headers=B).json()["data"]
+    assert http.post("/v2/webhooks", json=hook, headers=A).status_code == 201  # the same URL, A's own
+    listed = http.get("/v2/webhooks", headers=A).json()["data"]
+    assert [h["secret"] for h in listed] == ["b-secret"] and theirs["id"] not in [h["id"] for h in listed]
+    assert http.patch(f"/v2/webhooks/{theirs['id']}", json={"secret": "stolen"}, headers=A).status_code == 404
+    assert http.delete(f"/v2/webhooks/{theirs['id']}", headers=A).status_code == 404
+    assert sandbox.hub.subscriptions[theirs["id"]].secret == "b-secret"
+
+
+def test_each_user_hears_only_of_their_own_bookings(clock):
+    sent: list[tuple[str, bytes]] = []
+    sandbox = create_sandbox(clock, SandboxSettings(rate_limit=1000),
+                             send=lambda url, body, headers: sent.append((url, body)))
+    http = TestClient(sandbox.app)
+    for headers, url in ((A, "https://a.example/h"), (B, "https://b.example/h")):
+        http.post("/v2/webhooks", json={"subscriberUrl": url, "triggers": ["BOOKING_CREATED"],
+                                        "active": True}, headers=headers)
+    uid = book(http, headers=B).json()["data"]["uid"]
+    assert [(url, uid.encode() in body) for url, body in sent] == [("https://b.example/h", True)]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/_sandbox/state"), ("PUT", "/_sandbox/faults"),
+                                              ("DELETE", "/_sandbox/faults"), ("PUT", "/_sandbox/rate-limit"),
+                                              ("PUT", "/_sandbox/webhooks"), ("GET", "/_sandbox/webhooks"),
+                                              ("POST", "/_sandbox/act/x/cancel")])
+def test_the_controls_need_the_control_token(clock, method, path):
+    guarded = TestClient(create_sandbox(clock, SandboxSettings(control_token=CONTROL_TOKEN)).app)
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0000000"}, {"Authorization": "Bearer é".encode("latin-1")}):
+        refused = guarded.request(method, path, json={}, headers=headers)
+        assert refused.status_code == 401, (headers, refused.text)
+    if path.startswith("/_sandbox/act"):
+        assert guarded.request(method, path, json={}, headers=CONTROL).status_code == 404  # no such booking
+    else:
+        assert guarded.request(method, path, json={}, headers=CONTROL).status_code in (200, 400)
+    closed = TestClient(create_sandbox(clock, SandboxSettings()).app)
+    off = closed.request(method, path, json={}, headers=CONTROL)
+    assert off.status_code == 403 and "control_token" in off.json()["error"]
