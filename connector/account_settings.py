@@ -15,7 +15,7 @@ from typing import Any
 
 from peewee import Database
 
-from connector import audit, errors
+from connector import accounts, audit, errors
 from connector.appointments import cached_event_type
 from connector.inputs import SettingsInput
 from mappings.db import write_transaction
@@ -89,6 +89,7 @@ def update(db: Database, account_id: str, data: SettingsInput, *, sealer: Sealer
         account.save()
         audit.record(account_id=account.id, appointment_id=None, actor=actor,
                      action="settings.updated", now=now, before=before, after=after)
+        accounts.follow_changes(db, account, set(after), now=now)
     return account, True
 
 

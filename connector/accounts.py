@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from peewee import Database
 
-from connector import errors
+from connector import errors, queue
+from connector.inputs import http_url_problem
 from mappings.db import write_transaction
 from mappings.models import Account, ApiToken, new_id
 from mappings.sealing import Sealer
@@ -84,8 +85,8 @@ def parse_scopes(text: str) -> frozenset[str]:
 
 def _check(changes: AccountChanges) -> None:
     problems = []
-    if changes.name is not None and not changes.name.strip():
-        problems.append("--name must not be empty")
+    if changes.name is not None and (not changes.name.strip() or not changes.name.isprintable()):
+        problems.append("--name must not be empty or hold control characters")
     if changes.time_zone is not None:
         try:
             ZoneInfo(changes.time_zone)
@@ -94,8 +95,9 @@ def _check(changes: AccountChanges) -> None:
     for option, url in (("--calcom-base-url", changes.calcom_base_url),
                         ("--callback-url", changes.callback_url),
                         ("--public-url", changes.public_url)):
-        if url is not None and not url.startswith(("http://", "https://")):
-            problems.append(f"{option} must be an http:// or https:// URL")
+        wrong = http_url_problem(url) if url is not None else None
+        if wrong:
+            problems.append(f"{option} {wrong}")
     if changes.event_type_id is not None and changes.event_type_id <= 0:
         problems.append("--event-type-id must be a positive number")
     if changes.duration_override_minutes is not None and not 1 <= changes.duration_override_minutes <= 1440:
@@ -134,6 +136,23 @@ def _apply(account: Account, changes: AccountChanges, sealer: Sealer) -> None:
         account.public_url = changes.public_url.rstrip("/")
     if changes.calcom_webhook_secrets is not None:
         account.calcom_webhook_secrets = sealer.seal(json.dumps(list(changes.calcom_webhook_secrets)))
+
+
+def follow_changes(db: Database, account: Account, changed: set[str], *, now: datetime) -> list[str]:
+    """Queue what a change of settings calls for; answers the jobs' kinds (call inside its transaction).
+
+    A new Cal.com key or base URL: the event types again. A new key or public URL, with a
+    public URL set: the Cal.com webhook registered again (docs/webhooks.md), so Cal.com signs
+    with a secret calsync holds and posts to where calsync is.
+    """
+    queued = []
+    if changed & {"calcom_api_key", "calcom_base_url"}:
+        queue.enqueue_event_type_refresh(db, account.id, now=now)
+        queued.append(queue.REFRESH_EVENT_TYPES)
+    if changed & {"calcom_api_key", "public_url"} and account.public_url:
+        queue.enqueue_webhook_registration(db, account.id, now=now)
+        queued.append("register_webhook")
+    return queued
 
 
 def webhook_secrets(account: Account, sealer: Sealer) -> list[str]:

@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from connector import logs
 
-        logs.configure(settings.log.level, settings.log.format)
+        logs.configure(settings.log.level, settings.log.format, access_log=settings.server.access_log)
         return args.run(args, settings) or 0
     except errors.ConfigurationError as exc:
         print(f"calsync: {exc.message}", file=sys.stderr)
@@ -308,13 +308,11 @@ def _accounts_update(args: argparse.Namespace, settings: Settings) -> int:
     with session(db):
         account = accounts.update_account(db, args.account_id, changes,
                                           Sealer(settings.security.secret_key), now=clock.now())
-        if changes.calcom_api_key is not None or changes.calcom_base_url is not None:
-            queue.enqueue_event_type_refresh(db, account.id, now=clock.now())
-        reaches_calcom = changes.calcom_api_key is not None or changes.public_url is not None
-        if reaches_calcom and account.public_url:
-            queue.enqueue_webhook_registration(db, account.id, now=clock.now())
-            if not args.json:
-                print("the Cal.com webhook will be registered by the worker")
+        named = {name for name in ("calcom_api_key", "calcom_base_url", "public_url")
+                 if getattr(changes, name) is not None}
+        queued = accounts.follow_changes(db, account, named, now=clock.now())
+        if "register_webhook" in queued and not args.json:
+            print("the Cal.com webhook will be registered by the worker")
     described = accounts.describe_account(account)
     print(json.dumps(described) if args.json else f"account {account.id} updated")
     return 0

@@ -6,12 +6,14 @@ import ipaddress
 import logging
 import signal
 import threading
+from typing import Any
 
 import uvicorn
 from peewee import Database
 
 from connector.app import build_runtime, create_app
 from connector.clock import SystemClock
+from connector.http_limits import ConnectionLimits, bounded_protocol
 from connector.sandbox.app import create_sandbox
 from connector.settings import Settings
 from mappings.db import redact_url, session
@@ -84,6 +86,19 @@ def _announce(settings: Settings, db: Database, sandbox_url: str | None, embedde
                     extra={"action": "serve.no_accounts"})
 
 
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn as calsync runs it: bounded headers, idle and stalled time, connections (config
+    [server]); the access log as the settings say."""
+    server = settings.server
+    limits = ConnectionLimits(max_header_bytes=server.max_header_bytes, max_headers=server.max_headers,
+                              keep_alive_seconds=server.keep_alive_seconds,
+                              request_timeout_seconds=server.request_timeout_seconds)
+    return uvicorn.Config(app, host=host, port=port, http=bounded_protocol(limits),
+                          timeout_keep_alive=server.keep_alive_seconds,
+                          limit_concurrency=server.max_connections, access_log=server.access_log,
+                          log_config=None, lifespan="on")
+
+
 def serve(settings: Settings, db: Database) -> None:
     clock = SystemClock()
     host, port = settings.server.host, settings.server.port
@@ -95,8 +110,7 @@ def serve(settings: Settings, db: Database) -> None:
     _announce(settings, db, sandbox_url, embedded=sandbox is not None)
     runtime = build_runtime(settings, clock=clock, db=db, sandbox=sandbox, sandbox_url=sandbox_url)
     app = create_app(settings, runtime=runtime, run_background=True)
-    uvicorn.run(app, host=host, port=port, access_log=settings.server.access_log, log_config=None,
-                lifespan="on")
+    uvicorn.Server(server_config(app, settings, host, port)).run()
 
 
 def run_worker(settings: Settings, db: Database) -> None:
@@ -121,5 +135,4 @@ def run_sandbox(settings: Settings, host: str, port: int) -> None:
     sandbox = create_sandbox(SystemClock(), settings.sandbox)
     log.info(f"Cal.com sandbox on http://{host}:{port} (API under /v2, controls under /_sandbox)",
              extra={"action": "sandbox.start"})
-    uvicorn.run(sandbox.app, host=host, port=port, access_log=settings.server.access_log,
-                log_config=None)
+    uvicorn.Server(server_config(sandbox.app, settings, host, port)).run()

@@ -93,6 +93,11 @@ class ServerSettings:
     max_body_bytes: int = _setting(1_048_576, _positive)
     max_import_bytes: int = _setting(16_777_216, _positive)
     access_log: bool = _setting(False)
+    max_header_bytes: int = _setting(16_384, _positive)
+    max_headers: int = _setting(100, _positive)
+    keep_alive_seconds: float = _setting(5.0, _positive)
+    request_timeout_seconds: float = _setting(30.0, _positive)
+    max_connections: int = _setting(1000, _positive)
 
 
 @dataclass(frozen=True)

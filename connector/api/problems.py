@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,6 +84,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, slug, title, detail, request.url.path, exc.headers)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client left before its body ended (or stalled past server.request_timeout_seconds):
+    nobody reads this answer, and it is not calsync's failure."""
+    log.info("client disconnected", extra={"action": "api.client_gone", "path": request.url.path})
+    return problem(400, "malformed-request", "Malformed request",
+                   "The client closed the connection before the body ended.", request.url.path)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unexpected error", exc_info=exc,
               extra={"action": "api.error", "path": request.url.path, "method": request.method})
@@ -95,6 +103,7 @@ EXCEPTION_HANDLERS = {
     errors.ApiError: api_error,
     errors.CalcomError: calcom_error,
     HTTPException: http_error,
+    ClientDisconnect: client_gone,
     Exception: unexpected_error,
 }
 

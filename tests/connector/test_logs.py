@@ -27,3 +27,17 @@ def test_json_lines_carry_action_and_ids_and_redact_secrets():
 def test_text_lines_redact_too():
     line = TextFormatter().format(_record(action="x", token="csk_secret"))
     assert "csk_secret" not in line and "token=[redacted]" in line
+
+
+def test_the_access_log_setting_decides_whether_uvicorn_logs_each_request():
+    from connector import logs
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        for enabled, expected in ((True, logging.INFO), (False, logging.WARNING)):
+            logs.configure("warning", "json", access_log=enabled)
+            assert logging.getLogger("uvicorn.access").level == expected
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -41,7 +41,8 @@ def test_serve_books_through_the_built_in_sandbox_and_says_so(db, tmp_path):
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "connector.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**env, "CALSYNC_LOG_LEVEL": "debug"}, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+            env={**env, "CALSYNC_LOG_LEVEL": "debug", "CALSYNC_SERVER_ACCESS_LOG": "true"}, cwd=tmp_path,
+            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _healthy(base), what="calsync serve to answer /healthz")
@@ -59,6 +60,9 @@ def test_serve_books_through_the_built_in_sandbox_and_says_so(db, tmp_path):
     output = log_path.read_text()
     first_lines = "\n".join(output.splitlines()[:6])
     assert "sandbox" in first_lines.lower()
+    access = [json.loads(line)["msg"] for line in output.splitlines()
+              if line.startswith("{") and json.loads(line)["logger"] == "uvicorn.access"]
+    assert any('"GET /healthz HTTP/1.1" 200' in line for line in access)  # server.access_log = true
     assert KEY not in output
     assert created["token"] not in output
 

@@ -13,13 +13,19 @@ import uvicorn
 class ServerThread:
     """Serve an ASGI app with uvicorn in a thread on a free loopback port."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, settings=None) -> None:
+        """``settings``: run it as ``calsync serve`` would (connector/serve.server_config)."""
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        if settings is None:
+            config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        else:
+            from connector.serve import server_config
+
+            config = server_config(app, settings, "127.0.0.1", self.port)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
                                        name=f"uvicorn-{self.port}", daemon=True)

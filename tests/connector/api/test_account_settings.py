@@ -102,3 +102,41 @@ def test_settings_need_the_admin_scope(client, tenant, token_with):
     assert client.get("/v1/settings", headers=writer).status_code == 403
     assert client.put("/v1/settings", json={"time_zone": "UTC"}, headers=writer).status_code == 403
     assert client.put("/v1/settings", content=b"time_zone=UTC", headers=tenant[1]).status_code == 415
+
+
+@pytest.mark.parametrize(("change", "queued"), [
+    ({"public_url": "https://calsync.example.org"}, ["register_webhook"]),
+    ({"calcom_api_key": "cal_test_new_key"}, ["refresh_event_types", "register_webhook"]),
+    ({"time_zone": "America/Chicago"}, []),
+])
+def test_a_new_key_or_public_url_queues_the_webhook_registration(client, make_account, change, queued):
+    from mappings.models import Job
+
+    account, token = make_account(public_url="https://old.example.org")
+    Job.delete().execute()
+    answer = client.put("/v1/settings", json=change, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    assert sorted(job.kind for job in Job.select()) == queued
+    registration = [job for job in Job.select() if job.kind == "register_webhook"]
+    assert all(job.payload == {"account_id": account.id} for job in registration)
+
+
+def test_without_a_public_url_a_new_key_registers_nothing_yet(client, tenant):
+    from mappings.models import Job
+
+    _, auth = tenant
+    Job.delete().execute()
+    assert client.put("/v1/settings", json={"calcom_api_key": "cal_test_new_key"}, headers=auth).status_code == 200
+    assert [job.kind for job in Job.select()] == ["refresh_event_types"]
+
+
+def test_the_queued_registration_runs_and_cal_com_then_signs_with_a_secret_calsync_holds(
+        client, make_account, run_jobs, sandbox, sealer):
+    account, token = make_account()
+    assert client.put("/v1/settings", json={"public_url": "https://calsync.example.org"},
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    run_jobs()
+    held = accounts.webhook_secrets(Account.get_by_id(account.id), sealer)
+    hooks = [hook for hook in sandbox.hub.subscriptions.values()
+             if hook.subscriber_url == f"https://calsync.example.org/webhooks/calcom/{account.id}"]
+    assert len(hooks) == 1 and hooks[0].secret == held[0]
