@@ -41,3 +41,14 @@ def test_the_access_log_setting_decides_whether_uvicorn_logs_each_request():
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_the_access_log_never_shows_the_feeds_token():
+    from connector.logs import RedactQueries
+
+    record = logging.makeLogRecord({"name": "uvicorn.access", "msg": '%s - "%s %s HTTP/%s" %d', "args": (
+        "127.0.0.1:5000", "GET", "/v1/calendar.ics?x=1&token=csk_SECRET&Signature=abc", "1.1", 200)})
+    assert RedactQueries().filter(record)
+    line = record.getMessage()
+    assert "csk_SECRET" not in line and "abc" not in line
+    assert "token=[redacted]" in line and "x=1" in line

@@ -54,6 +54,8 @@ def test_serve_books_through_the_built_in_sandbox_and_says_so(db, tmp_path):
         shown = wait_for(lambda: _active(base, auth), what="the appointment to become active")
         assert shown["booking_uid"] and shown["meeting_url"].startswith(f"{base}/sandbox/video/")
         assert httpx.get(shown["meeting_url"]).status_code == 200
+        # A token in a URL (the feed's way) reaches the access log only redacted.
+        assert httpx.get(f"{base}/v1/calendar.ics", params={"token": created["token"]}).status_code == 403
     finally:
         process.terminate()
         process.wait(timeout=20)
