@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,6 +34,7 @@ SIGNATURE_HEADER = "x-cal-signature-256"
 MAX_BODY_BYTES = 1_048_576
 APPLY_WEBHOOK = "apply_webhook"
 NO_SECRET = "no-secret-provided"
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_]{1,40}")  # mappings.models.new_id("acc"): acc_ + 26 base32
 # Stored and answered 200, never applied: nothing in them changes an appointment.
 IGNORED = {events.Trigger.PING, events.Trigger.UNKNOWN, events.Trigger.MEETING_STARTED,
            events.Trigger.BOOKING_PAYMENT_INITIATED, events.Trigger.BOOKING_PAID}
@@ -87,6 +89,10 @@ def verify(raw_body: bytes, signature: str | None, secrets: list[str]) -> events
 
 def secrets_of(account_id: str, sealer: Sealer) -> list[str]:
     """The secrets an account accepts; empty for an unknown account or unreadable secrets."""
+    # A path segment is anything a stranger typed: only an id's shape reaches the database
+    # (PostgreSQL refuses a NUL in a query's text with an error, not an empty answer).
+    if not ACCOUNT_ID.fullmatch(account_id):
+        return []
     account = Account.get_or_none(Account.id == account_id)
     if account is None:
         return []
