@@ -14,7 +14,7 @@ holding a connection (and, for a body, an event-loop task) for as long as it lik
   connection closes and the application sees the client disconnect.
 
 Deadlines are a number on each connection, checked by one sweep per server every
-``SWEEP_SECONDS`` (a timer per request cost a bare endpoint 7–10 % of its throughput): a
+``SWEEP_SECONDS`` (a timer per request cost a bare endpoint up to 10 % of its throughput): a
 request's deadline fires up to a sweep late.
 
 What stays outside a process's reach (TLS handshakes, many connections from one
@@ -61,7 +61,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._awaiting_headers = True
         self._header_bytes = 0
-        self._header_count = 0
         self._refusal: bytes | None = None
         self.deadline: float | None = None  # loop time by which the request in progress must be in
 
@@ -86,17 +85,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_count = 0
         self.deadline = self.loop.time() + self.limits.request_timeout_seconds
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
+    def on_headers_complete(self) -> None:
+        # Counted once they are all in (the byte cap already bounds what they hold).
+        if len(self.headers) > self.limits.max_headers:
             self._refusal = _too_large(f"A request carries at most {self.limits.max_headers} headers.")
             raise _Refused
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
         self._awaiting_headers = False
         self._header_bytes = 0
         super().on_headers_complete()
