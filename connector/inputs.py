@@ -36,7 +36,8 @@ MAX_CALCOM_ID = 2_147_483_647
 EXTERNAL_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # ASCII digits only: str.isdigit() and "\d" also take "²" and "٣", which int() refuses or reads.
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and unpaired surrogates
+_UNTYPED = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")  # those and control characters
 
 
 def whole_number(text: str | None, *, high: int, low: int = 1) -> int | None:
@@ -57,14 +58,14 @@ def whole_number(text: str | None, *, high: int, low: int = 1) -> int | None:
 def _storable(value: str) -> str:
     # PostgreSQL text cannot hold NUL and SQLite can: refuse it, so both engines answer alike.
     # A lone surrogate (JSON lines read by json.loads) cannot be stored or answered as UTF-8.
-    if "\x00" in value or _LONE_SURROGATE.search(value):
+    if _UNSTORABLE.search(value):
         raise ValueError("must not contain NUL (\\u0000) or unpaired surrogate characters")
     return value
 
 
 def _bad_characters(value: str) -> bool:
     """Control characters or lone surrogates: nothing a person types, nothing a store can hold."""
-    return any(ord(char) < 0x20 or 0xD800 <= ord(char) <= 0xDFFF for char in value)
+    return _UNTYPED.search(value) is not None
 
 
 def _instant(value: Any) -> datetime:
