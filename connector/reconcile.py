@@ -40,8 +40,10 @@ from mappings import bookings as booking_rows
 from mappings.db import write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, Job, ReconcileCheckpoint, ReconcileRun
+from webhooks import events as calcom_events
 from webhooks.apply import Applier
-from webhooks.events import Attendee, CalcomEvent, Trigger
+from webhooks.events import Trigger
+from webhooks.events import from_booking as observed
 
 log = logging.getLogger("calsync.reconcile")
 
@@ -71,7 +73,7 @@ class Progress:
 @dataclass(frozen=True)
 class _Drift:
     kind: str
-    event: CalcomEvent
+    event: calcom_events.CalcomEvent
 
 
 class Reconciler:
@@ -223,7 +225,7 @@ class Reconciler:
                     or mine[0].rescheduled_to_uid == booking.rescheduled_to_uid:
                 continue
             for previous_uid, successor in self._chain(booking, known, in_page, client):
-                drifts.append(_Drift("reschedule", _event(successor, Trigger.BOOKING_RESCHEDULED,
+                drifts.append(_Drift("reschedule", observed(successor, Trigger.BOOKING_RESCHEDULED,
                                                           reschedule_uid=previous_uid)))
                 claimed.add(successor.uid)
             claimed.add(booking.uid)
@@ -262,17 +264,17 @@ class Reconciler:
             if local.status in ("cancelled", "rejected"):
                 return None
             trigger = Trigger.BOOKING_CANCELLED if booking.status == "cancelled" else Trigger.BOOKING_REJECTED
-            return _Drift(f"{booking.status}", _event(booking, trigger))
+            return _Drift(f"{booking.status}", observed(booking, trigger))
         if booking.status == "accepted" and local.status in ("pending", "awaiting_host"):
-            return _Drift("confirmed", _event(booking, Trigger.BOOKING_CREATED))
+            return _Drift("confirmed", observed(booking, Trigger.BOOKING_CREATED))
         if appointment.booking_uid != booking.uid:
             return None
         attendance = _attendance_of(booking, appointment)
         if attendance is not None and attendance != appointment.attendance \
                 and appointment.desired_attendance == appointment.attendance:
-            return _Drift("attendance", _event(booking, Trigger.BOOKING_NO_SHOW_UPDATED))
+            return _Drift("attendance", observed(booking, Trigger.BOOKING_NO_SHOW_UPDATED))
         if booking.absent_host and not (local.raw or {}).get("absentHost"):
-            return _Drift("host_no_show", _event(booking, Trigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW))
+            return _Drift("host_no_show", observed(booking, Trigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW))
         return None
 
     def _unknown(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
@@ -284,11 +286,11 @@ class Reconciler:
         if previous is not None:
             if _in_flight(previous[1]):
                 return None
-            return _Drift("reschedule", _event(booking, Trigger.BOOKING_RESCHEDULED,
+            return _Drift("reschedule", observed(booking, Trigger.BOOKING_RESCHEDULED,
                                                reschedule_uid=booking.rescheduled_from_uid))
         if booking.appointment_id in owners:
-            return _Drift("adopted", _event(booking, trigger))
-        return _Drift("imported", _event(booking, trigger))
+            return _Drift("adopted", observed(booking, trigger))
+        return _Drift("imported", observed(booking, trigger))
 
     @staticmethod
     def _get(client: CalcomClient, uid: str | None) -> CalcomBooking | None:
@@ -336,22 +338,6 @@ def _attendance_of(booking: CalcomBooking, appointment: Appointment) -> str | No
             # Cal.com cannot say "attended", only "not absent": that undoes a no-show, nothing more.
             return "attended" if appointment.attendance == "no_show" else None
     return None
-
-
-def _event(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str | None = None) -> CalcomEvent:
-    """The event Cal.com's webhook would have carried for this booking's present state."""
-    return CalcomEvent(
-        trigger=trigger, trigger_name=trigger.value, delivery_key=f"reconcile:{booking.uid}",
-        sent_at=booking.updated_at, uid=booking.uid, reschedule_uid=reschedule_uid,
-        status=booking.status, start=booking.start, end=booking.end, title=booking.title,
-        event_type_id=booking.event_type_id,
-        attendees=tuple(Attendee(email=a.email, name=a.name, time_zone=a.time_zone, no_show=a.absent)
-                        for a in booking.attendees),
-        location=booking.location, meeting_url=booking.meeting_url, metadata=dict(booking.metadata or {}),
-        cancellation_reason=booking.cancellation_reason or None,
-        cancelled_by_email=booking.cancelled_by_email or None,
-        rejection_reason=booking.cancellation_reason or None if booking.status == "rejected" else None,
-        host_no_show=booking.absent_host, raw=booking.raw)
 
 
 def _repair_vanished(db: Database, appointment_id: str, uid: str, now: datetime, booker_url: str) -> bool:

@@ -5,16 +5,22 @@ Every trigger (a CRM write, a retry, the scheduler's sweep) only enqueues
 it makes at most one Cal.com call. The gaps, in the order they are closed:
 
     desired cancelled, booking live ........ cancel   (a default reason; "already cancelled" is success)
+    a live booking names it, not current ... cancel the duplicate (audited, reason stated)
     desired active, no booking ............. create   (exactly once, see below)
     start or length differs ................ reschedule (a new uid joins the chain)
     attendance asked, not yet recorded ..... mark absent (attended → absent false)
 
+(connector/gaps.py decides which, and whether a version is synced.)
+
 Exactly once (DESIGN §1 principle 3): before a create or a reschedule is sent,
 a marker is committed (``create_attempted_at`` / ``reschedule_attempted_at``).
 While it is set, Cal.com may hold a result calsync has not seen, so the next
-attempt looks first: a create searches bookings by
-``metadata.calsync_appointment_id``; a reschedule GETs the old uid and follows
-``rescheduledToUid``. Markers are cleared only once the outcome is known.
+attempt looks first: a create searches every booking created since its first
+unanswered attempt for ``metadata.calsync_appointment_id`` (not by attendee,
+event type or start, which the CRM may have changed meanwhile); a reschedule GETs
+the old uid and follows ``rescheduledToUid``. Markers are cleared only once the
+outcome is known. A booking that still slips through twice is a duplicate, and
+the next converge cancels it.
 """
 
 from __future__ import annotations
@@ -22,11 +28,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from peewee import Database
 
-from connector import audit, errors, events
+from connector import audit, errors, events, gaps
 from connector.calcom import BookingFilters, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
@@ -44,11 +50,15 @@ from mappings.to_calcom import (
     mark_absent_body,
     reschedule_body,
 )
+from webhooks.apply import Applier
+from webhooks.events import Trigger
+from webhooks.events import from_booking as observed
 
 log = logging.getLogger("calsync.sync")
 
 SYSTEM = "system"
 _MAX_STEPS = 6  # calls in one converge: a lost result found, then each remaining gap
+CLOCK_SKEW = timedelta(minutes=10)  # how far Cal.com's createdAt may run behind calsync's clock
 
 
 @dataclass
@@ -74,8 +84,9 @@ def converge(ctx: SyncContext, appointment_id: str) -> str:
         if appointment is None:
             return "missing"
         version = appointment.desired_version
-        if appointment.synced_version >= version:
-            return _mark_synced(ctx, appointment, version) if outcome == "unchanged" else outcome
+        # "pending" with the version met: something Cal.com holds differs (a duplicate found).
+        if appointment.synced_version >= version and appointment.sync_state == "synced":
+            return "unchanged" if outcome == "unchanged" else outcome
         step = _next_step(ctx, appointment, version)
         if step is None:
             _mark_synced(ctx, appointment, version)
@@ -87,27 +98,10 @@ def converge(ctx: SyncContext, appointment_id: str) -> str:
     raise RuntimeError(f"converge made {_MAX_STEPS} calls and a gap remains; retrying later")
 
 
-def _gap(appointment: Appointment, booking: Booking | None) -> str | None:
-    """The first gap between desired and observed state, or None when there is none."""
-    if appointment.desired_status == "cancelled":
-        return None if appointment.status == "cancelled" else "cancel"
-    if booking is None:
-        return "create"
-    if _needs_reschedule(appointment, booking):
-        return "reschedule"
-    if appointment.desired_attendance not in ("unknown", appointment.attendance):
-        return "attendance"
-    return None
-
-
-def _booking_of(appointment: Appointment) -> Booking | None:
-    return bookings.find(appointment.account_id, appointment.booking_uid)
-
-
 def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
     """The one call that closes the first gap, as a thunk; None when there is no gap."""
-    booking = _booking_of(appointment)
-    gap = _gap(appointment, booking)
+    booking = gaps.current_booking(appointment)
+    gap = gaps.gap(appointment, booking)
     if gap is None:
         return None
 
@@ -118,6 +112,9 @@ def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
         try:
             if gap == "cancel":
                 return _cancel(ctx, client, appointment, booking, version)
+            if gap == "cancel_duplicate":
+                return _cancel_duplicate(ctx, client, appointment, gaps.duplicates(appointment)[0],
+                                         version)
             if gap == "create":
                 return _create(ctx, client, appointment, version)
             return _reschedule(ctx, client, appointment, booking, version)
@@ -127,46 +124,29 @@ def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
     return run
 
 
-def _settle_if_done(appointment_id: str, now: datetime) -> None:
-    """Inside a recording transaction: if no gap is left, the current version is synced.
-
-    Deciding in the same transaction as the recorded answer means no reader ever
-    sees the outcome without its sync state.
-    """
-    appointment = Appointment.get_by_id(appointment_id)
-    if _gap(appointment, _booking_of(appointment)) is None:
-        Appointment.update(synced_version=appointment.desired_version, sync_state="synced",
-                           updated_at=now).where(Appointment.id == appointment_id).execute()
-
-
-def _needs_reschedule(appointment: Appointment, booking: Booking) -> bool:
-    # Whole seconds: that is what calsync sends and what Cal.com books.
-    if booking.start_time.replace(microsecond=0) != appointment.start_time.replace(microsecond=0):
-        return True
-    length = int((booking.end_time - booking.start_time).total_seconds() // 60)
-    return appointment.duration_minutes is not None and length != appointment.duration_minutes
-
-
 # --- create -------------------------------------------------------------------------
 
 
 def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, version: int) -> str:
-    if appointment.create_attempted_at is not None:
-        found = find_created_booking(client, appointment)
+    # The first attempt whose outcome is still unknown: a search covers everything since.
+    unanswered = appointment.create_attempted_at
+    if unanswered is not None:
+        found = find_created_booking(client, appointment.id, since=unanswered)
         if found is not None:
             _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "adopted"
-    _set_marker(ctx, appointment.id, create_attempted_at=ctx.clock.now())
+    attempt = unanswered or ctx.clock.now()
+    _set_marker(ctx, appointment.id, create_attempted_at=attempt)
     try:
         booking = client.create_booking(create_booking_body(_booking_request(appointment)))
     except errors.CalcomUnavailable:
         # For a POST this means Cal.com did nothing (never reached, 429, or held back by the
-        # limiter): no booking can exist, so the next attempt need not search.
-        _set_marker(ctx, appointment.id, create_attempted_at=None)
+        # limiter): this attempt made nothing, though an earlier unanswered one still may have.
+        _set_marker(ctx, appointment.id, create_attempted_at=unanswered)
         raise
     except errors.CalcomConflict as conflict:
         # 409 booking_conflict_error: maybe our own earlier request won the race (REFERENCE §5.1).
-        found = find_created_booking(client, appointment)
+        found = find_created_booking(client, appointment.id, since=attempt)
         if found is not None:
             _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "adopted"
@@ -196,21 +176,20 @@ def _booking_request(appointment: Appointment) -> BookingRequest:
     )
 
 
-def find_created_booking(client: CalcomClient, appointment: Appointment) -> CalcomBooking | None:
+def find_created_booking(client: CalcomClient, appointment_id: str, *,
+                         since: datetime) -> CalcomBooking | None:
     """The booking a lost create made, found by its metadata (Cal.com has no metadata filter).
 
-    Narrowed by attendee, event type and start (REFERENCE §5.3), then matched on
-    ``metadata.calsync_appointment_id`` client-side.
+    Every booking created since the first unanswered attempt (less ``CLOCK_SKEW``) is
+    looked at, newest last, and matched on ``metadata.calsync_appointment_id``
+    client-side (REFERENCE §5.3). Not narrowed by attendee, event type or start: the CRM
+    may have changed any of them since that attempt, and the booking would then be
+    missed and made a second time.
     """
-    filters = BookingFilters(
-        attendee_email=appointment.attendee_email,
-        event_type_id=appointment.event_type_id,
-        after_start=appointment.start_time,
-        take=100,
-    )
+    filters = BookingFilters(after_created_at=since - CLOCK_SKEW, sort_created="asc", take=100)
     for page in client.iter_bookings(filters):
         for booking in page.bookings:
-            if booking.appointment_id == appointment.id:
+            if booking.appointment_id == appointment_id:
                 return booking
     return None
 
@@ -227,7 +206,7 @@ def _record_created(ctx: SyncContext, appointment_id: str, booking: CalcomBookin
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, after={"booking_uid": booking.uid, **observed})
-        _settle_if_done(appointment_id, now)
+        gaps.settle_if_done(appointment_id, now)
         events.emit_for(ctx.db, appointment_id, events.SYNCED, now=now, booker_url=ctx.booker_url)
     log.info("booking recorded", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
                                         "booking_uid": booking.uid})
@@ -250,6 +229,10 @@ def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment
         # "…rescheduled already to booking with uid=X": follow it instead of trusting the text.
         if _follow_chain(ctx, client, appointment):
             return "followed"
+        current = client.get_booking(booking.uid)
+        if current.status in ("cancelled", "rejected"):
+            # Cancelled in Cal.com before calsync's call: that happened, it is not a failure.
+            return _adopt_ending(ctx, appointment, current)
         _record_failure(ctx, appointment.id, version, rejected, status="failed")
         return "failed"
     _record_rescheduled(ctx, appointment.id, booking.uid, new)
@@ -266,6 +249,19 @@ def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointme
     _record_rescheduled(ctx, appointment.id, appointment.booking_uid, successor,
                         old=current, action="booking.reschedule_adopted")
     return True
+
+
+def _adopt_ending(ctx: SyncContext, appointment: Appointment, current: CalcomBooking) -> str:
+    """Cal.com holds the booking cancelled or rejected: recorded as its webhook would have been
+    (cancelled, by whom Cal.com says), by the one place that turns Cal.com's changes into
+    calsync's (webhooks/apply.py)."""
+    trigger = Trigger.BOOKING_REJECTED if current.status == "rejected" else Trigger.BOOKING_CANCELLED
+    now = ctx.clock.now()
+    with write_transaction(ctx.db):
+        Applier(ctx.db, now, ctx.booker_url, appointment.account_id, actor=SYSTEM).apply(
+            observed(current, trigger))
+        Appointment.update(reschedule_attempted_at=None).where(Appointment.id == appointment.id).execute()
+    return current.status
 
 
 def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
@@ -286,7 +282,7 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
             Appointment.id == appointment_id).execute()
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, before=before, after={"booking_uid": new.uid, **observed})
-        _settle_if_done(appointment_id, now)
+        gaps.settle_if_done(appointment_id, now)
         events.emit_for(ctx.db, appointment_id, events.RESCHEDULED, now=now, booker_url=ctx.booker_url)
     log.info("booking rescheduled", extra={"action": f"sync.{action}", "appointment_id": appointment_id,
                                            "booking_uid": new.uid, "old_booking_uid": old_uid})
@@ -298,7 +294,8 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
 def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
             booking: Booking | None, version: int) -> str:
     if booking is None and appointment.create_attempted_at is not None:
-        found = find_created_booking(client, appointment)  # a lost create must not outlive the cancel
+        # A lost create must not outlive the cancel.
+        found = find_created_booking(client, appointment.id, since=appointment.create_attempted_at)
         if found is not None:
             _record_created(ctx, appointment.id, found,
                             action="booking.adopted")
@@ -316,9 +313,9 @@ def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
                                 client.get_booking(current.rescheduled_to_uid), old=current,
                                 action="booking.reschedule_adopted")
             return "followed"
-        if current.status == "cancelled":  # "already cancelled" counts as success (REFERENCE §5.5)
-            _record_cancelled(ctx, appointment.id, current)
-            return "cancelled"
+        if current.status in ("cancelled", "rejected"):
+            # "Already cancelled" counts as success (REFERENCE §5.5), and says who did it.
+            return _adopt_ending(ctx, appointment, current)
         if current.end <= ctx.clock.now():
             # Cal.com keeps bookings that have ended; calsync still records the CRM's cancel.
             _record_cancelled(ctx, appointment.id, current,
@@ -328,6 +325,46 @@ def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
         return "failed"
     _record_cancelled(ctx, appointment.id, cancelled)
     return "cancelled"
+
+
+def _cancel_duplicate(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
+                      duplicate: Booking, version: int) -> str:
+    """A second live booking of this appointment (a lost create's twin): cancelled in Cal.com,
+    audited with the reason, unless Cal.com shows the appointment moved on to it."""
+    if _follow_chain(ctx, client, appointment):
+        return "followed"  # the "duplicate" may be the current booking's successor
+    reason = f"Duplicate booking: calsync appointment {appointment.id} is booked as {appointment.booking_uid}"
+    try:
+        found: CalcomBooking | None = client.get_booking(duplicate.uid)
+    except errors.CalcomRejected as refused:
+        if refused.status != 404:
+            raise
+        found = None
+    if found is not None and found.status in gaps.LIVE and not found.rescheduled_to_uid:
+        try:
+            found = client.cancel_booking(duplicate.uid, cancel_body(reason))
+        except errors.CalcomRejected as rejected:
+            found = client.get_booking(duplicate.uid)  # cancelled meanwhile, or already over
+            if found.status in gaps.LIVE and found.end > ctx.clock.now():
+                _record_failure(ctx, appointment.id, version, rejected, status=None)
+                return "failed"
+    now = ctx.clock.now()
+    status = found.status if found is not None else "deleted"
+    if status in gaps.LIVE:
+        status = "completed"  # it has ended, and Cal.com keeps what has ended (REFERENCE §5.5)
+    with write_transaction(ctx.db):
+        if found is not None:
+            upsert_booking(appointment.account_id, appointment.id, found, now)
+        bookings.update(appointment.account_id, duplicate.uid, status=status, updated_at=now)
+        audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
+                     action="booking.duplicate_cancelled", now=now,
+                     before={"booking_uid": duplicate.uid, "status": duplicate.status},
+                     after={"status": status, "reason": reason})
+        gaps.settle_if_done(appointment.id, now)
+    log.warning("duplicate booking cancelled", extra={
+        "action": "sync.duplicate_cancelled", "appointment_id": appointment.id,
+        "booking_uid": duplicate.uid, "current_booking_uid": appointment.booking_uid})
+    return "duplicate_cancelled"
 
 
 def _record_cancelled(ctx: SyncContext, appointment_id: str,
@@ -346,7 +383,7 @@ def _record_cancelled(ctx: SyncContext, appointment_id: str,
                      action="booking.cancelled", now=now, before={"status": appointment.status},
                      after={"status": "cancelled", "cancellation_reason": reason,
                             "booking_uid": appointment.booking_uid})
-        _settle_if_done(appointment_id, now)
+        gaps.settle_if_done(appointment_id, now)
         events.emit_for(ctx.db, appointment_id, events.CANCELLED, now=now, booker_url=ctx.booker_url)
 
 
@@ -370,7 +407,7 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="attendance.marked", now=now, before={"attendance": appointment.attendance},
                      after={"attendance": appointment.desired_attendance})
-        _settle_if_done(appointment.id, now)
+        gaps.settle_if_done(appointment.id, now)
         events.emit_for(ctx.db, appointment.id, events.ATTENDANCE, now=now, booker_url=ctx.booker_url)
     return "attendance"
 

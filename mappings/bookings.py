@@ -48,6 +48,14 @@ def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:
     return {uid: appointment_id for uid, appointment_id in query.tuples()}
 
 
+def others_of(appointment_id: str, current_uid: str, statuses: Iterable[str]) -> list[Booking]:
+    """The appointment's rows other than ``current_uid`` in ``statuses``, that no reschedule
+    succeeded (an appointment belongs to one account, so its rows do too)."""
+    return list(Booking.select().where(
+        (Booking.appointment == appointment_id) & (Booking.uid != current_uid)
+        & Booking.status.in_(list(statuses)) & Booking.rescheduled_to_uid.is_null()).order_by(Booking.id))
+
+
 def record(account_id: str, appointment_id: str, uid: str, *, now: datetime, **values: Any) -> None:
     """Insert or update the account's row for ``uid`` (call inside the caller's transaction).
 

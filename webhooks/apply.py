@@ -9,6 +9,11 @@ Rules (DESIGN §10, REFERENCE §7–§8):
 - Cal.com's side wins over an older CRM edit that has not reached it; a CRM edit
   made after Cal.com's change stands and is converged onto the new booking. The
   audit shows both.
+- Recording what Cal.com holds never settles a version by itself: only a fresh
+  comparison (connector/gaps.py) does, so a CRM edit still on its way is never
+  marked synced unsent; when a gap is left, a converge is queued.
+- A live booking that names an appointment already booked as another uid is a
+  duplicate: it is recorded, and converge cancels it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import datetime
 
 from peewee import Database
 
-from connector import audit, events, metrics, queue, sweeps
+from connector import audit, events, gaps, metrics, queue, sweeps
 from connector.clock import Clock
 from mappings import bookings
 from mappings.db import write_transaction
@@ -104,10 +109,17 @@ class Applier:
         return None if booking is None else (booking, Appointment.get_by_id(booking.appointment_id))
 
     def _follow_calcom(self, appointment: Appointment, **changes) -> None:
-        """Cal.com's change becomes the desired state, already synced: converge has nothing to do."""
-        version = appointment.desired_version + 1
-        Appointment.update(desired_version=version, synced_version=version, sync_state="synced",
-                           updated_at=self.now, **changes).where(Appointment.id == appointment.id).execute()
+        """Cal.com's change becomes the desired state (a new version), settled if nothing else differs."""
+        Appointment.update(desired_version=Appointment.desired_version + 1, updated_at=self.now,
+                           **changes).where(Appointment.id == appointment.id).execute()
+        self._settle(appointment.id)
+
+    def _settle(self, appointment_id: str) -> None:
+        """Synced if a fresh comparison finds no gap; else pending, with a converge to close it."""
+        if not gaps.settle_if_done(appointment_id, self.now):
+            Appointment.update(sync_state="pending", updated_at=self.now).where(
+                Appointment.id == appointment_id).execute()
+            queue.enqueue_converge(self.db, appointment_id, self.account_id, now=self.now)
 
     def _emit(self, appointment_id: str, event_type: str) -> None:
         events.emit_for(self.db, appointment_id, event_type, now=self.now, booker_url=self.booker_url)
@@ -157,19 +169,33 @@ class Applier:
         return self._import(event)
 
     def _adopt(self, appointment: Appointment, event: CalcomEvent) -> str:
-        """calsync's own create whose answer was lost: the webhook brings its uid first."""
+        """calsync's own create whose answer was lost: the webhook brings its uid first.
+
+        What Cal.com holds is recorded; whether the appointment is synced is for a fresh
+        comparison to say, since the CRM may have edited it while the answer was lost.
+        """
         if appointment.booking_uid not in (None, event.uid):
-            return "ignored"
+            return self._duplicate(appointment, event)
         self._store_booking(appointment.id, event)
         status = self._live_status(event, False)
         Appointment.update(booking_uid=event.uid, status=status, meeting_url=event.meeting_url,
                            location=event.location, end_time=event.end, create_attempted_at=None,
-                           last_error=None, synced_version=Appointment.desired_version,
-                           sync_state="synced", updated_at=self.now).where(
+                           last_error=None, updated_at=self.now).where(
             Appointment.id == appointment.id).execute()
         self._audit(appointment, "booking.adopted", {"booking_uid": None},
                     {"booking_uid": event.uid, "status": status})
+        self._settle(appointment.id)
         self._emit(appointment.id, events.SYNCED)
+        return "applied"
+
+    def _duplicate(self, appointment: Appointment, event: CalcomEvent) -> str:
+        """A second booking naming an appointment that is booked as another uid: recorded, so
+        converge cancels it (gaps.duplicates)."""
+        self._store_booking(appointment.id, event)
+        if event.status in gaps.LIVE:
+            self._audit(appointment, "booking.duplicate_found", {"booking_uid": appointment.booking_uid},
+                        {"duplicate_booking_uid": event.uid, "status": event.status})
+            self._settle(appointment.id)
         return "applied"
 
     def _import(self, event: CalcomEvent) -> str:

@@ -24,7 +24,7 @@ from connector import errors, queue
 from connector.accounts import webhook_secrets
 from mappings import bookings
 from mappings.db import bulk_insert, write_transaction
-from mappings.models import Account, WebhookDelivery
+from mappings.models import Account, Appointment, WebhookDelivery
 from mappings.sealing import Sealer, SealingError
 from webhooks import events
 
@@ -123,6 +123,7 @@ def store(db: Database, items: list[Incoming]) -> list[Receipt]:
         seen: dict[tuple[str, str], int] = {}
         owners = {account_id: bookings.owners(account_id, uids)
                   for account_id, uids in uids_by_account.items()}
+        named = _named_appointments(items)
         fresh: dict[tuple[str, str], Incoming] = {}
         stored: dict[tuple[str, str], int] = {}
         for item in items:
@@ -155,7 +156,7 @@ def store(db: Database, items: list[Incoming]) -> list[Receipt]:
                 jobs.append({"kind": APPLY_WEBHOOK, "account_id": item.account_id,
                              "payload": {"delivery_id": delivery_id},
                              "serial_key": _serial_key(item.account_id, event,
-                                                       owners[item.account_id])})
+                                                       owners[item.account_id], named)})
         if jobs:
             queue.enqueue_many(db, jobs, now=items[0].received_at)
     return receipts
@@ -181,13 +182,33 @@ def _row(item: Incoming) -> dict:
             "outcome": "ignored" if ignored else "received"}
 
 
-def _serial_key(account_id: str, event: events.CalcomEvent, owners: dict[str, str]) -> str:
-    """The appointment's serial key when the account knows the booking, so apply and converge
-    of one appointment never run at once; else the booking's own within the account, so no
-    tenant's delivery can queue behind another's (a digest keeps the key short)."""
+def _named_appointments(items: list[Incoming]) -> set[tuple[str, str]]:
+    """(account, appointment id) of the deliveries whose metadata names one of the account's
+    appointments: a booking calsync made, perhaps before its answer was recorded."""
+    wanted: dict[str, set[str]] = {}
+    for item in items:
+        if item.event.appointment_id:
+            wanted.setdefault(item.account_id, set()).add(item.event.appointment_id)
+    named: set[tuple[str, str]] = set()
+    for account_id, ids in wanted.items():
+        rows = Appointment.select(Appointment.id).where(
+            (Appointment.account == account_id) & Appointment.id.in_(sorted(ids))).tuples()
+        named.update((account_id, appointment_id) for (appointment_id,) in rows)
+    return named
+
+
+def _serial_key(account_id: str, event: events.CalcomEvent, owners: dict[str, str],
+                named: set[tuple[str, str]]) -> str:
+    """The appointment's serial key when the account knows the booking, or when the booking
+    names one of the account's appointments (calsync's own create, its answer maybe not yet
+    recorded), so apply and converge of one appointment never run at once; else the booking's
+    own within the account, so no tenant's delivery can queue behind another's (a digest keeps
+    the key short)."""
     for uid in (event.reschedule_uid, event.uid):
         if uid and uid in owners:
             return f"appointment:{owners[uid]}"
+    if (account_id, event.appointment_id) in named:
+        return f"appointment:{event.appointment_id}"
     booking = hashlib.blake2b(f"{account_id}\n{event.uid or event.delivery_key}".encode(),
                               digest_size=12).hexdigest()
     return f"booking:{booking}"

@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from connector.timezones import is_iana_zone
+from mappings.from_calcom import CalcomBooking
 from mappings.times import EARLIEST, LATEST, parse_instant
+from mappings.to_calcom import APPOINTMENT_ID_KEY
 
 # Cal.com's uids: 22-character short uuids, older 36-character uuids (seat uids too).
 _UID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -89,6 +91,8 @@ class CalcomEvent:
     cancelled_by_email: str | None = None
     rejection_reason: str | None = None
     host_no_show: bool | None = None
+    # metadata.calsync_appointment_id, id-shaped: the appointment a booking calsync made names.
+    appointment_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -157,6 +161,11 @@ def _attendees(items: Any) -> tuple[Attendee, ...]:
     return tuple(result)
 
 
+def _appointment_id(metadata: Any) -> str | None:
+    value = metadata.get(APPOINTMENT_ID_KEY) if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and _UID.fullmatch(value) else None
+
+
 def _trigger_name(name: Any) -> str:
     return clean_text(str(name))[:TRIGGER_LENGTH] if name is not None else ""
 
@@ -170,6 +179,7 @@ def headline(body: dict[str, Any], raw_body: bytes) -> CalcomEvent:
     trigger = Trigger.of(name)
     payload = body if trigger in (Trigger.MEETING_STARTED, Trigger.MEETING_ENDED) else body.get("payload")
     payload = payload if isinstance(payload, dict) else {}
+    metadata = payload.get("metadata")
     return CalcomEvent(
         trigger=trigger,
         trigger_name=_trigger_name(name),
@@ -177,6 +187,7 @@ def headline(body: dict[str, Any], raw_body: bytes) -> CalcomEvent:
         sent_at=None,
         uid=_uid(payload.get("uid")) or _uid(payload.get("bookingUid")),
         reschedule_uid=_uid(payload.get("rescheduleUid")),
+        appointment_id=_appointment_id(metadata),
     )
 
 
@@ -225,5 +236,29 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
         cancelled_by_email=_email(payload.get("cancelledBy")),
         rejection_reason=_text(payload.get("rejectionReason")),
         host_no_show=no_show_host if isinstance(no_show_host, bool) else None,
+        appointment_id=_appointment_id(metadata),
         raw=body,
     )
+
+
+def from_booking(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str | None = None) -> CalcomEvent:
+    """The event Cal.com's webhook would have carried for this booking's present state (the
+    reconciler's and converge's way to say "this is what Cal.com holds"), held to the same
+    shapes as a delivery."""
+    return CalcomEvent(
+        trigger=trigger, trigger_name=trigger.value, delivery_key=f"observed:{booking.uid}",
+        sent_at=booking.updated_at, uid=_uid(booking.uid), reschedule_uid=_uid(reschedule_uid),
+        status=booking.status if booking.status in STATUSES else None,
+        start=booking.start, end=booking.end, title=_text(booking.title, TITLE_LENGTH),
+        event_type_id=booking.event_type_id,
+        attendees=tuple(Attendee(email=email, name=_text(a.name, NAME_LENGTH) or "",
+                                 time_zone=a.time_zone if is_iana_zone(a.time_zone or "") else None,
+                                 no_show=a.absent)
+                        for a in booking.attendees if (email := _email(a.email)) is not None),
+        location=_text(booking.location), meeting_url=_text(booking.meeting_url),
+        metadata=dict(booking.metadata or {}),
+        cancellation_reason=_text(booking.cancellation_reason),
+        cancelled_by_email=_email(booking.cancelled_by_email),
+        rejection_reason=_text(booking.cancellation_reason) if booking.status == "rejected" else None,
+        host_no_show=booking.absent_host, appointment_id=_appointment_id(booking.metadata),
+        raw=clean_json(booking.raw))

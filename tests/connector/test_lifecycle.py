@@ -91,6 +91,19 @@ def test_already_cancelled_in_calcom_counts_as_success(ctx, principal, clock, sa
     assert converge(ctx, booked.id) == "cancelled"
     row = Appointment.get_by_id(booked.id)
     assert row.status == "cancelled" and row.last_error is None
+    # Cal.com's cancel came first: it says who cancelled and why.
+    assert (row.cancelled_by, row.cancellation_reason, row.sync_state) == ("host", "by the host", "synced")
+
+
+def test_a_reschedule_refused_because_the_attendee_cancelled_adopts_the_cancellation(
+        ctx, principal, clock, sandbox, booked):
+    sandbox.calendar.cancel(booked.booking_uid, {"cancellationReason": "cannot make it"}, "/", by_host=False)
+    appointments.patch(ctx.db, principal, "crm-1", b'{"start_time": "2026-03-17T13:00:00Z"}', now=clock.now())
+    assert converge(ctx, booked.id) == "cancelled"
+    row = Appointment.get_by_id(booked.id)
+    assert (row.status, row.desired_status, row.cancelled_by, row.cancellation_reason) == (
+        "cancelled", "cancelled", "attendee", "cannot make it")
+    assert row.sync_state == "synced" and row.last_error is None
 
 
 def test_cancelling_what_was_never_booked_calls_nobody(ctx, account, principal, clock, sandbox):

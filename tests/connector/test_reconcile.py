@@ -279,3 +279,23 @@ def test_the_pass_waits_for_the_accounts_rate_limit_instead_of_failing(app, sand
         crm[0].id, full=True, trigger="cli")
     assert run.pages == 3 and run.repairs == {"imported": 6}
     assert clock.now() - began >= timedelta(seconds=60)  # the third page waited for a new window
+
+
+def test_a_second_live_booking_naming_an_appointment_is_found_and_cancelled(sandbox, book, reconcile, run_jobs,
+                                                                            crm, clock):
+    appointment = book()
+    twin = sandbox.calendar.create_booking({
+        "start": "2026-03-18T10:00:00Z", "eventTypeId": 123456,
+        "metadata": {"calsync_appointment_id": appointment.id},
+        "attendee": {"name": "Alex Prospect", "email": "alex.prospect@example.org", "timeZone": "UTC"}},
+        SANDBOX_PATH, "http://sandbox.test/video", host=sandbox_user(sandbox, crm[0]))
+    run = reconcile(full=True)
+    assert run.repairs == {"adopted": 1}  # recorded as the appointment's duplicate
+    run_jobs()
+    assert sandbox.calendar.bookings[twin.uid].status == "cancelled"
+    assert sandbox.calendar.bookings[appointment.booking_uid].status == "accepted"
+    row = Appointment.get_by_id(appointment.id)
+    assert (row.booking_uid, row.status, row.sync_state) == (appointment.booking_uid, "active", "synced")
+    assert [a.action for a in AuditEvent.select().where(AuditEvent.appointment == appointment.id)
+            if "duplicate" in a.action] == ["booking.duplicate_found", "booking.duplicate_cancelled"]
+    assert reconcile(full=True).repairs == {}

@@ -158,3 +158,70 @@ def test_without_a_key_or_sandbox_the_reason_is_clear(db, clock, sandbox, accoun
     appointment = put(db, account, now=clock.now()).appointment
     with pytest.raises(errors.CalcomAuthError, match="no Cal.com API key"):
         converge(ctx, appointment.id)
+
+
+def _live_of(sandbox, appointment_id: str) -> list:
+    return [b for b in sandbox.calendar.bookings.values()
+            if b.status in ("accepted", "pending") and b.metadata.get("calsync_appointment_id") == appointment_id]
+
+
+@pytest.mark.parametrize("moved_to", ["2026-03-17T15:00:00Z", "2026-03-17T08:00:00Z"])
+def test_a_lost_create_is_found_even_after_the_crm_moved_the_start(ctx, account, clock, sandbox, moved_to):
+    """The answer of a create at 10:00 is lost; the CRM then moves the start (later or earlier).
+    The search must still find the 10:00 booking, and converge moves it: one live booking."""
+    appointment = put(ctx.db, account, now=clock.now(), start_time="2026-03-17T10:00:00Z").appointment
+    _faults(sandbox, drop_next=1)
+    with pytest.raises(errors.CalcomOutcomeUnknown):
+        converge(ctx, appointment.id)
+    clock.advance(minutes=3)
+    put(ctx.db, account, now=clock.now(), start_time=moved_to)
+    assert converge(ctx, appointment.id) == "rescheduled"
+    row = _reload(appointment.id)
+    live = _live_of(sandbox, appointment.id)
+    assert sandbox.calendar.created_count == 1 and len(live) == 1
+    assert (live[0].uid, live[0].start.isoformat().replace("+00:00", "Z")) == (row.booking_uid, moved_to)
+    assert (row.status, row.sync_state) == ("rescheduled", "synced")
+
+
+def test_a_retry_cal_com_refused_with_a_429_keeps_the_first_unanswered_attempt(ctx, account, clock, sandbox):
+    """A 429 means this attempt made nothing, not that an earlier unanswered one made nothing:
+    the marker goes back to that earlier attempt, so the next search still starts there."""
+    appointment = put(ctx.db, account, now=clock.now(), start_time="2026-03-17T10:00:00Z").appointment
+    first = clock.now()
+    Appointment.update(create_attempted_at=first).where(Appointment.id == appointment.id).execute()
+    clock.advance(minutes=30)
+    _faults(sandbox, rate_limit_next=1)
+    with pytest.raises(errors.CalcomRateLimited):
+        converge(ctx, appointment.id)
+    assert _reload(appointment.id).create_attempted_at == first
+
+
+def test_a_second_live_booking_of_an_appointment_is_cancelled_with_its_reason(ctx, account, clock, sandbox):
+    """Two live bookings carry one appointment's id (two lost creates that both landed): the one
+    that is not current is cancelled in Cal.com, audited, and the appointment ends synced."""
+    from connector.calcom import BookingFilters
+    from mappings import bookings as booking_rows
+    from tests.support.factories import sandbox_user
+
+    appointment = put(ctx.db, account, now=clock.now(), start_time="2026-03-17T10:00:00Z").appointment
+    assert converge(ctx, appointment.id) == "created"
+    twin = sandbox.calendar.create_booking({
+        "start": "2026-03-17T12:00:00Z", "eventTypeId": 123456, "metadata": {"calsync_appointment_id": appointment.id},
+        "attendee": {"name": "Alex Prospect", "email": "alex.prospect@example.org", "timeZone": "UTC"}},
+        "/v2/bookings", "http://sandbox.test", host=sandbox_user(sandbox, account))
+    client = ctx.clients.for_account(account)
+    seen = next(iter(client.iter_bookings(BookingFilters(booking_uid=twin.uid)))).bookings[0]
+    from connector.sync import upsert_booking
+    from mappings.db import write_transaction
+
+    with write_transaction(ctx.db):  # what a webhook or the reconciler records of it
+        upsert_booking(account.id, appointment.id, seen, clock.now())
+        Appointment.update(synced_version=0, sync_state="pending").where(Appointment.id == appointment.id).execute()
+    assert converge(ctx, appointment.id) == "duplicate_cancelled"
+    row = _reload(appointment.id)
+    assert sandbox.calendar.bookings[twin.uid].status == "cancelled"
+    assert row.booking_uid in sandbox.calendar.bookings and len(_live_of(sandbox, appointment.id)) == 1
+    assert "Duplicate booking" in sandbox.calendar.bookings[twin.uid].cancellation_reason
+    assert booking_rows.find(account.id, twin.uid).status == "cancelled"
+    assert AuditEvent.get(AuditEvent.action == "booking.duplicate_cancelled").after["status"] == "cancelled"
+    assert (row.status, row.sync_state) == ("active", "synced")

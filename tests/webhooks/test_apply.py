@@ -95,16 +95,56 @@ def test_booking_created_for_calsyncs_own_booking_is_an_echo(deliver, booked):
     assert crm_events() == []
 
 
-def test_booking_created_names_an_appointment_whose_answer_was_lost(deliver, db, clock, account):
+def _lost_create(db, clock, account) -> tuple[Appointment, dict]:
+    """An appointment whose create reached Cal.com but whose answer was lost (its converge job
+    gave up for now), and Cal.com's BOOKING_CREATED for it."""
     appointment = put(db, account, "crm-1", now=clock.now(), start_time="2026-03-17T14:00:00Z").appointment
     Appointment.update(create_attempted_at=clock.now()).where(Appointment.id == appointment.id).execute()
+    Job.delete().execute()
     body = fixture("webhook-BOOKING_CREATED.json")
     body["payload"]["metadata"] = {"videoCallUrl": body["payload"]["metadata"]["videoCallUrl"],
                                    "calsync_appointment_id": appointment.id}
+    return appointment, body
+
+
+def test_booking_created_names_an_appointment_whose_answer_was_lost(deliver, db, clock, account):
+    appointment, body = _lost_create(db, clock, account)
     assert deliver(body) == "applied"
     adopted = row("crm-1")
     assert (adopted.booking_uid, adopted.status, adopted.create_attempted_at) == (
         "h3Y8sQz2VwRkM5nTqL7pXa", "active", None)
+    assert adopted.sync_state == "synced"  # what Cal.com holds is what the CRM asked for
+
+
+def test_adopting_a_lost_create_never_settles_an_edit_the_crm_made_meanwhile(deliver, db, clock, account):
+    from connector import accounts, appointments
+
+    appointment, body = _lost_create(db, clock, account)
+    principal = accounts.Principal(account.id, "tok", "crm", frozenset(accounts.SCOPES))
+    appointments.patch(db, principal, "crm-1", b'{"start_time": "2026-03-17T15:00:00Z"}', now=clock.now())
+    Job.delete().execute()
+    assert deliver(body) == "applied"
+    adopted = row("crm-1")
+    assert adopted.booking_uid == "h3Y8sQz2VwRkM5nTqL7pXa"
+    assert (adopted.sync_state, adopted.synced_version) == ("pending", 0)  # 15:00 is not sent yet
+    assert Job.select().where((Job.kind == "converge") & (Job.status == "queued")).count() == 1
+
+
+def test_a_delivery_naming_an_appointment_queues_behind_its_converge(client, account, db, clock):
+    """Until the create's answer is recorded, only the metadata links the booking to the
+    appointment: its delivery takes the appointment's serial key all the same."""
+    appointment, body = _lost_create(db, clock, account)
+    from connector import queue
+
+    converge = queue.enqueue_converge(db, appointment.id, account.id, now=clock.now())
+    assert queue.claim_next(db, "converging", now=clock.now(), lease_seconds=60).id == converge
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    signature = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert client.post(f"/webhooks/calcom/{account.id}", content=raw, headers={
+        "Content-Type": "application/json", "X-Cal-Signature-256": signature}).status_code == 200
+    delivery_job = Job.get(Job.kind == APPLY_WEBHOOK)
+    assert delivery_job.serial_key == f"appointment:{appointment.id}"
+    assert queue.claim_next(db, "other", now=clock.now(), lease_seconds=60) is None
 
 
 def test_a_confirmation_makes_a_pending_booking_active(deliver, booked):
