@@ -17,7 +17,9 @@ streamed, and each page's lookups are a fixed number of queries whatever its
 size: queries grow with pages and repairs, not with bookings.
 
 An appointment calsync is still converging (an edit not yet synced, a create or
-reschedule in flight) is left to its job; the next pass sees it settled.
+reschedule in flight) is left to its job; the next pass sees it settled — so the
+incremental checkpoint never moves past a booking it left: it stops at the
+earliest such booking's ``updatedAt``, and the next pass reads it again.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Progress:
     bookings_seen: int = 0
     total: int | None = None  # Cal.com's totalItems for the pass, once the first page is in
     repairs: Counter = field(default_factory=Counter)
+    # The earliest updatedAt of a booking left to its converging appointment: the checkpoint's bound.
+    held_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,13 @@ class Reconciler:
     def _page(self, run: ReconcileRun, account_id: str, client: CalcomClient, page: BookingPage,
               state: Progress, checkpoint_from: datetime | None = None) -> None:
         state.total = page.total_items if state.total is None else state.total
-        drifts = self._drifts(account_id, client, page.bookings)
+        drifts, skipped = self._drifts(account_id, client, page.bookings)
+        if checkpoint_from is not None and skipped:
+            earliest = min(booking.updated_at or checkpoint_from for booking in skipped)
+            state.held_at = min(earliest, state.held_at or earliest)
+            log.info("checkpoint held", extra={"action": "reconcile.checkpoint_held",
+                                               "account_id": account_id, "skipped": len(skipped),
+                                               "held_at": state.held_at.isoformat()})
         now = self.clock.now()
         applier = Applier(self.db, now, self.booker_url, account_id, actor=ACTOR)
         with write_transaction(self.db):
@@ -186,15 +196,18 @@ class Reconciler:
             state.pages += 1
             state.bookings_seen += len(page.bookings)
             if checkpoint_from is not None:
-                self._save_checkpoint(account_id, page, checkpoint_from, now)
+                self._save_checkpoint(account_id, page, checkpoint_from, now, state.held_at)
             ReconcileRun.update(**self._figures(state)).where(ReconcileRun.id == run.id).execute()
 
     @staticmethod
-    def _save_checkpoint(account_id: str, page: BookingPage, since: datetime, now: datetime) -> None:
+    def _save_checkpoint(account_id: str, page: BookingPage, since: datetime, now: datetime,
+                         held_at: datetime | None) -> None:
         stamps = [booking.updated_at for booking in page.bookings if booking.updated_at is not None]
         if not stamps:
             return
         latest = max(max(stamps), since)
+        if held_at is not None:
+            latest = max(min(latest, held_at), since)  # `afterUpdatedAt` includes it: read again
         saved = ReconcileCheckpoint.update(updated_after=latest, saved_at=now).where(
             (ReconcileCheckpoint.account == account_id)
             & (ReconcileCheckpoint.updated_after <= latest)).execute()
@@ -205,7 +218,8 @@ class Reconciler:
     # --- what differs ---------------------------------------------------------------
 
     def _drifts(self, account_id: str, client: CalcomClient,
-                bookings: tuple[CalcomBooking, ...]) -> list[_Drift]:
+                bookings: tuple[CalcomBooking, ...]) -> tuple[list[_Drift], list[CalcomBooking]]:
+        """The page's repairs, and the bookings left to an appointment still converging."""
         uids = {uid for booking in bookings for uid in
                 (booking.uid, booking.rescheduled_from_uid, booking.rescheduled_to_uid) if uid}
         known = {uid: (row, row.appointment)
@@ -218,12 +232,13 @@ class Reconciler:
         # bookings of a chain are not looked at again on their own.
         in_page = {booking.uid: booking for booking in bookings}
         drifts: list[_Drift] = []
+        skipped: list[CalcomBooking] = []
         claimed: set[str] = set()
         for booking in bookings:
             mine = known.get(booking.uid)
             if mine is None or not booking.was_rescheduled or _in_flight(mine[1]) \
                     or mine[0].rescheduled_to_uid == booking.rescheduled_to_uid:
-                continue
+                continue  # an appointment in flight is skipped below, in _drift_of
             for previous_uid, successor in self._chain(booking, known, in_page, client):
                 drifts.append(_Drift("reschedule", observed(successor, Trigger.BOOKING_RESCHEDULED,
                                                           reschedule_uid=previous_uid)))
@@ -231,10 +246,10 @@ class Reconciler:
             claimed.add(booking.uid)
         for booking in bookings:
             if booking.uid not in claimed:
-                drift = self._drift_of(booking, known, owners)
+                drift = self._drift_of(booking, known, owners, skipped)
                 if drift is not None:
                     drifts.append(drift)
-        return drifts
+        return drifts, skipped
 
     def _chain(self, booking: CalcomBooking, known: dict, in_page: dict[str, CalcomBooking],
                client: CalcomClient) -> list[tuple[str, CalcomBooking]]:
@@ -253,12 +268,15 @@ class Reconciler:
         return hops
 
     def _drift_of(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
-                  owners: set[str]) -> _Drift | None:
+                  owners: set[str], skipped: list[CalcomBooking]) -> _Drift | None:
         mine = known.get(booking.uid)
         if mine is None:
-            return self._unknown(booking, known, owners)
+            return self._unknown(booking, known, owners, skipped)
         local, appointment = mine
-        if _in_flight(appointment) or booking.was_rescheduled:
+        if _in_flight(appointment):
+            skipped.append(booking)
+            return None
+        if booking.was_rescheduled:
             return None
         if booking.status in ("cancelled", "rejected"):
             if local.status in ("cancelled", "rejected"):
@@ -278,13 +296,14 @@ class Reconciler:
         return None
 
     def _unknown(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
-                 owners: set[str]) -> _Drift | None:
+                 owners: set[str], skipped: list[CalcomBooking]) -> _Drift | None:
         if booking.status not in LIVE:
             return None  # a booking calsync never knew that is already over: nothing to mirror
         trigger = Trigger.BOOKING_REQUESTED if booking.status == "pending" else Trigger.BOOKING_CREATED
         previous = known.get(booking.rescheduled_from_uid or "")
         if previous is not None:
             if _in_flight(previous[1]):
+                skipped.append(booking)
                 return None
             return _Drift("reschedule", observed(booking, Trigger.BOOKING_RESCHEDULED,
                                                reschedule_uid=booking.rescheduled_from_uid))

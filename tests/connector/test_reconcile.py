@@ -299,3 +299,27 @@ def test_a_second_live_booking_naming_an_appointment_is_found_and_cancelled(sand
     assert [a.action for a in AuditEvent.select().where(AuditEvent.appointment == appointment.id)
             if "duplicate" in a.action] == ["booking.duplicate_found", "booking.duplicate_cancelled"]
     assert reconcile(full=True).repairs == {}
+
+
+def test_the_checkpoint_never_passes_a_booking_left_to_a_converging_appointment(
+        sandbox, book, reconcile, clock, crm, client, run_jobs):
+    """A's booking is cancelled in Cal.com (its webhook lost) while the CRM's edit of A is still
+    converging, so the pass leaves it; later bookings change too. The checkpoint stops at A's
+    change, and once A has settled the next incremental pass repairs it."""
+    first, second = book("crm-a"), book("crm-b", start_time="2026-03-17T11:00:00Z")
+    clock.advance(minutes=5)
+    sandbox.calendar.cancel(first.booking_uid, {"cancellationReason": "cannot come"}, SANDBOX_PATH,
+                            by_host=False)
+    held = sandbox.calendar.bookings[first.booking_uid].updated_at
+    clock.advance(minutes=5)
+    sandbox.calendar.cancel(second.booking_uid, {"cancellationReason": "also out"}, SANDBOX_PATH,
+                            by_host=False)
+    assert client.patch("/v1/appointments/crm-a", json={"title": "edited"}, headers=crm[1]).status_code == 200
+    run = reconcile()
+    assert run.repairs == {"cancelled": 1}  # B only: A is converging
+    assert ReconcileCheckpoint.get_by_id(crm[0].id).updated_after == held
+    run_jobs()  # A's title edit settles without a call to Cal.com
+    assert Appointment.get_by_id(first.id).status == "active"
+    assert reconcile().repairs == {"cancelled": 1}  # read again from the held checkpoint
+    row = Appointment.get_by_id(first.id)
+    assert (row.status, row.cancelled_by, row.cancellation_reason) == ("cancelled", "attendee", "cannot come")
