@@ -38,7 +38,7 @@ from connector.clients import CalcomClients
 from connector.clock import Clock
 from connector.retry import describe
 from mappings import bookings
-from mappings.db import write_transaction
+from mappings.db import database, write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, EventType, Job
 from mappings.to_calcom import (
@@ -50,7 +50,7 @@ from mappings.to_calcom import (
     mark_absent_body,
     reschedule_body,
 )
-from webhooks.apply import Applier
+from webhooks.apply import Applier, wake_waiting
 from webhooks.events import Trigger
 from webhooks.events import from_booking as observed
 
@@ -417,7 +417,9 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
 
 def upsert_booking(account_id: str, appointment_id: str, booking: CalcomBooking,
                    now: datetime) -> None:
-    """Store what Cal.com said of one of the account's uids (call inside a transaction)."""
+    """Store what Cal.com said of one of the account's uids (call inside a transaction); Cal.com's
+    deliveries that were waiting for this booking are queued again."""
+    wake_waiting(database, account_id, {booking.uid: appointment_id}, now=now)
     bookings.record(
         account_id, appointment_id, booking.uid, now=now,
         calcom_id=booking.id,

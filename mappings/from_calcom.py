@@ -45,6 +45,8 @@ class CalcomBooking:
     cancelled_by_email: str | None
     absent_host: bool
     raw: dict[str, Any] = field(repr=False, compare=False)
+    # iCalendar UID, "<uid of the first booking>@Cal.com", kept across reschedules (REFERENCE §6).
+    ics_uid: str | None = None
 
     @property
     def appointment_id(self) -> str | None:
@@ -134,6 +136,7 @@ def parse_booking(payload: dict[str, Any]) -> CalcomBooking:
         cancelled_by_email=_text_or_none(payload.get("cancelledByEmail")),
         absent_host=bool(payload.get("absentHost", False)),
         raw=payload,
+        ics_uid=_text_or_none(payload.get("icsUid")),
     )
 
 

@@ -14,6 +14,12 @@ Rules (DESIGN §10, REFERENCE §7–§8):
   marked synced unsent; when a gap is left, a converge is queued.
 - A live booking that names an appointment already booked as another uid is a
   duplicate: it is recorded, and converge cancels it.
+- Order does not matter (Cal.com does not keep it, REFERENCE §7.6). A reschedule
+  whose origin calsync has not seen still lands, and records its predecessor as
+  ended, so the origin's late BOOKING_CREATED is stale. An event about a booking
+  calsync does not know yet, that it cannot apply alone (a cancel, a no-show, the
+  create of a chain's occurrence), is kept ``waiting`` and applied again as soon as
+  that booking is recorded, by whichever path records it (``wake_waiting``).
 """
 
 from __future__ import annotations
@@ -29,18 +35,53 @@ from connector.clock import Clock
 from mappings import bookings
 from mappings.db import write_transaction
 from mappings.models import Appointment, Booking, Job, WebhookDelivery, new_id
-from mappings.to_calcom import APPOINTMENT_ID_KEY
 from webhooks import events as calcom_events
+from webhooks.calcom import APPLY_WEBHOOK
 from webhooks.events import CalcomEvent, Trigger
 
 log = logging.getLogger("calsync.webhooks")
 
 ACTOR = "calcom:webhook"
+WAITING = "waiting"  # about a booking calsync has not recorded yet; applied again once it has
+RESCHEDULE_TRIGGERS = (Trigger.BOOKING_RESCHEDULED.value, Trigger.BOOKING_REQUESTED.value)
 _RANK = {"pending": 0, "awaiting_host": 0, "accepted": 1, "cancelled": 2, "rejected": 2}
 
 
 def _moves_back(booking: Booking, status: str | None) -> bool:
     return status is not None and _RANK.get(status, 1) < _RANK.get(booking.status, 1)
+
+
+def wake_waiting(db: Database, account_id: str, recorded: dict[str, str], *, now: datetime) -> int:
+    """Queue again the account's deliveries that wait for a booking just recorded
+    (``recorded``: uid → its appointment); answers how many (call inside the recording transaction).
+
+    A delivery waits for its own booking, or, a reschedule, for the booking it moved from.
+    """
+    if not recorded:
+        return 0
+    waiting = WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.booking_uid,
+                                     WebhookDelivery.trigger, WebhookDelivery.raw_body).where(
+        (WebhookDelivery.account == account_id) & (WebhookDelivery.outcome == WAITING)
+        & (WebhookDelivery.booking_uid.in_(sorted(recorded))
+           | WebhookDelivery.trigger.in_(RESCHEDULE_TRIGGERS)))
+    jobs = []
+    for delivery_id, uid, trigger, raw_body in waiting.tuples():
+        awaited = uid if uid in recorded else _moved_from(trigger, raw_body)
+        if awaited in recorded:
+            jobs.append({"kind": APPLY_WEBHOOK, "account_id": account_id,
+                         "payload": {"delivery_id": delivery_id},
+                         "serial_key": f"appointment:{recorded[awaited]}"})
+    if jobs:
+        queue.enqueue_many(db, jobs, now=now)
+    return len(jobs)
+
+
+def _moved_from(trigger: str, raw_body: str) -> str | None:
+    """A stored reschedule's predecessor uid (its body was verified and parsed at the door)."""
+    if trigger not in RESCHEDULE_TRIGGERS:
+        return None
+    raw = raw_body.encode()
+    return calcom_events.headline(json.loads(raw), raw).reschedule_uid
 
 
 class ApplyHandler:
@@ -58,7 +99,9 @@ class ApplyHandler:
         with write_transaction(self.db):
             outcome = Applier(self.db, self.clock.now(), self.booker_url,
                               delivery.account_id).apply(event)
-            WebhookDelivery.update(outcome=outcome, processed_at=self.clock.now()).where(
+            # A waiting delivery stays unprocessed: wake_waiting queues it again.
+            WebhookDelivery.update(outcome=outcome,
+                                   processed_at=None if outcome == WAITING else self.clock.now()).where(
                 WebhookDelivery.id == delivery.id).execute()
         metrics.webhook_deliveries.labels(event.trigger.value, outcome).inc()
         log.info("delivery applied", extra={"action": "webhook.apply", "delivery_id": delivery.id,
@@ -80,8 +123,15 @@ class Applier:
                  actor: str = ACTOR) -> None:
         self.db, self.now, self.booker_url, self.account_id = db, now, booker_url, account_id
         self.actor = actor
+        self.recorded: dict[str, str] = {}  # uid → appointment, of the bookings this apply recorded
 
     def apply(self, event: CalcomEvent) -> str:
+        outcome = self._apply(event)
+        wake_waiting(self.db, self.account_id, self.recorded, now=self.now)
+        self.recorded = {}
+        return outcome
+
+    def _apply(self, event: CalcomEvent) -> str:
         trigger = event.trigger
         if trigger in (Trigger.BOOKING_RESCHEDULED, Trigger.BOOKING_REQUESTED) and event.reschedule_uid:
             return self._rescheduled(event)
@@ -129,9 +179,34 @@ class Applier:
                      action=action, now=self.now, before=before, after=after)
 
     def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra) -> None:
+        extra.setdefault("rescheduled_from_uid", event.reschedule_uid)
         bookings.record(self.account_id, appointment_id, event.uid, now=self.now,
                         status=event.status or "accepted", start_time=event.start, end_time=event.end,
                         meeting_url=event.meeting_url, location=event.location, raw=event.raw, **extra)
+        self.recorded[event.uid] = appointment_id
+
+    def _family(self, event: CalcomEvent) -> Appointment | None:
+        """The appointment following this booking's reschedule chain, when calsync knows the chain
+        but not this booking: by the chain's first uid (iCalUID), recorded or an import's name."""
+        origin = event.origin_uid
+        if origin is None or origin == event.uid:
+            return None
+        first = self._booking(origin)
+        if first is not None:
+            return Appointment.get_by_id(first.appointment_id)
+        return Appointment.get_or_none((Appointment.account == self.account_id)
+                                       & (Appointment.external_id == f"calcom:{origin}"))
+
+    def _record_predecessor(self, appointment: Appointment, event: CalcomEvent) -> None:
+        """The occurrence a reschedule moved away from, recorded as ended if calsync never saw it,
+        so its late BOOKING_CREATED is stale (a uid only moves forward, DESIGN §10)."""
+        old_uid = event.reschedule_uid
+        if old_uid is None or self._booking(old_uid) is not None:
+            return
+        start, end = event.previous_start or event.start, event.previous_end or event.end
+        bookings.record(self.account_id, appointment.id, old_uid, now=self.now, status="cancelled",
+                        start_time=start, end_time=end, rescheduled_to_uid=event.uid)
+        self.recorded[old_uid] = appointment.id
 
     @staticmethod
     def _live_status(event: CalcomEvent, booking_was_rescheduled: bool) -> str:
@@ -145,6 +220,10 @@ class Applier:
         if not event.uid or event.start is None or event.end is None:
             return "ignored"
         booking = self._booking(event.uid)
+        if booking is None and self._family(event) is not None:
+            # An occurrence of a chain calsync follows that it has not recorded: its place in the
+            # chain (older, or a successor whose reschedule is on its way) comes with the reschedule.
+            return WAITING
         if booking is not None:
             if _moves_back(booking, event.status):
                 return "stale"
@@ -160,13 +239,17 @@ class Applier:
                             {"status": status})
                 self._emit(appointment.id, events.SYNCED)
             return "applied"
-        owner_id = event.metadata.get(APPOINTMENT_ID_KEY)
-        owner = Appointment.get_or_none((Appointment.id == owner_id)
-                                        & (Appointment.account == self.account_id)
-                                        ) if isinstance(owner_id, str) and owner_id else None
+        owner = self._owner(event)
         if owner is not None:
             return self._adopt(owner, event)
         return self._import(event)
+
+    def _owner(self, event: CalcomEvent) -> Appointment | None:
+        """The account's appointment the booking's metadata names (a booking calsync made)."""
+        if event.appointment_id is None:
+            return None
+        return Appointment.get_or_none((Appointment.id == event.appointment_id)
+                                       & (Appointment.account == self.account_id))
 
     def _adopt(self, appointment: Appointment, event: CalcomEvent) -> str:
         """calsync's own create whose answer was lost: the webhook brings its uid first.
@@ -199,19 +282,22 @@ class Applier:
         return "applied"
 
     def _import(self, event: CalcomEvent) -> str:
-        """A booking made in Cal.com (a public page): a new appointment, source calcom."""
+        """A booking made in Cal.com (a public page): a new appointment, source calcom, named after
+        the first booking of its chain whatever order the chain's deliveries came in."""
         attendee = event.attendees[0] if event.attendees else None
         if attendee is None:
             return "ignored"
         minutes = int((event.end - event.start).total_seconds() // 60)
         appointment = Appointment.create(
-            id=new_id("apt"), account=self.account_id, external_id=f"calcom:{event.uid}",
+            id=new_id("apt"), account=self.account_id,
+            external_id=f"calcom:{event.origin_uid or event.uid}",
             source="calcom", title=event.title or "Cal.com booking",
             attendee_name=(attendee.name or attendee.email)[:calcom_events.NAME_LENGTH],
             attendee_email=attendee.email, attendee_time_zone=attendee.time_zone or "UTC",
             event_type_id=event.event_type_id or 0, start_time=event.start, end_time=event.end,
             duration_minutes=minutes, booking_uid=event.uid, meeting_url=event.meeting_url,
-            location=event.location, status=self._live_status(event, False), sync_state="synced",
+            location=event.location, status=self._live_status(event, bool(event.reschedule_uid)),
+            sync_state="synced",
             desired_version=1, synced_version=1, created_at=self.now, updated_at=self.now)
         self._store_booking(appointment.id, event)
         self._audit(appointment, "appointment.created", {}, {"booking_uid": event.uid,
@@ -224,16 +310,56 @@ class Applier:
     def _rescheduled(self, event: CalcomEvent) -> str:
         if not event.uid or event.start is None or event.end is None:
             return "ignored"
-        if self._booking(event.uid) is not None:
-            return "echo"  # the new uid is already in the chain: calsync made this reschedule
+        known = self._booking(event.uid)
+        if known is not None:
+            # The new uid is in the chain already (calsync made this reschedule, or a later hop
+            # came first): the old one is an ended occurrence, recorded if it was never seen.
+            appointment = Appointment.get_by_id(known.appointment_id)
+            self._record_predecessor(appointment, event)
+            if known.rescheduled_from_uid is not None or not event.reschedule_uid:
+                return "echo"
+            # Its confirmation came first and said nothing of where it came from: now it does.
+            Booking.update(rescheduled_from_uid=event.reschedule_uid, updated_at=self.now).where(
+                Booking.id == known.id).execute()
+            if appointment.booking_uid == known.uid and appointment.status == "active":
+                Appointment.update(status="rescheduled", updated_at=self.now).where(
+                    Appointment.id == appointment.id).execute()
+            return "applied"
         old = self._booking(event.reschedule_uid)
         if old is None:
-            return self._booked(event)  # a chain calsync never knew: treat the new booking as new
+            return self._rescheduled_from_unknown(event)
         appointment = Appointment.get_by_id(old.appointment_id)
         if old.rescheduled_to_uid and old.rescheduled_to_uid != event.uid:
             return "stale"  # the old uid already moved elsewhere
         if appointment.booking_uid != old.uid:
             return "stale"
+        return self._move(appointment, old, event)
+
+    def _rescheduled_from_unknown(self, event: CalcomEvent) -> str:
+        """A reschedule whose predecessor calsync never saw. A hop of a chain calsync follows, ahead
+        of the hop before it: it waits for that one. Else calsync's own booking whose webhooks
+        outran its answers (adopted, at Cal.com's new time), or a chain made wholly in Cal.com
+        (imported); either way the predecessor is recorded as ended, so its late create is stale."""
+        if self._family(event) is not None:
+            return WAITING
+        owner = self._owner(event)
+        if owner is not None and owner.booking_uid is not None:
+            return self._duplicate(owner, event)
+        if owner is not None:
+            outcome = self._adopt(owner, event)
+            self._follow_calcom(owner, start_time=event.start, end_time=event.end,
+                                duration_minutes=int((event.end - event.start).total_seconds() // 60),
+                                status=self._live_status(event, True))
+            self._record_predecessor(owner, event)
+            return outcome
+        outcome = self._import(event)
+        imported = self._booking(event.uid)
+        if imported is not None:
+            self._record_predecessor(Appointment.get_by_id(imported.appointment_id), event)
+        return outcome
+
+    def _move(self, appointment: Appointment, old: Booking, event: CalcomEvent) -> str:
+        """The appointment's current booking ``old`` was rescheduled in Cal.com to ``event``'s."""
         Booking.update(status="cancelled", rescheduled_to_uid=event.uid, updated_at=self.now).where(
             Booking.id == old.id).execute()
         self._store_booking(appointment.id, event, rescheduled_from_uid=old.uid)
@@ -267,7 +393,7 @@ class Applier:
     def _ended_by_calcom(self, event: CalcomEvent, status: str) -> str:
         known = self._known(event.uid)
         if known is None:
-            return "ignored"
+            return WAITING if event.uid else "ignored"
         booking, appointment = known
         if booking.status == status and appointment.status == status:
             return "echo"
@@ -300,8 +426,10 @@ class Applier:
     def _attendance(self, event: CalcomEvent) -> str:
         known = self._known(event.uid)
         if known is None:
-            return "ignored"
-        _, appointment = known
+            return WAITING if event.uid else "ignored"
+        booking, appointment = known
+        if appointment.booking_uid != booking.uid:
+            return "stale"  # attendance of an occurrence the appointment has moved on from
         mine = [a for a in event.attendees if a.email.lower() == appointment.attendee_email.lower()]
         if not mine or mine[0].no_show is None:
             return "ignored"
@@ -317,8 +445,10 @@ class Applier:
     def _host_no_show(self, event: CalcomEvent) -> str:
         known = self._known(event.uid)
         if known is None:
-            return "ignored"
+            return WAITING if event.uid else "ignored"
         booking, appointment = known
+        if appointment.booking_uid != booking.uid:
+            return "stale"
         raw = dict(booking.raw or {})
         if raw.get("absentHost") is True:
             return "echo"
@@ -331,7 +461,7 @@ class Applier:
     def _meeting_ended(self, event: CalcomEvent) -> str:
         known = self._known(event.uid)
         if known is None:
-            return "ignored"
+            return WAITING if event.uid else "ignored"
         booking, appointment = known
         if appointment.status == "completed":
             return "echo"

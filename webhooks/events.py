@@ -31,6 +31,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Booking statuses as the REST API writes them (REFERENCE §6); webhooks send them upper-case.
 STATUSES = frozenset({"accepted", "pending", "cancelled", "rejected", "awaiting_host"})
 MAX_DEPTH = 32  # Cal.com's payloads are about six levels deep
+ICAL_SUFFIX = "@Cal.com"
 # The columns these values land in (mappings/models.py).
 TITLE_LENGTH, NAME_LENGTH, EMAIL_LENGTH, TRIGGER_LENGTH = 500, 200, 320, 60
 
@@ -93,6 +94,13 @@ class CalcomEvent:
     host_no_show: bool | None = None
     # metadata.calsync_appointment_id, id-shaped: the appointment a booking calsync made names.
     appointment_id: str | None = None
+    # A reschedule's predecessor times (rescheduleStartTime/EndTime), to record the old occurrence.
+    previous_start: datetime | None = None
+    previous_end: datetime | None = None
+    # The uid of the first booking of this one's reschedule chain, from its iCalUID
+    # ("<uid>@Cal.com", kept across reschedules, REFERENCE §6): the family's name, whatever order
+    # its deliveries come in.
+    origin_uid: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -166,6 +174,12 @@ def _appointment_id(metadata: Any) -> str | None:
     return value if isinstance(value, str) and _UID.fullmatch(value) else None
 
 
+def _origin(ical_uid: Any) -> str | None:
+    if not isinstance(ical_uid, str) or not ical_uid.endswith(ICAL_SUFFIX):
+        return None
+    return _uid(ical_uid[:-len(ICAL_SUFFIX)])
+
+
 def _trigger_name(name: Any) -> str:
     return clean_text(str(name))[:TRIGGER_LENGTH] if name is not None else ""
 
@@ -219,6 +233,8 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
             Trigger.MEETING_STARTED, Trigger.MEETING_ENDED) else None,
         uid=_uid(payload.get("uid")) or _uid(payload.get("bookingUid")),
         reschedule_uid=_uid(payload.get("rescheduleUid")),
+        previous_start=_instant(payload.get("rescheduleStartTime")),
+        previous_end=_instant(payload.get("rescheduleEndTime")),
         status=status if status in STATUSES else None,
         start=_instant(payload.get("startTime")),
         end=_instant(payload.get("endTime")),
@@ -237,6 +253,7 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
         rejection_reason=_text(payload.get("rejectionReason")),
         host_no_show=no_show_host if isinstance(no_show_host, bool) else None,
         appointment_id=_appointment_id(metadata),
+        origin_uid=_origin(payload.get("iCalUID")),
         raw=body,
     )
 
@@ -261,4 +278,4 @@ def from_booking(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str |
         cancelled_by_email=_email(booking.cancelled_by_email),
         rejection_reason=_text(booking.cancellation_reason) if booking.status == "rejected" else None,
         host_no_show=booking.absent_host, appointment_id=_appointment_id(booking.metadata),
-        raw=clean_json(booking.raw))
+        origin_uid=_origin(booking.ics_uid), raw=clean_json(booking.raw))

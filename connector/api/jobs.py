@@ -20,7 +20,7 @@ MAX_JOB_ID = 2**63 - 1  # a 64-bit key: anything larger cannot name a job
 
 # Where a delivery ended: at the door (received = waiting to be applied, duplicate, ignored) or
 # once applied (webhooks/apply.py).
-DELIVERY_OUTCOMES = ("received", "duplicate", "ignored", "applied", "echo", "stale", "failed")
+DELIVERY_OUTCOMES = ("received", "duplicate", "ignored", "waiting", "applied", "echo", "stale", "failed")
 
 
 def describe_delivery(row: WebhookDelivery) -> dict:

@@ -69,6 +69,10 @@ class SandboxBooking:
     rescheduled_to_uid: str | None = None
     absent_host: bool = False
     owner: int = 0  # the id of the user (Host) whose booking this is
+    ical_uid: str = ""  # "<uid of the chain's first booking>@Cal.com", kept across reschedules
+
+    def __post_init__(self) -> None:
+        self.ical_uid = self.ical_uid or f"{self.uid}@Cal.com"
 
     @property
     def duration(self) -> int:
@@ -109,7 +113,7 @@ class SandboxBooking:
             "createdAt": to_wire_ms(self.created_at),
             "updatedAt": to_wire_ms(self.updated_at),
             "metadata": dict(self.metadata),
-            "icsUid": f"{self.uid}@Cal.com",
+            "icsUid": self.ical_uid,
             "attendees": [dict(a) for a in self.attendees],
             "guests": list(self.guests),
             "bookingFieldsResponses": dict(self.responses),
@@ -373,6 +377,7 @@ class SandboxCalendar:
                                dict(old.metadata), meeting_base, {}, now)
             new.responses = dict(old.responses)
             new.description = old.description
+            new.ical_uid = old.ical_uid  # one calendar entry across the chain (REFERENCE §8)
             if old.event_type.requires_confirmation and rescheduled_by == owner.email:
                 new.status = "accepted"  # the owner's own reschedule is confirmed at once
             new.rescheduled_from_uid = uid
@@ -522,7 +527,7 @@ class SandboxCalendar:
                           "language": {"locale": "en"}},
             "attendees": attendees,
             "location": booking.location,
-            "iCalUID": f"{booking.uid}@Cal.com",
+            "iCalUID": booking.ical_uid,
             "requiresConfirmation": event_type.requires_confirmation,
             "eventTitle": event_type.title,
             "length": booking.duration,
