@@ -2,8 +2,15 @@
 
 The UID is calsync's own (``<appointment id>@calsync``), never Cal.com's booking
 uid: a reschedule makes a new Cal.com uid (REFERENCE §8), and a calendar client
-must see the same event moved, not a new one. ``SEQUENCE`` is the appointment's
-``ics_sequence``, which every reschedule and cancellation bumps. Output is
+must see the same event moved, not a new one.
+
+``SEQUENCE`` moves forward with every change an invite shows (RFC 5546 §2.1.4: a
+client drops an update whose SEQUENCE and DTSTAMP are not later than what it has):
+it is the sum of two counters that only grow — ``desired_version`` (every change
+the CRM asks for, or Cal.com's that calsync follows) and ``ics_sequence`` (every
+change Cal.com makes to the booking: a new time, a confirmation, a cancellation) —
+less one, so a new appointment's first invite is 0. ``DTSTAMP`` alone could not do
+it: two edits within one second would give the same stamp. Output is
 deterministic: ``DTSTAMP`` is the appointment's last change, not the clock, so
 downloading an unchanged invite twice gives the same bytes.
 """
@@ -28,6 +35,11 @@ MEDIA_TYPE = "text/calendar; charset=utf-8"
 
 def uid(row: Appointment) -> str:
     return f"{row.id}@{UID_DOMAIN}"
+
+
+def sequence(row: Appointment) -> int:
+    """The invite's SEQUENCE: later for every change it shows (see the module's docstring)."""
+    return row.ics_sequence + row.desired_version - 1
 
 
 def invite(row: Appointment, host: dict | None, manage: dict[str, str] | None) -> bytes:
@@ -83,7 +95,7 @@ def _event(row: Appointment, host: dict | None, manage: dict[str, str] | None, *
            cancelled: bool, with_attendees: bool = True) -> Event:
     event = Event()
     event.add("UID", uid(row))
-    event.add("SEQUENCE", row.ics_sequence)
+    event.add("SEQUENCE", sequence(row))
     event.add("DTSTAMP", _utc(row.updated_at))
     event.add("DTSTART", _utc(row.start_time))
     if row.end_time is not None:

@@ -234,6 +234,7 @@ class Applier:
             if appointment.booking_uid == event.uid and appointment.status == "awaiting_confirmation":
                 status = self._live_status(event, bool(booking.rescheduled_from_uid))
                 Appointment.update(status=status, meeting_url=event.meeting_url or appointment.meeting_url,
+                                   ics_sequence=Appointment.ics_sequence + 1,  # TENTATIVE → CONFIRMED
                                    updated_at=self.now).where(Appointment.id == appointment.id).execute()
                 self._audit(appointment, "booking.confirmed", {"status": appointment.status},
                             {"status": status})

@@ -220,14 +220,15 @@ def test_an_invite_is_a_request_that_follows_reschedules_then_a_cancel(client, t
     run_jobs()
     moved = parse_ics(client.get("/v1/appointments/crm-9/invite.ics", headers=auth)).vevent
     assert moved.uid.value == event.uid.value  # calsync's uid survives Cal.com's new booking uid
-    assert int(moved.sequence.value) == 1
+    assert int(moved.sequence.value) > int(event.sequence.value)
     assert moved.dtstart.value == datetime(2026, 3, 18, 13, 0, tzinfo=UTC)
 
     client.post("/v1/appointments/crm-9/cancel", json={"reason": "Client asked"}, headers=auth)
     run_jobs()
     cancel = parse_ics(client.get("/v1/appointments/crm-9/invite.ics", headers=auth))
     assert cancel.method.value == "CANCEL" and cancel.vevent.status.value == "CANCELLED"
-    assert cancel.vevent.uid.value == event.uid.value and int(cancel.vevent.sequence.value) == 2
+    assert cancel.vevent.uid.value == event.uid.value
+    assert int(cancel.vevent.sequence.value) > int(moved.sequence.value)
     again = client.get("/v1/appointments/crm-9/invite.ics", headers=auth)
     assert again.content == client.get("/v1/appointments/crm-9/invite.ics", headers=auth).content
 
@@ -265,3 +266,40 @@ def test_percent_and_underscore_match_themselves_on_every_engine(client, tenant)
     put(client, auth, "other", title="50 xoff deal", start_time="2026-03-18T11:00:00+01:00")
     assert ids(client.get("/v1/appointments?q=50%25_off", headers=auth)) == ["deal"]
     assert ids(client.get("/v1/appointments?q=0%25", headers=auth)) == ["deal"]
+
+
+def test_every_change_an_invite_shows_moves_its_sequence_forward_even_within_one_second(
+        client, tenant, run_jobs, sandbox):
+    """RFC 5546 clients drop an update whose SEQUENCE and DTSTAMP are not later than the copy they
+    hold. The clock stands still here: only SEQUENCE can carry the news."""
+    _, auth = tenant
+    put(client, auth, "crm-5", guests=["kim@example.org"])
+    run_jobs()
+
+    def invite() -> tuple[int, list[str]]:
+        event = parse_ics(client.get("/v1/appointments/crm-5/invite.ics", headers=auth)).vevent
+        content = sorted(line for line in event.serialize().splitlines()
+                         if not line.startswith(("SEQUENCE", "DTSTAMP", "LAST-MODIFIED")))
+        return int(event.sequence.value), content
+
+    changes = [
+        ("PATCH", {"title": "Renamed"}), ("PATCH", {"description": "Bring the plan"}),
+        ("PATCH", {"guests": ["kim@example.org", "lee@example.org"]}), ("PATCH", {"attendee_name": "Alexa"}),
+        ("PATCH", {"label": "not in an invite"}), ("PATCH", {"start_time": "2026-03-17T12:00:00Z"}),
+        ("ACT", "reschedule"), ("POST", {"reason": "Client asked"}),
+    ]
+    previous = invite()
+    for kind, change in changes:
+        if kind == "PATCH":
+            assert client.patch("/v1/appointments/crm-5", json=change, headers=auth).status_code == 200
+        elif kind == "POST":
+            assert client.post("/v1/appointments/crm-5/cancel", json=change, headers=auth).status_code == 200
+        else:  # the attendee moves it in Cal.com; calsync hears of it from the reconciler
+            uid = client.get("/v1/appointments/crm-5", headers=auth).json()["booking_uid"]
+            sandbox.calendar.reschedule(uid, {"start": "2026-03-17T13:00:00Z"}, "/", "http://sandbox.test")
+            assert client.post("/v1/reconcile", headers=auth).status_code == 200
+        run_jobs()
+        current = invite()
+        if current[1] != previous[1]:
+            assert current[0] > previous[0], (change, previous[0], current[0])
+        previous = current
