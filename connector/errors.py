@@ -10,7 +10,11 @@
     │   ├── Conflict              409: the resource's state forbids the change
     │   ├── PayloadTooLarge       413
     │   ├── UnsupportedMediaType  415
-    │   └── ValidationFailed      422: one entry per offending field
+    │   ├── ValidationFailed      422: one entry per offending field
+    │   ├── UpstreamRefused       502: Cal.com refused a call made inside the request
+    │   └── UpstreamUnavailable   503: Cal.com did not answer (Retry-After when known)
+    │       ├── UpstreamRateLimited   503: Cal.com's own 429 for the account's key
+    │       └── PacingCalcom          503: calsync held the call back to keep within the limit
     ├── CallbackFailed            the CRM's callback URL did not take an event: retry later
     └── CalcomError               raised by connector/calcom only
         ├── CalcomUnavailable     transient: retry later (carries retry_after)
@@ -61,6 +65,7 @@ class ApiError(CalsyncError):
     status = 500
     slug = "error"
     title = "Internal error"
+    retry_after: float | None = None  # seconds, sent as Retry-After
 
 
 class MalformedRequest(ApiError):
@@ -126,6 +131,22 @@ class UpstreamUnavailable(ApiError):
     """Cal.com is unreachable or failing; try again shortly."""
 
     status, slug, title = 503, "calcom-unavailable", "Cal.com unavailable"
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamRateLimited(UpstreamUnavailable):
+    """Cal.com's rate limit for this account's key is exhausted; try again after Retry-After."""
+
+    slug, title = "calcom-rate-limited", "Cal.com rate limit reached"
+
+
+class PacingCalcom(UpstreamUnavailable):
+    """calsync is holding calls to Cal.com back to stay within the account's rate limit."""
+
+    slug, title = "calcom-paced", "Pacing calls to Cal.com"
 
 
 class UpstreamRefused(ApiError):

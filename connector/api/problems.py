@@ -13,6 +13,7 @@ answered with a bare 500 problem.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -48,6 +49,8 @@ def problem_for(exc: errors.ApiError, instance: str | None) -> ProblemResponse:
         extra["errors"] = [e.as_dict() for e in exc.errors]
     if isinstance(exc, errors.Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="calsync"'}
+    if exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
     return problem(exc.status, exc.slug, exc.title, exc.message, instance, headers, **extra)
 
 
@@ -57,11 +60,23 @@ async def api_error(request: Request, exc: Exception) -> Response:
 
 
 async def calcom_error(request: Request, exc: Exception) -> Response:
-    """Cal.com failed a call made inside a request (an admin operation, slots): never a 500."""
+    """Cal.com failed a call made inside a request (an admin operation, slots): never a 500,
+    and never "Cal.com did not answer" when it was calsync that held the call back."""
     assert isinstance(exc, errors.CalcomError)
-    if isinstance(exc, errors.CalcomUnavailable):
-        refusal: errors.ApiError = errors.UpstreamUnavailable(
-            "Cal.com did not answer; try again shortly.")
+    refusal: errors.ApiError
+    if isinstance(exc, errors.RateLimitDeferred):
+        wait = exc.retry_after or 1.0
+        refusal = errors.PacingCalcom(
+            f"calsync is pacing its calls to Cal.com to stay within this account's rate limit "
+            f"(Cal.com blocks a key that goes over it); try again in {math.ceil(wait)} s.",
+            retry_after=wait)
+    elif isinstance(exc, errors.CalcomRateLimited):
+        refusal = errors.UpstreamRateLimited(
+            "Cal.com's rate limit for this account's key is exhausted; try again after Retry-After.",
+            retry_after=exc.retry_after or 60.0)
+    elif isinstance(exc, errors.CalcomUnavailable):
+        refusal = errors.UpstreamUnavailable("Cal.com did not answer; try again shortly.",
+                                             retry_after=exc.retry_after)
     else:
         refusal = errors.UpstreamRefused(f"Cal.com refused: {exc}")
     return problem_for(refusal, request.url.path)

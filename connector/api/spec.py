@@ -147,7 +147,9 @@ _ERRORS = {
     415: "The body's Content-Type is not one this operation reads.",
     422: "A field, header or query parameter is invalid or unknown; `errors` names each one.",
     502: "Cal.com refused the call calsync made for this request.",
-    503: "Cal.com, or the database, did not answer.",
+    503: "Cal.com did not answer, calsync is pacing its calls to keep within Cal.com's rate limit "
+         "(`calcom-paced`), or Cal.com's limit is reached (`calcom-rate-limited`); `Retry-After` "
+         "says when to try again where known.",
 }
 
 

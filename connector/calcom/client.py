@@ -208,31 +208,55 @@ class CalcomClient:
         filters = filters or BookingFilters()
         payload = self._call("GET", "/v2/bookings", family="bookings", params=filters.to_query(),
                              envelope=True)
-        items = payload.get("data") or []
-        pagination = payload.get("pagination") or {}
-        bookings = tuple(
-            self._parse(from_calcom.parse_booking, item, "GET /v2/bookings") for item in items
-        )
-        has_next = pagination.get("hasNextPage")
-        if has_next is None:
-            has_next = len(items) >= filters.take
-        return BookingPage(
-            bookings=bookings,
-            total_items=int(pagination.get("totalItems", len(items))),
-            has_next_page=bool(has_next),
-            raw_pagination=pagination,
-        )
+
+        def page(payload: dict[str, Any]) -> BookingPage:
+            items = payload.get("data") or []
+            pagination = payload.get("pagination") or {}
+            if not isinstance(items, list) or not isinstance(pagination, dict):
+                raise TypeError("data must be a list and pagination an object")
+            has_next = pagination.get("hasNextPage")
+            if has_next is None:
+                has_next = len(items) >= filters.take
+            return BookingPage(
+                bookings=tuple(from_calcom.parse_booking(item) for item in items),
+                total_items=int(pagination.get("totalItems", len(items))),
+                has_next_page=bool(has_next),
+                raw_pagination=pagination,
+            )
+
+        return self._parse(page, payload, "GET /v2/bookings")
 
     def iter_bookings(self, filters: BookingFilters | None = None) -> Iterator[BookingPage]:
-        """Every page of ``GET /v2/bookings``, following ``skip`` until the last page."""
+        """Every page of ``GET /v2/bookings``, following ``skip`` until the last page.
+
+        Bounded whatever Cal.com answers: it stops once ``totalItems`` bookings have come, or
+        when a page repeats the one before (a server that ignores ``skip`` would otherwise be
+        paged for ever), and logs why it stopped early.
+        """
         filters = filters or BookingFilters()
         skip = filters.skip
+        seen = 0
+        previous: tuple[str, ...] = ()
         while True:
             page = self.list_bookings(_with(filters, skip=skip))
-            yield page
-            if not page.has_next_page or not page.bookings:
+            uids = tuple(booking.uid for booking in page.bookings)
+            if uids and uids == previous:
+                self._paging_stopped("a page repeated the one before", skip, page)
                 return
-            skip += len(page.bookings)
+            yield page
+            seen += len(uids)
+            if not page.has_next_page or not uids:
+                return
+            if seen >= page.total_items:
+                self._paging_stopped("totalItems reached while hasNextPage was still true", skip, page)
+                return
+            previous = uids
+            skip += len(uids)
+
+    def _paging_stopped(self, why: str, skip: int, page: BookingPage) -> None:
+        log.warning(f"stopped paging GET /v2/bookings: {why}", extra={
+            "action": "calcom.paging_stopped", "skip": skip, "total_items": page.total_items,
+            "returned": len(page.bookings)})
 
     def get_slots(self, event_type_id: int, start: datetime, end: datetime, time_zone: str) -> dict[str, Any]:
         """``GET /v2/slots`` with ``format=range``: ``{date: [{start, end}, …]}`` in ``time_zone``.
@@ -352,7 +376,7 @@ class CalcomClient:
         if response.is_success:
             try:
                 payload = response.json()
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise self._unreadable(endpoint, unsafe, response.status_code) from None
             if not isinstance(payload, dict) or "data" not in payload:
                 raise self._unreadable(endpoint, unsafe, response.status_code)

@@ -141,3 +141,24 @@ def test_an_account_whose_key_cannot_be_read_gets_a_502_not_a_500(client, crm):
         answer = client.request(method, path, params=params, headers=crm[1])
         assert answer.status_code == 502, (path, answer.text)
         assert answer.json()["type"] == "/problems/calcom-refused"
+
+
+def test_calsyncs_own_pacing_is_a_503_that_says_so_with_retry_after(client, crm, app, clock):
+    """Cal.com answered nothing wrong: calsync held the call back to keep within the limit."""
+    from connector.ratelimit import RateLimiter
+
+    app.state.runtime.clients.limiter = RateLimiter(clock, limit=1, window_seconds=60)
+    assert client.get("/v1/slots", params={"date": "2026-03-17"}, headers=crm[1]).status_code == 200
+    for method, path, kwargs in (("GET", "/v1/slots", {"params": {"date": "2026-03-18"}}),
+                                 ("PUT", "/v1/settings", {"json": {"calcom_api_key": "cal_test_other"}})):
+        held = client.request(method, path, headers=crm[1], **kwargs)
+        assert held.status_code == 503, held.text
+        assert held.json()["type"] == "/problems/calcom-paced" and "pacing" in held.json()["detail"]
+        assert 1 <= int(held.headers["retry-after"]) <= 70  # the window, with the limiter's margin
+
+
+def test_cal_coms_own_429_is_a_503_with_retry_after(client, crm, sandbox):
+    sandbox.faults.set("GET /v2/slots", FaultRule(rate_limit_next=1))
+    limited = client.get("/v1/slots", params={"date": "2026-03-18"}, headers=crm[1])
+    assert limited.status_code == 503 and limited.json()["type"] == "/problems/calcom-rate-limited"
+    assert int(limited.headers["retry-after"]) >= 1

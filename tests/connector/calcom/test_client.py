@@ -218,3 +218,36 @@ def test_a_booking_uid_is_escaped_in_the_path(api, client):
 
 def test_the_key_is_not_in_the_repr(client):
     assert KEY not in repr(client)
+
+
+def test_paging_stops_on_a_repeated_page(api, client, caplog):
+    """A server that ignores skip and says there is always a next page would be paged for ever."""
+    same = calcom_shapes.page([calcom_shapes.booking(uid="a" * 22), calcom_shapes.booking(uid="b" * 22)],
+                              total=1000, take=2)
+    route = api.get("/v2/bookings").respond(json=same)
+    with caplog.at_level("WARNING", logger="calsync.calcom"):
+        pages = list(client.iter_bookings(BookingFilters(take=2)))
+    assert len(pages) == 1 and route.call_count == 2
+    assert [r.action for r in caplog.records] == ["calcom.paging_stopped"]
+
+
+def test_paging_stops_once_total_items_have_come(api, client, caplog):
+    def page(request):
+        skip = int(request.url.params["skip"])
+        body = calcom_shapes.page([calcom_shapes.booking(uid=f"{skip:022d}")], total=3, skip=skip, take=1)
+        body["pagination"]["hasNextPage"] = True  # says so for ever
+        return httpx.Response(200, json=body)
+
+    api.get("/v2/bookings").mock(side_effect=page)
+    with caplog.at_level("WARNING", logger="calsync.calcom"):
+        pages = list(client.iter_bookings(BookingFilters(take=1)))
+    assert len(pages) == 3 and "totalItems reached" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("body", [{"status": "success", "data": {"not": "a list"}},
+                                  {"status": "success", "data": [], "pagination": "nope"},
+                                  {"status": "success", "data": [], "pagination": {"totalItems": "many"}}])
+def test_a_list_answer_of_the_wrong_shape_is_unavailable_not_a_crash(api, client, body):
+    api.get("/v2/bookings").respond(json=body)
+    with pytest.raises(errors.CalcomUnavailable):
+        client.list_bookings()
