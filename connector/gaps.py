@@ -9,6 +9,8 @@ synced unsent.
 
 The gaps, in the order they are closed:
 
+    current booking moved on in Cal.com .... follow_chain      (recorded, not yet followed)
+    current booking ended in Cal.com ....... follow_ending     (recorded, not yet applied)
     desired cancelled, booking live ........ cancel
     a live booking names it, not current ... cancel_duplicate  (a lost create's twin, found later)
     desired active, no booking ............. create
@@ -25,6 +27,7 @@ from mappings.models import Appointment, Booking
 
 # Booking statuses that hold a slot in Cal.com (REFERENCE §6).
 LIVE = ("accepted", "pending", "awaiting_host")
+ENDED = ("cancelled", "rejected")
 
 
 def current_booking(appointment: Appointment) -> Booking | None:
@@ -41,6 +44,12 @@ def duplicates(appointment: Appointment) -> list[Booking]:
 
 def gap(appointment: Appointment, booking: Booking | None) -> str | None:
     """The first gap between desired and observed state, or None when there is none."""
+    if booking is not None and booking.rescheduled_to_uid:
+        return "follow_chain"
+    if booking is not None and booking.status in ENDED and appointment.status not in ENDED:
+        # What Cal.com holds was recorded (a converge answer, a reconciler's GET) but its
+        # meaning never reached the appointment: Cal.com's ending is the truth.
+        return "follow_ending"
     if appointment.desired_status == "cancelled":
         if appointment.status != "cancelled":
             return "cancel"

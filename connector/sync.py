@@ -112,6 +112,10 @@ def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
         try:
             if gap == "cancel":
                 return _cancel(ctx, client, appointment, booking, version)
+            if gap == "follow_chain":
+                return _follow_recorded(ctx, client, appointment)
+            if gap == "follow_ending":
+                return _follow_recorded(ctx, client, appointment)
             if gap == "cancel_duplicate":
                 return _cancel_duplicate(ctx, client, appointment, gaps.duplicates(appointment)[0],
                                          version)
@@ -249,6 +253,20 @@ def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointme
     _record_rescheduled(ctx, appointment.id, appointment.booking_uid, successor,
                         old=current, action="booking.reschedule_adopted")
     return True
+
+
+def _follow_recorded(ctx: SyncContext, client: CalcomClient, appointment: Appointment) -> str:
+    """The current booking's row says Cal.com moved or ended it: look again, and follow."""
+    if _follow_chain(ctx, client, appointment):
+        return "followed"
+    current = client.get_booking(appointment.booking_uid)
+    if current.status in gaps.ENDED:
+        return _adopt_ending(ctx, appointment, current)
+    now = ctx.clock.now()
+    with write_transaction(ctx.db):  # the row was wrong: it is live after all
+        upsert_booking(appointment.account_id, appointment.id, current, now)
+        gaps.settle_if_done(appointment.id, now)
+    return "followed"
 
 
 def _adopt_ending(ctx: SyncContext, appointment: Appointment, current: CalcomBooking) -> str:

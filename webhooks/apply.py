@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from typing import Any
 
 from peewee import Database
 
@@ -43,6 +44,7 @@ log = logging.getLogger("calsync.webhooks")
 
 ACTOR = "calcom:webhook"
 WAITING = "waiting"  # about a booking calsync has not recorded yet; applied again once it has
+ENDED = ("cancelled", "rejected")
 RESCHEDULE_TRIGGERS = (Trigger.BOOKING_RESCHEDULED.value, Trigger.BOOKING_REQUESTED.value)
 _RANK = {"pending": 0, "awaiting_host": 0, "accepted": 1, "cancelled": 2, "rejected": 2}
 
@@ -64,12 +66,13 @@ def wake_waiting(db: Database, account_id: str, recorded: dict[str, str], *, now
         (WebhookDelivery.account == account_id) & (WebhookDelivery.outcome == WAITING)
         & (WebhookDelivery.booking_uid.in_(sorted(recorded))
            | WebhookDelivery.trigger.in_(RESCHEDULE_TRIGGERS)))
-    jobs = []
-    for delivery_id, uid, trigger, raw_body in waiting.tuples():
-        awaited = uid if uid in recorded else _moved_from(trigger, raw_body)
-        if awaited in recorded:
+    jobs: list[dict[str, Any]] = []
+    for delivery in waiting:
+        awaited = (delivery.booking_uid if delivery.booking_uid in recorded
+                   else _moved_from(delivery.trigger, delivery.raw_body))
+        if awaited is not None and awaited in recorded:
             jobs.append({"kind": APPLY_WEBHOOK, "account_id": account_id,
-                         "payload": {"delivery_id": delivery_id},
+                         "payload": {"delivery_id": delivery.id},
                          "serial_key": f"appointment:{recorded[awaited]}"})
     if jobs:
         queue.enqueue_many(db, jobs, now=now)
@@ -158,7 +161,7 @@ class Applier:
         booking = self._booking(uid)
         return None if booking is None else (booking, Appointment.get_by_id(booking.appointment_id))
 
-    def _follow_calcom(self, appointment: Appointment, **changes) -> None:
+    def _follow_calcom(self, appointment: Appointment, **changes: Any) -> None:
         """Cal.com's change becomes the desired state (a new version), settled if nothing else differs."""
         Appointment.update(desired_version=Appointment.desired_version + 1, updated_at=self.now,
                            **changes).where(Appointment.id == appointment.id).execute()
@@ -174,16 +177,17 @@ class Applier:
     def _emit(self, appointment_id: str, event_type: str) -> None:
         events.emit_for(self.db, appointment_id, event_type, now=self.now, booker_url=self.booker_url)
 
-    def _audit(self, appointment: Appointment, action: str, before: dict, after: dict) -> None:
+    def _audit(self, appointment: Appointment, action: str, before: dict[str, Any],
+               after: dict[str, Any]) -> None:
         audit.record(account_id=self.account_id, appointment_id=appointment.id, actor=self.actor,
                      action=action, now=self.now, before=before, after=after)
 
-    def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra) -> None:
+    def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra: Any) -> None:
         extra.setdefault("rescheduled_from_uid", event.reschedule_uid)
-        bookings.record(self.account_id, appointment_id, event.uid, now=self.now,
+        bookings.record(self.account_id, appointment_id, event.booked_uid, now=self.now,
                         status=event.status or "accepted", start_time=event.start, end_time=event.end,
                         meeting_url=event.meeting_url, location=event.location, raw=event.raw, **extra)
-        self.recorded[event.uid] = appointment_id
+        self.recorded[event.booked_uid] = appointment_id
 
     def _family(self, event: CalcomEvent) -> Appointment | None:
         """The appointment following this booking's reschedule chain, when calsync knows the chain
@@ -288,7 +292,7 @@ class Applier:
         attendee = event.attendees[0] if event.attendees else None
         if attendee is None:
             return "ignored"
-        minutes = int((event.end - event.start).total_seconds() // 60)
+        minutes = event.length_minutes
         appointment = Appointment.create(
             id=new_id("apt"), account=self.account_id,
             external_id=f"calcom:{event.origin_uid or event.uid}",
@@ -349,7 +353,7 @@ class Applier:
         if owner is not None:
             outcome = self._adopt(owner, event)
             self._follow_calcom(owner, start_time=event.start, end_time=event.end,
-                                duration_minutes=int((event.end - event.start).total_seconds() // 60),
+                                duration_minutes=event.length_minutes,
                                 status=self._live_status(event, True))
             self._record_predecessor(owner, event)
             return outcome
@@ -380,7 +384,7 @@ class Applier:
             queue.enqueue_converge(self.db, appointment.id, self.account_id, now=self.now)
         else:
             self._follow_calcom(appointment, start_time=event.start, end_time=event.end,
-                                duration_minutes=int((event.end - event.start).total_seconds() // 60),
+                                duration_minutes=event.length_minutes,
                                 attendance="unknown", desired_attendance="unknown",
                                 ics_sequence=Appointment.ics_sequence + 1, reschedule_attempted_at=None,
                                 **observed)
@@ -396,14 +400,16 @@ class Applier:
         if known is None:
             return WAITING if event.uid else "ignored"
         booking, appointment = known
-        if booking.status == status and appointment.status == status:
-            return "echo"
-        if booking.status in ("cancelled", "rejected") or appointment.booking_uid != booking.uid:
-            return "stale"  # an old occurrence, or already ended another way
+        if appointment.booking_uid != booking.uid or booking.rescheduled_to_uid:
+            return "stale"  # an old occurrence
+        if appointment.status in ENDED:
+            return "echo" if appointment.status == status else "stale"  # ended already, this way or not
+        # Applied even when the booking's row says so already (a converge answer recorded it):
+        # what counts is that the appointment does not.
         Booking.update(status=status, raw=event.raw, updated_at=self.now).where(
             Booking.id == booking.id).execute()
         who = self._canceller(appointment, event.cancelled_by_email)
-        changes = {"status": status, "ics_sequence": Appointment.ics_sequence + 1}
+        changes: dict[str, Any] = {"status": status, "ics_sequence": Appointment.ics_sequence + 1}
         if status == "cancelled":
             changes.update(desired_status="cancelled", cancellation_reason=event.cancellation_reason,
                            cancelled_by=who, cancelled_by_email=event.cancelled_by_email)

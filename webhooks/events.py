@@ -103,6 +103,20 @@ class CalcomEvent:
     origin_uid: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @property
+    def booked_uid(self) -> str:
+        """The uid, for an event already checked to name one."""
+        if self.uid is None:
+            raise ValueError(f"a {self.trigger_name} event without a booking uid")
+        return self.uid
+
+    @property
+    def length_minutes(self) -> int:
+        """The booking's length, for an event already checked to carry its times."""
+        if self.start is None or self.end is None:
+            raise ValueError(f"a {self.trigger_name} event without start and end")
+        return int((self.end - self.start).total_seconds() // 60)
+
 
 def delivery_key(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()
@@ -169,6 +183,10 @@ def _attendees(items: Any) -> tuple[Attendee, ...]:
     return tuple(result)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _appointment_id(metadata: Any) -> str | None:
     value = metadata.get(APPOINTMENT_ID_KEY) if isinstance(metadata, dict) else None
     return value if isinstance(value, str) and _UID.fullmatch(value) else None
@@ -215,9 +233,9 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
     # MEETING_* carry the booking row at the top level, without an envelope (REFERENCE §7.3).
     payload = body if trigger in (Trigger.MEETING_STARTED, Trigger.MEETING_ENDED) else body.get("payload")
     payload = payload if isinstance(payload, dict) else {}
-    organizer = payload.get("organizer") if isinstance(payload.get("organizer"), dict) else {}
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
+    organizer = _object(payload.get("organizer"))
+    user = _object(payload.get("user"))
+    metadata = _object(payload.get("metadata"))
     location = _text(payload.get("location"))
     meeting_url = _text(metadata.get("videoCallUrl"))
     if meeting_url is None and location and location.startswith(("http://", "https://")):
