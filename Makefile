@@ -19,6 +19,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "calsync needs Python 3.11 or newer on PATH" >&2; exit 1; }

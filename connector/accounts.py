@@ -171,12 +171,16 @@ def sandbox_key(db: Database, account: Account, sealer: Sealer) -> str:
     Each account is its own user there, so no account lists or changes another's bookings,
     webhooks or webhook secrets through the sandbox.
     """
-    if account.sandbox_api_key is None:
+    sealed: str | None = account.sandbox_api_key
+    if sealed is None:
         with write_transaction(db):
             Account.update(sandbox_api_key=sealer.seal(_new_sandbox_key())).where(
                 (Account.id == account.id) & Account.sandbox_api_key.is_null()).execute()
-        account.sandbox_api_key = Account.get_by_id(account.id).sandbox_api_key
-    return sealer.open(account.sandbox_api_key)
+        # Another process may have set it first: whichever key was stored is the account's.
+        sealed = account.sandbox_api_key = Account.get_by_id(account.id).sandbox_api_key
+    if sealed is None:
+        raise RuntimeError(f"account {account.id} has no sandbox key after setting one")
+    return sealer.open(sealed)
 
 
 def create_account(db: Database, changes: AccountChanges, sealer: Sealer, *, now: datetime,

@@ -18,7 +18,7 @@ from datetime import timedelta
 import httpx
 from peewee import Database
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 
 from connector import events, queue, subscription, sweeps
 from connector.api import account_settings as settings_api
@@ -67,8 +67,8 @@ class Runtime:
     scheduler: Scheduler
     reconciler: Reconciler
     slot_cache: SlotCache
+    ingest: IngestWriter
     sandbox: Sandbox | None = None
-    ingest: IngestWriter | None = None
     background: bool = field(default=False)
 
     def start_background(self) -> None:
@@ -85,8 +85,7 @@ class Runtime:
 
     def close(self) -> None:
         self.stop_background()
-        if self.ingest is not None:
-            self.ingest.stop()
+        self.ingest.stop()
         self.http.close()
 
 
@@ -155,10 +154,10 @@ def build_runtime(
         PeriodicTask("briefings", timedelta(seconds=periods.briefing_seconds),
                      lambda now: sweeps.send_briefings(db, now, booker_url, lead)),
         PeriodicTask("refresh_statistics", timedelta(seconds=periods.statistics_seconds),
-                     lambda now: refresh_statistics(db)),
+                     lambda now: int(refresh_statistics(db))),
     ])
     return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, reconciler, slot_cache,
-                   sandbox, ingest=IngestWriter(db))
+                   IngestWriter(db), sandbox)
 
 
 def create_app(
@@ -177,7 +176,7 @@ def create_app(
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake, clients=runtime.clients,
                      reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
-    routes = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
+    routes: list[BaseRoute] = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
               *appointments_api.routes(ctx),
               *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx),
               *spec_api.routes()]

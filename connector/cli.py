@@ -429,7 +429,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
             bar.close()
             repairs = ", ".join(f"{kind} {count}" for kind, count in run.repairs.items()) or "none"
             print(f"{account.id}: {run.mode} pass, {run.pages} pages, {run.bookings_seen} bookings, "
-                  f"repairs: {repairs}, {run.duration_ms / 1000:.1f} s")
+                  f"repairs: {repairs}, {(run.duration_ms or 0) / 1000:.1f} s")
     return 1 if failed else 0
 
 

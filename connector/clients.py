@@ -8,6 +8,7 @@ An account without one talks to the sandbox when one is configured
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -15,7 +16,7 @@ from connector import accounts, errors
 from connector.calcom import CalcomClient
 from connector.ratelimit import RateLimiter
 from connector.settings import Settings
-from mappings.db import database
+from mappings.db import bound_database
 from mappings.models import Account
 from mappings.sealing import Sealer, SealingError
 
@@ -41,27 +42,8 @@ class CalcomClients:
         """The account's client; ``patient`` waits for the rate limiter's next slot instead of
         raising ``RateLimitDeferred`` (for long passes that are not a queued job's one call).
         ``candidate_key`` is a key not yet saved, to be tried where the account would use it."""
-        if candidate_key is not None:
-            on_sandbox = self.sandbox_url is not None and self.settings.sandbox.mode == "on"
-            base_url = self.sandbox_url if on_sandbox else (account.calcom_base_url
-                                                             or self.settings.calcom.base_url)
-            key = candidate_key
-        elif self.uses_sandbox(account):
-            try:
-                base_url, key = self.sandbox_url, accounts.sandbox_key(database, account, self.sealer)
-            except SealingError as exc:
-                raise errors.CalcomAuthError(f"the account's sandbox key cannot be read: {exc}") from None
-        else:
-            try:
-                key = self.sealer.open(account.calcom_api_key)
-            except SealingError as exc:
-                raise errors.CalcomAuthError(f"the account's Cal.com key cannot be read: {exc}") from None
-            if not key:
-                raise errors.CalcomAuthError(
-                    "the account has no Cal.com API key; set one with "
-                    "'calsync accounts update ID --calcom-api-key …'")
-            base_url = account.calcom_base_url or self.settings.calcom.base_url
-        extra: dict = {} if self._sleep is None else {"sleep": self._sleep}
+        base_url, key = self._destination(account, candidate_key)
+        extra: dict[str, Any] = {} if self._sleep is None else {"sleep": self._sleep}
         if self.limiter is not None:
             limiter, account_id = self.limiter, account.id
             extra["before_request"] = lambda: limiter.acquire(account_id, patient=patient)
@@ -75,3 +57,25 @@ class CalcomClients:
             read_attempts=self.settings.calcom.read_attempts,
             **extra,
         )
+
+    def _destination(self, account: Account, candidate_key: str | None) -> tuple[str, str]:
+        """The base URL and key the account's calls go to."""
+        own_base_url = account.calcom_base_url or self.settings.calcom.base_url
+        if candidate_key is not None:
+            if self.sandbox_url is not None and self.settings.sandbox.mode == "on":
+                return self.sandbox_url, candidate_key
+            return own_base_url, candidate_key
+        if self.sandbox_url is not None and self.uses_sandbox(account):
+            try:
+                return self.sandbox_url, accounts.sandbox_key(bound_database(), account, self.sealer)
+            except SealingError as exc:
+                raise errors.CalcomAuthError(f"the account's sandbox key cannot be read: {exc}") from None
+        try:
+            key = self.sealer.open(account.calcom_api_key)
+        except SealingError as exc:
+            raise errors.CalcomAuthError(f"the account's Cal.com key cannot be read: {exc}") from None
+        if not key:
+            raise errors.CalcomAuthError(
+                "the account has no Cal.com API key; set one with "
+                "'calsync accounts update ID --calcom-api-key …'")
+        return own_base_url, key

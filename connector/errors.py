@@ -31,6 +31,7 @@ A class's docstring is its default message. Retry paths catch ``CalcomError``;
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class CalsyncError(Exception):
@@ -182,7 +183,8 @@ class CalcomError(CalsyncError):
 class CalcomUnavailable(CalcomError):
     """Cal.com is unreachable or failing; try again later."""
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None,
+                 **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 

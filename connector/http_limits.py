@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,16 +132,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 class _Sweeper:
     """One periodic check per server (its set of open connections) for requests past their deadline."""
 
+    sweeping: weakref.WeakSet[Any] = weakref.WeakSet()  # uvicorn's per-server states being swept
+
     @staticmethod
     def watch(protocol: BoundedHttpToolsProtocol) -> None:
         state = protocol.server_state  # uvicorn's per-server state: its set of open connections
-        if not getattr(state, "calsync_sweeping", False):
-            state.calsync_sweeping = True
+        if state not in _Sweeper.sweeping:
+            _Sweeper.sweeping.add(state)
             protocol.loop.call_later(SWEEP_SECONDS, _Sweeper.sweep, protocol.loop, protocol.connections,
                                      state)
 
     @staticmethod
-    def sweep(loop: asyncio.AbstractEventLoop, connections: set, state: Any) -> None:
+    def sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], state: Any) -> None:
         now = loop.time()
         for connection in list(connections):
             deadline = getattr(connection, "deadline", None)
@@ -149,7 +152,7 @@ class _Sweeper:
         if connections:
             loop.call_later(SWEEP_SECONDS, _Sweeper.sweep, loop, connections, state)
         else:
-            state.calsync_sweeping = False  # the next connection starts it again
+            _Sweeper.sweeping.discard(state)  # the next connection starts it again
 
 
 def _too_large(detail: str) -> bytes:

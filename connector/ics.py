@@ -114,7 +114,8 @@ def _event(row: Appointment, host: dict | None, manage: dict[str, str] | None, *
             organizer.params["CN"] = vText(host["name"])
         event.add("ORGANIZER", organizer)
     if with_attendees:
-        people = [(row.attendee_email, row.attendee_name, "REQ-PARTICIPANT")]
+        people: list[tuple[str, str | None, str]] = [
+            (row.attendee_email, row.attendee_name, "REQ-PARTICIPANT")]
         people += [(guest, None, "OPT-PARTICIPANT") for guest in row.guests or []]
         for email, name, role in people:
             attendee = vCalAddress(f"mailto:{email}")
@@ -123,7 +124,7 @@ def _event(row: Appointment, host: dict | None, manage: dict[str, str] | None, *
             attendee.params["ROLE"] = vText(role)
             attendee.params["PARTSTAT"] = vText("NEEDS-ACTION")
             attendee.params["RSVP"] = vText("TRUE")
-            event.add("ATTENDEE", attendee, encode=0)
+            event.add("ATTENDEE", attendee, encode=False)
     return event
 
 

@@ -114,12 +114,15 @@ MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40), STO
 MetadataValue = Annotated[str, StringConstraints(max_length=500), STORABLE]
 
 
-def _text(max_length: int, *, required: bool = False) -> Any:
-    """A free-text field of at most ``max_length`` characters; ``required`` also refuses blanks."""
-    if required:
-        return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                max_length=max_length), STORABLE]
-    return Annotated[str, StringConstraints(max_length=max_length), STORABLE]
+# Free-text fields, named by what they hold; "required" ones also refuse blanks.
+RequiredTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+                          STORABLE]
+RequiredName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                         STORABLE]
+ShortText = Annotated[str, StringConstraints(max_length=64), STORABLE]
+NameText = Annotated[str, StringConstraints(max_length=200), STORABLE]
+LabelText = Annotated[str, StringConstraints(max_length=100), STORABLE]
+LongText = Annotated[str, StringConstraints(max_length=10_000), STORABLE]
 
 
 class StrictBody(BaseModel):
@@ -129,18 +132,18 @@ class StrictBody(BaseModel):
 class AppointmentInput(StrictBody):
     """The appointment fields a CRM writes (DESIGN §6)."""
 
-    title: _text(500, required=True)
-    attendee_name: _text(200, required=True)
+    title: RequiredTitle
+    attendee_name: RequiredName
     attendee_email: Email
     attendee_time_zone: TimeZone | None = None
     attendee_phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = Field(
         default=None, description="E.164, e.g. +12125550123")
-    to_number: _text(64) | None = None
-    from_number: _text(64) | None = None
-    call_type: _text(64) | None = None
-    business_name: _text(200) | None = None
-    label: _text(100) | None = None
-    description: _text(10_000) | None = None
+    to_number: ShortText | None = None
+    from_number: ShortText | None = None
+    call_type: ShortText | None = None
+    business_name: NameText | None = None
+    label: LabelText | None = None
+    description: LongText | None = None
     event_type_id: Annotated[int, Field(ge=1, le=MAX_CALCOM_ID)] | None = None
     start_time: Instant
     duration_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None

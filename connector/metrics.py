@@ -11,7 +11,8 @@ never a booking uid.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import cast
 
 from peewee import Database, fn
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -80,8 +81,9 @@ class JobsCollector(Collector):
         family = GaugeMetricFamily("calsync_jobs", "Jobs in the durable queue by kind and status.",
                                    labels=["kind", "status"])
         with session(self.db):
-            rows = (Job.select(Job.kind, Job.status, fn.COUNT(Job.id).alias("count"))
-                    .group_by(Job.kind, Job.status).tuples())
+            rows = cast("Iterable[tuple[str, str, int]]",
+                        Job.select(Job.kind, Job.status, fn.COUNT(Job.id).alias("count"))
+                        .group_by(Job.kind, Job.status).tuples())
             for kind, status, count in rows:
                 family.add_metric([kind, status], count)
         yield family

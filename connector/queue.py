@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import SQL, Database, IntegrityError, fn
+from peewee import SQL, Database, Expression, IntegrityError, fn
 
 from mappings.db import bulk_insert, is_postgres, write_transaction
 from mappings.models import Job
@@ -58,7 +58,7 @@ def enqueue(
                 return existing.id
         try:
             with db.atomic():  # a savepoint: a racing insert of the same key fails alone
-                return Job.insert(
+                job_id: int = Job.insert(
                     kind=kind,
                     account_id=account_id,
                     serial_key=serial_key,
@@ -69,6 +69,7 @@ def enqueue(
                     created_at=now,
                     updated_at=now,
                 ).execute()
+            return job_id
         except IntegrityError:
             existing = _queued_with(dedupe_key) if dedupe_key else None
             if existing is None:
@@ -168,14 +169,14 @@ def claim_next(
         return Job.get_by_id(row.id)
 
 
-def _owned(job_id: int, worker_id: str):
+def _owned(job_id: int, worker_id: str) -> Expression:
     return (Job.id == job_id) & (Job.status == "running") & (Job.lease_owner == worker_id)
 
 
 def finish(db: Database, job_id: int, worker_id: str, *, now: datetime) -> bool:
     """Mark a job done; False if this worker no longer holds its lease."""
     with write_transaction(db):
-        changed = Job.update(
+        changed: int = Job.update(
             status="done", finished_at=now, updated_at=now, lease_expires_at=None
         ).where(_owned(job_id, worker_id)).execute()
     return changed == 1
@@ -219,7 +220,7 @@ def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: d
 def bury(db: Database, job_id: int, worker_id: str, *, now: datetime, error: str) -> bool:
     """Give up on a job: it stays ``dead``, visible and replayable."""
     with write_transaction(db):
-        changed = Job.update(
+        changed: int = Job.update(
             status="dead", last_error=error, finished_at=now, updated_at=now,
             lease_expires_at=None,
         ).where(_owned(job_id, worker_id)).execute()

@@ -258,7 +258,7 @@ class Reconciler:
         current = booking
         while current.was_rescheduled and len(hops) < MAX_CHAIN:
             next_uid = current.rescheduled_to_uid
-            if next_uid in known or any(next_uid == hop.uid for _, hop in hops):
+            if not next_uid or next_uid in known or any(next_uid == hop.uid for _, hop in hops):
                 break
             successor = in_page.get(next_uid) or self._get(client, next_uid)
             if successor is None:
@@ -336,11 +336,14 @@ class Reconciler:
                           & (Appointment.start_time >= now - self.options.window_before)
                           & (Appointment.start_time <= now + self.options.window_after))
                    .order_by(Appointment.start_time))
-        for row in [row for row in missing if row.booking_uid not in seen]:
-            if self._get(client, row.booking_uid) is not None:
+        for row in missing:
+            uid = row.booking_uid
+            if not uid or uid in seen:
+                continue
+            if self._get(client, uid) is not None:
                 continue  # outside the listing (another organiser, a team): still there
             with write_transaction(self.db):
-                if _repair_vanished(self.db, row.id, row.booking_uid, self.clock.now(), self.booker_url):
+                if _repair_vanished(self.db, row.id, uid, self.clock.now(), self.booker_url):
                     state.repairs["vanished"] += 1
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from peewee import fn
@@ -49,7 +50,7 @@ def strategy(event_type: EventType | None) -> str | None:
         return None
     if event_type.seats_per_slot:
         return "group"
-    return STRATEGIES.get(event_type.scheduling_type, "individual")
+    return STRATEGIES.get(event_type.scheduling_type or "", "individual")
 
 
 def has_meeting_address(event_type: EventType) -> bool:
@@ -116,7 +117,8 @@ def seat_counts(account_id: str, rows: list[Appointment]) -> dict[tuple[int, dat
                     & Appointment.start_time.in_(sorted({r.start_time for r in rows}))
                     & Appointment.status.in_(SEAT_HOLDING))
              .group_by(Appointment.event_type_id, Appointment.start_time))
-    return {(row.event_type_id, row.start_time): row.attendees for row in query}
+    counts = cast("Iterable[tuple[int, datetime, int]]", query.tuples())
+    return {(event_type_id, start): attendees for event_type_id, start, attendees in counts}
 
 
 def appointment(row: Appointment, bookings: list[Booking], booker_url: str,

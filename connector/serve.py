@@ -94,7 +94,8 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
                               keep_alive_seconds=server.keep_alive_seconds,
                               request_timeout_seconds=server.request_timeout_seconds)
     return uvicorn.Config(app, host=host, port=port, http=bounded_protocol(limits),
-                          timeout_keep_alive=server.keep_alive_seconds,
+                          # Annotated int, used as a float (loop.call_later): tests idle for 0.5 s.
+                          timeout_keep_alive=server.keep_alive_seconds,  # type: ignore[arg-type]
                           limit_concurrency=server.max_connections, access_log=server.access_log,
                           log_config=None, lifespan="on")
 

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from peewee import Database
 
@@ -38,7 +39,7 @@ from connector.clients import CalcomClients
 from connector.clock import Clock
 from connector.retry import describe
 from mappings import bookings
-from mappings.db import database, write_transaction
+from mappings.db import bound_database, write_transaction
 from mappings.from_calcom import CalcomBooking
 from mappings.models import Account, Appointment, Booking, EventType, Job
 from mappings.to_calcom import (
@@ -98,7 +99,8 @@ def converge(ctx: SyncContext, appointment_id: str) -> str:
     raise RuntimeError(f"converge made {_MAX_STEPS} calls and a gap remains; retrying later")
 
 
-def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
+def _next_step(ctx: SyncContext, appointment: Appointment,
+               version: int) -> Callable[[], str] | None:
     """The one call that closes the first gap, as a thunk; None when there is no gap."""
     booking = gaps.current_booking(appointment)
     gap = gaps.gap(appointment, booking)
@@ -108,7 +110,7 @@ def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
     def run() -> str:
         client = ctx.clients.for_account(Account.get_by_id(appointment.account_id))
         if gap == "attendance":
-            return _mark_attendance(ctx, client, appointment, booking, version)
+            return _mark_attendance(ctx, client, appointment, _held(booking), version)
         try:
             if gap == "cancel":
                 return _cancel(ctx, client, appointment, booking, version)
@@ -121,11 +123,24 @@ def _next_step(ctx: SyncContext, appointment: Appointment, version: int):
                                          version)
             if gap == "create":
                 return _create(ctx, client, appointment, version)
-            return _reschedule(ctx, client, appointment, booking, version)
+            return _reschedule(ctx, client, appointment, _held(booking), version)
         finally:
             ctx.slots_changed(appointment.account_id)
 
     return run
+
+
+def _held(booking: Booking | None) -> Booking:
+    """The current booking, for a gap that exists only when there is one."""
+    if booking is None:
+        raise RuntimeError("a gap about the current booking, without one")
+    return booking
+
+
+def _current_uid(appointment: Appointment) -> str:
+    if not appointment.booking_uid:
+        raise RuntimeError(f"appointment {appointment.id} has no booking to follow")
+    return appointment.booking_uid
 
 
 # --- create -------------------------------------------------------------------------
@@ -245,12 +260,12 @@ def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment
 
 def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointment) -> bool:
     """Adopt the booking the current uid was rescheduled to, if Cal.com says there is one."""
-    current = client.get_booking(appointment.booking_uid)
+    current = client.get_booking(_current_uid(appointment))
     if not current.rescheduled_to_uid:
         _set_marker(ctx, appointment.id, reschedule_attempted_at=None)
         return False
     successor = client.get_booking(current.rescheduled_to_uid)
-    _record_rescheduled(ctx, appointment.id, appointment.booking_uid, successor,
+    _record_rescheduled(ctx, appointment.id, current.uid, successor,
                         old=current, action="booking.reschedule_adopted")
     return True
 
@@ -259,7 +274,7 @@ def _follow_recorded(ctx: SyncContext, client: CalcomClient, appointment: Appoin
     """The current booking's row says Cal.com moved or ended it: look again, and follow."""
     if _follow_chain(ctx, client, appointment):
         return "followed"
-    current = client.get_booking(appointment.booking_uid)
+    current = client.get_booking(_current_uid(appointment))
     if current.status in gaps.ENDED:
         return _adopt_ending(ctx, appointment, current)
     now = ctx.clock.now()
@@ -437,7 +452,7 @@ def upsert_booking(account_id: str, appointment_id: str, booking: CalcomBooking,
                    now: datetime) -> None:
     """Store what Cal.com said of one of the account's uids (call inside a transaction); Cal.com's
     deliveries that were waiting for this booking are queued again."""
-    wake_waiting(database, account_id, {booking.uid: appointment_id}, now=now)
+    wake_waiting(bound_database(), account_id, {booking.uid: appointment_id}, now=now)
     bookings.record(
         account_id, appointment_id, booking.uid, now=now,
         calcom_id=booking.id,
@@ -453,7 +468,7 @@ def upsert_booking(account_id: str, appointment_id: str, booking: CalcomBooking,
     )
 
 
-def _observed(booking: CalcomBooking, live_status: str) -> dict:
+def _observed(booking: CalcomBooking, live_status: str) -> dict[str, Any]:
     """The appointment columns that follow a live booking (pending → awaiting_confirmation)."""
     return {
         "status": "awaiting_confirmation" if booking.status == "pending" else live_status,
@@ -466,12 +481,12 @@ def _observed(booking: CalcomBooking, live_status: str) -> dict:
     }
 
 
-def _recorded(now: datetime) -> dict:
+def _recorded(now: datetime) -> dict[str, Any]:
     """Bookkeeping once a call's outcome is known: its markers go (the version may not be done)."""
     return {"create_attempted_at": None, "reschedule_attempted_at": None, "updated_at": now}
 
 
-def _settled(appointment: Appointment, version: int, now: datetime) -> dict:
+def _settled(appointment: Appointment, version: int, now: datetime) -> dict[str, Any]:
     """Bookkeeping once Cal.com's answer for ``version`` is known.
 
     A CRM edit that arrived meanwhile raised ``desired_version``; the appointment

@@ -45,7 +45,7 @@ def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:
         return {}
     query = Booking.select(Booking.uid, Booking.appointment).where(
         (Booking.account == account_id) & Booking.uid.in_(wanted))
-    return {uid: appointment_id for uid, appointment_id in query.tuples()}
+    return {row.uid: row.appointment_id for row in query}
 
 
 def others_of(appointment_id: str, current_uid: str, statuses: Iterable[str]) -> list[Booking]:
@@ -73,5 +73,6 @@ def update(account_id: str, uid: str | None, **values: Any) -> int:
     """Change columns of the account's row for ``uid``; answers how many rows changed (0 or 1)."""
     if not uid:
         return 0
-    return Booking.update(**values).where((Booking.account == account_id)
-                                          & (Booking.uid == uid)).execute()
+    changed: int = Booking.update(**values).where((Booking.account == account_id)
+                                                  & (Booking.uid == uid)).execute()
+    return changed

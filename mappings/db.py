@@ -14,9 +14,10 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, DatabaseProxy, Model, PostgresqlDatabase, SqliteDatabase
 from playhouse.pool import PooledPostgresqlDatabase
 
 database = DatabaseProxy()
@@ -30,9 +31,16 @@ SQLITE_PRAGMAS = {
 }
 
 
-def is_postgres(db: Database) -> bool:
-    db = getattr(db, "obj", db)
-    return isinstance(db, PostgresqlDatabase)
+def is_postgres(db: Database | DatabaseProxy) -> bool:
+    return isinstance(getattr(db, "obj", db), PostgresqlDatabase)
+
+
+def bound_database() -> Database:
+    """The database the models are bound to (what ``database`` stands for)."""
+    bound = database.obj
+    if not isinstance(bound, Database):
+        raise RuntimeError("the database is not initialised")
+    return bound
 
 
 def make_database(url: str, *, pool_size: int = 32) -> Database:
@@ -49,7 +57,7 @@ def make_database(url: str, *, pool_size: int = 32) -> Database:
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlsplit(url)
         options = dict(parse_qsl(parts.query))
-        return PooledPostgresqlDatabase(
+        pooled: Database = PooledPostgresqlDatabase(
             unquote(parts.path.lstrip("/")) or "postgres",
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
@@ -60,6 +68,7 @@ def make_database(url: str, *, pool_size: int = 32) -> Database:
             timeout=30,
             **options,
         )
+        return pooled
     raise ValueError(f"unsupported database URL scheme in {redact_url(url)!r}")
 
 
@@ -92,7 +101,7 @@ def session(db: Database) -> Iterator[Database]:
             db.close()
 
 
-def refresh_statistics(db: Database) -> None:
+def refresh_statistics(db: Database) -> bool:
     """Give SQLite's planner fresh row statistics (PostgreSQL's autovacuum does this itself).
 
     Without them SQLite counts an account's appointments through the wrong index and a
@@ -100,9 +109,11 @@ def refresh_statistics(db: Database) -> None:
     appointments took 54 ms; a sampled one (``analysis_limit``) was too coarse to help.
     """
     target = getattr(db, "obj", db)
-    if isinstance(target, SqliteDatabase):
-        with session(db):
-            target.execute_sql("ANALYZE")
+    if not isinstance(target, SqliteDatabase):
+        return False
+    with session(db):
+        target.execute_sql("ANALYZE")
+    return True
 
 
 @contextlib.contextmanager
@@ -117,8 +128,8 @@ def write_transaction(db: Database) -> Iterator[None]:
             yield
 
 
-def bulk_insert(db: Database, model, rows: list[dict], *, returning: tuple[str, ...] = (),
-                skip_conflicts: bool = False) -> list[tuple]:
+def bulk_insert(db: Database, model: type[Model], rows: list[dict[str, Any]], *,
+                returning: tuple[str, ...] = (), skip_conflicts: bool = False) -> list[tuple[Any, ...]]:
     """Insert rows in one multi-row statement, bypassing per-row query building.
 
     For hot paths only (webhook ingest): values pass through each field's

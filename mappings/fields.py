@@ -20,10 +20,10 @@ class UTCDateTimeField(DateTimeField):
     def db_value(self, value: Any) -> Any:
         if isinstance(value, datetime):
             return require_aware(value).replace(tzinfo=None)
-        return super().db_value(value)
+        return super().db_value(value)  # type: ignore[no-untyped-call]
 
     def python_value(self, value: Any) -> Any:
-        value = super().python_value(value)
+        value = super().python_value(value)  # type: ignore[no-untyped-call]
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 return value.replace(tzinfo=UTC)

@@ -114,7 +114,7 @@ class SchemaVersion(Model):
 
 def current_version(db: Database) -> int | None:
     with SchemaVersion.bind_ctx(db):
-        if not SchemaVersion.table_exists():
+        if not SchemaVersion.table_exists():  # type: ignore[no-untyped-call]
             return None
         row = SchemaVersion.select(SchemaVersion.version).order_by(SchemaVersion.version.desc()).first()
         return row.version if row else None

@@ -65,6 +65,7 @@ class ApiToken(BaseModel):
 
     id = CharField(primary_key=True, max_length=40)
     account = ForeignKeyField(Account, backref="tokens", on_delete="CASCADE")
+    account_id: str  # the foreign key's column, which peewee adds (typed here for the checker)
     name = CharField(max_length=100)
     token_hash = CharField(max_length=64, unique=True)
     scopes = CharField(max_length=200)  # space-separated
@@ -78,6 +79,7 @@ class Appointment(BaseModel):
 
     id = CharField(primary_key=True, max_length=40)
     account = ForeignKeyField(Account, backref="appointments", on_delete="CASCADE")
+    account_id: str
     external_id = CharField(max_length=128)
     source = CharField(max_length=10, default="crm")  # crm | calcom
 
@@ -149,7 +151,9 @@ class Booking(BaseModel):
     id = BigAutoField()
     # The unique (account, uid) index serves lookups by account; no second index is needed.
     account = ForeignKeyField(Account, backref="bookings", on_delete="CASCADE", index=False)
+    account_id: str
     appointment = ForeignKeyField(Appointment, backref="bookings", on_delete="CASCADE")
+    appointment_id: str
     uid = CharField(max_length=64)
     calcom_id = BigIntegerField(null=True)
     status = CharField(max_length=20)  # Cal.com's lower-case booking status
@@ -173,6 +177,7 @@ class EventType(BaseModel):
 
     id = AutoField()
     account = ForeignKeyField(Account, backref="event_types", on_delete="CASCADE")
+    account_id: str
     calcom_id = BigIntegerField()
     team_id = BigIntegerField(null=True)
     slug = CharField(max_length=200)
@@ -235,6 +240,7 @@ class WebhookDelivery(BaseModel):
 
     id = BigAutoField()
     account = ForeignKeyField(Account, backref="webhook_deliveries", on_delete="CASCADE")
+    account_id: str
     dedupe_key = CharField(max_length=64)  # SHA-256 of the raw body
     trigger = CharField(max_length=60)
     booking_uid = CharField(max_length=64, null=True)
@@ -253,7 +259,9 @@ class AuditEvent(BaseModel):
 
     id = BigAutoField()
     account = ForeignKeyField(Account, backref="audit_events", on_delete="CASCADE")
+    account_id: str
     appointment = ForeignKeyField(Appointment, backref="audit_events", null=True, on_delete="CASCADE")
+    appointment_id: str | None
     at = UTCDateTimeField()
     actor = CharField(max_length=150)
     action = CharField(max_length=60)
@@ -269,6 +277,7 @@ class ReconcileRun(BaseModel):
 
     id = BigAutoField()
     account = ForeignKeyField(Account, backref="reconcile_runs", on_delete="CASCADE")
+    account_id: str
     mode = CharField(max_length=12)  # incremental | full
     trigger = CharField(max_length=20)  # schedule | api | cli
     status = CharField(max_length=10, default="running")  # running | done | failed | abandoned

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import overload
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -28,6 +29,10 @@ class Sealer:
             digest = hashlib.sha256(b"calsync-sealing-v1:" + secret_key.encode()).digest()
             self._fernet = Fernet(base64.urlsafe_b64encode(digest))
 
+    @overload
+    def seal(self, value: str) -> str: ...
+    @overload
+    def seal(self, value: None) -> None: ...
     def seal(self, value: str | None) -> str | None:
         if value is None:
             return None
@@ -35,6 +40,10 @@ class Sealer:
             return _PLAIN + value
         return _FERNET + self._fernet.encrypt(value.encode()).decode()
 
+    @overload
+    def open(self, stored: str) -> str: ...
+    @overload
+    def open(self, stored: None) -> None: ...
     def open(self, stored: str | None) -> str | None:
         if stored is None:
             return None

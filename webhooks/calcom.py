@@ -15,8 +15,10 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from peewee import Database
 
@@ -118,7 +120,7 @@ def store(db: Database, items: list[Incoming]) -> list[Receipt]:
         uids_by_account.setdefault(item.account_id, set()).update(
             uid for uid in (item.event.uid, item.event.reschedule_uid) if uid)
     receipts: list[Receipt] = []
-    jobs: list[dict] = []
+    jobs: list[dict[str, Any]] = []
     with write_transaction(db):
         seen: dict[tuple[str, str], int] = {}
         owners = {account_id: bookings.owners(account_id, uids)
@@ -169,11 +171,13 @@ def _stored_ids(keys_by_account: dict[str, set[str]]) -> dict[tuple[str, str], i
     for account_id, keys in keys_by_account.items():
         rows = WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.dedupe_key).where(
             (WebhookDelivery.account == account_id) & WebhookDelivery.dedupe_key.in_(list(keys)))
-        found.update({(account_id, key): id_ for id_, key in rows.tuples()})
+        # Tuples, not models: this runs for every batch of deliveries.
+        pairs = cast("Iterable[tuple[int, str]]", rows.tuples())
+        found.update({(account_id, key): id_ for id_, key in pairs})
     return found
 
 
-def _row(item: Incoming) -> dict:
+def _row(item: Incoming) -> dict[str, Any]:
     ignored = item.event.trigger in IGNORED
     return {"account": item.account_id, "dedupe_key": item.event.delivery_key,
             "trigger": item.event.trigger_name[:60], "booking_uid": item.event.uid,
@@ -192,8 +196,8 @@ def _named_appointments(items: list[Incoming]) -> set[tuple[str, str]]:
     named: set[tuple[str, str]] = set()
     for account_id, ids in wanted.items():
         rows = Appointment.select(Appointment.id).where(
-            (Appointment.account == account_id) & Appointment.id.in_(sorted(ids))).tuples()
-        named.update((account_id, appointment_id) for (appointment_id,) in rows)
+            (Appointment.account == account_id) & Appointment.id.in_(sorted(ids)))
+        named.update((account_id, row.id) for row in rows)
     return named
 
 

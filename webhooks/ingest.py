@@ -35,7 +35,7 @@ log = logging.getLogger("calsync.webhooks")
 class _Lane:
     """The deliveries of one event loop waiting for the next batch."""
 
-    waiting: list[tuple[calcom.Incoming, asyncio.Future]] = field(default_factory=list)
+    waiting: list[tuple[calcom.Incoming, asyncio.Future[calcom.Receipt]]] = field(default_factory=list)
     writing: bool = False
 
 
@@ -53,7 +53,7 @@ class IngestWriter:
         """Store one verified delivery; returns its Receipt once it is committed."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.get(loop) or self._lanes.setdefault(loop, _Lane())
-        future = loop.create_future()
+        future: asyncio.Future[calcom.Receipt] = loop.create_future()
         lane.waiting.append((calcom.Incoming(account_id, event, raw_body, now), future))
         if not lane.writing:
             lane.writing = True
@@ -81,8 +81,11 @@ class IngestWriter:
         written.add_done_callback(lambda done: self._answer(loop, lane, batch, done))
 
     def _answer(self, loop: asyncio.AbstractEventLoop, lane: _Lane,
-                batch: list[tuple[calcom.Incoming, asyncio.Future]], done: asyncio.Future) -> None:
-        outcomes = [done.exception()] * len(batch) if done.exception() else done.result()
+                batch: list[tuple[calcom.Incoming, asyncio.Future[calcom.Receipt]]],
+                done: asyncio.Future[list[calcom.Receipt | Exception]]) -> None:
+        failure = done.exception()
+        outcomes: list[calcom.Receipt | BaseException] = (
+            [failure] * len(batch) if failure is not None else list(done.result()))
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the request was cancelled (its client went away); its row stays
                 continue

@@ -22,7 +22,7 @@ class ApiContext:
     settings: Settings
     clock: Clock
     db: Database
+    clients: CalcomClients
+    reconciler: Reconciler
+    slot_cache: SlotCache
     wake_worker: Callable[[], None] = field(default=lambda: None)
-    clients: CalcomClients | None = None
-    reconciler: Reconciler | None = None
-    slot_cache: SlotCache | None = None

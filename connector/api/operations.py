@@ -79,7 +79,7 @@ def _slot_query(request: Request, account: Account) -> tuple[date, int, str]:
     time_zone = params.get("time_zone") or account.time_zone
     if not is_iana_zone(time_zone):
         problems.append(errors.FieldError("time_zone", "must be an IANA time zone such as Europe/Berlin"))
-    if problems:
+    if problems or day is None or event_type_id is None:
         raise errors.ValidationFailed(problems)
     return day, event_type_id, time_zone
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -33,7 +34,7 @@ class ProblemResponse(JSONResponse):
 
 
 def problem(status: int, slug: str, title: str, detail: str, instance: str | None = None,
-            headers: dict[str, str] | None = None, **extra: Any) -> ProblemResponse:
+            headers: Mapping[str, str] | None = None, **extra: Any) -> ProblemResponse:
     body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
                             "detail": detail}
     if instance:

@@ -77,7 +77,7 @@ def routes(ctx: ApiContext) -> list[Route]:
                     & Appointment.status.not_in(listing.HIDDEN_ON_CALENDAR + ("failed",)))
                     .order_by(Appointment.start_time, Appointment.id).limit(FEED_LIMIT))
                 current = bookings.with_appointments(account.id, [row.booking_uid for row in rows])
-                return ics.feed(account, [(row, ics.host_of(current.get(row.booking_uid)))
+                return ics.feed(account, [(row, ics.host_of(current.get(row.booking_uid or "")))
                                           for row in rows])
 
         return Response(await run_in_threadpool(work), media_type=ics.MEDIA_TYPE,

@@ -395,22 +395,24 @@ class CalcomClient:
                limits: RateLimitInfo | None) -> errors.CalcomError:
         status = response.status_code
         body = parse_error(response)
-        common = {"status": status, "code": body.code, "endpoint": endpoint}
+
+        def answer(kind: type[errors.CalcomError]) -> errors.CalcomError:
+            return kind(body.message, status=status, code=body.code, endpoint=endpoint)
+
         if status == 429:
             # No Retry-After: Cal.com's guard only sets X-RateLimit-Reset-* (REFERENCE §4).
             retry_after = limits.reset_seconds if limits and limits.reset_seconds else 60.0
-            return errors.CalcomRateLimited(body.message, retry_after=retry_after, **common)
+            return errors.CalcomRateLimited(body.message, retry_after=retry_after, status=status,
+                                            code=body.code, endpoint=endpoint)
         if status >= 500:
-            if unsafe:
-                return errors.CalcomOutcomeUnknown(body.message, **common)
-            return errors.CalcomUnavailable(body.message, **common)
+            return answer(errors.CalcomOutcomeUnknown if unsafe else errors.CalcomUnavailable)
         if status == 401:
-            return errors.CalcomAuthError(body.message, **common)
+            return answer(errors.CalcomAuthError)
         if status == 409 and body.code == "booking_conflict_error":
-            return errors.CalcomConflict(body.message, **common)
+            return answer(errors.CalcomConflict)
         if status in (408, 425):
-            return errors.CalcomUnavailable(body.message, **common)
-        return errors.CalcomRejected(body.message, **common)
+            return answer(errors.CalcomUnavailable)
+        return answer(errors.CalcomRejected)
 
     @staticmethod
     def _parse(parser: Callable[[Any], Any], data: Any, endpoint: str, *, unsafe: bool = False) -> Any:

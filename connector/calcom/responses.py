@@ -101,7 +101,7 @@ class RateLimitInfo:
             return None
         exhausted = [resets[name] for name, left in remaining.items() if left <= 0 and name in resets]
         reset = max(exhausted) if exhausted else (max(resets.values()) if resets else None)
-        tightest = min(remaining, key=remaining.get) if remaining else None
+        tightest = min(remaining, key=lambda name: remaining[name]) if remaining else None
         return cls(
             limit=limits.get(tightest) if tightest else (min(limits.values()) if limits else None),
             remaining=remaining[tightest] if tightest else None,

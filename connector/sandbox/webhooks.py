@@ -182,8 +182,8 @@ class WebhookHub:
             return
         if self._outbox is None:
             self._outbox = queue.Queue()
-            self._sender = threading.Thread(target=self._post_until_closed, name="sandbox-webhooks",
-                                            daemon=True)
+            self._sender = threading.Thread(target=self._post_until_closed, args=(self._outbox,),
+                                            name="sandbox-webhooks", daemon=True)
             self._sender.start()
         self._outbox.put(delivery)
 
@@ -193,11 +193,11 @@ class WebhookHub:
             self._outbox.put(None)
             self._sender.join(timeout)
 
-    def _post_until_closed(self) -> None:
+    def _post_until_closed(self, outbox: queue.Queue[Delivery | None]) -> None:
         """Real HTTP, off the request path, once per delivery (no redirects, no retry)."""
         with httpx.Client(timeout=10, follow_redirects=False) as http:
             while True:
-                delivery = self._outbox.get()
+                delivery = outbox.get()
                 if delivery is None:
                     return
                 try:

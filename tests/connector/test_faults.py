@@ -42,7 +42,7 @@ from connector.sandbox.wire import SandboxError
 from connector.settings import SandboxSettings
 from connector.sync import ConvergeHandler
 from connector.worker import Worker, WorkerConfig
-from mappings.models import Account, Appointment, Job
+from mappings.models import Account, Appointment, AuditEvent, Booking, Job
 from mappings.times import to_api
 from tests.support.asgi import SyncASGITransport
 from tests.support.factories import put, sandbox_clients, sync_context
@@ -74,13 +74,13 @@ class Races(httpx.BaseTransport):
             if appointment_id and self.rng.random() < 0.25:
                 self.rng.choice(self.during_create)(appointment_id)
                 self.counts["edit during create"] += 1
-        elif request.method == "POST" and path.endswith("/reschedule") and self.during_reschedule:
-            if self.rng.random() < 0.1:
-                try:
-                    self.rng.choice(self.during_reschedule)(path.split("/")[-2])
-                    self.counts["cancel during reschedule"] += 1
-                except SandboxError:  # over already, or cancelled: nothing to race
-                    pass
+        elif (request.method == "POST" and path.endswith("/reschedule") and self.during_reschedule
+              and self.rng.random() < 0.1):
+            try:
+                self.rng.choice(self.during_reschedule)(path.split("/")[-2])
+                self.counts["cancel during reschedule"] += 1
+            except SandboxError:  # over already, or cancelled: nothing to race
+                pass
         return self.inner.handle_request(request)
 
 
@@ -277,20 +277,25 @@ def test_every_appointment_ends_as_cal_com_holds_it_under_faults_and_races(db, c
                    **{f"fault {kind}": count for kind, count in injected.items()}, **races.counts)
     print("\nfault test figures:", dict(sorted(figures.items())))
     assert duplicates == {}, duplicates
-    if mismatches and __import__("os").environ.get("FAULT_DEBUG"):
-        from mappings.models import AuditEvent, Booking
-        for m in mismatches:
-            row = Appointment.get(Appointment.external_id == m[0])
-            print("\n====", m[0], row.id, row.status, row.desired_status, row.start_time, row.booking_uid,
-                  row.desired_version, row.synced_version, row.sync_state)
-            for a in AuditEvent.select().where(AuditEvent.appointment == row.id).order_by(AuditEvent.id):
-                print("  audit", a.at, a.actor, a.action, a.before, a.after)
-            for b in Booking.select().where(Booking.appointment == row.id):
-                print("  row", b.uid, b.status, b.start_time, b.rescheduled_from_uid, b.rescheduled_to_uid)
-            for b in bookings:
-                if b.metadata.get("calsync_appointment_id") == row.id or b.uid == row.booking_uid:
-                    print("  cal", b.uid, b.status, b.start, b.rescheduled_from_uid, b.rescheduled_to_uid,
-                          b.cancellation_reason, b.end <= clock.now())
+    if mismatches and os.environ.get("FAULT_DEBUG"):
+        _explain(mismatches, bookings)
     assert mismatches == [], "\n".join(map(str, mismatches))
     assert not [r.external_id for r in rows.values() if r.sync_state == "dead" and not r.last_error]
     assert Account.select().count() == 1
+
+
+def _explain(mismatches: list, bookings: list) -> None:
+    """FAULT_DEBUG=1: each mismatch's history, calsync's rows and what Cal.com holds."""
+    for external_id, *_ in mismatches:
+        row = Appointment.get(Appointment.external_id == external_id)
+        print("\n====", external_id, row.id, row.status, row.desired_status, row.start_time,
+              row.booking_uid, row.desired_version, row.synced_version, row.sync_state)
+        for event in AuditEvent.select().where(AuditEvent.appointment == row.id).order_by(AuditEvent.id):
+            print("  audit", event.at, event.actor, event.action, event.before, event.after)
+        for stored in Booking.select().where(Booking.appointment == row.id):
+            print("  row", stored.uid, stored.status, stored.start_time, stored.rescheduled_from_uid,
+                  stored.rescheduled_to_uid)
+        for held in bookings:
+            if held.metadata.get("calsync_appointment_id") == row.id or held.uid == row.booking_uid:
+                print("  cal", held.uid, held.status, held.start, held.rescheduled_from_uid,
+                      held.rescheduled_to_uid, held.cancellation_reason)
