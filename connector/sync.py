@@ -51,7 +51,7 @@ from mappings.to_calcom import (
     mark_absent_body,
     reschedule_body,
 )
-from webhooks.apply import Applier, wake_waiting
+from webhooks.apply import Applier, wake_after_create, wake_waiting
 from webhooks.events import Trigger
 from webhooks.events import from_booking as observed
 
@@ -259,14 +259,22 @@ def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment
 
 
 def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointment) -> bool:
-    """Adopt the booking the current uid was rescheduled to, if Cal.com says there is one."""
+    """Adopt the booking the current uid was rescheduled to, if Cal.com says there is one.
+
+    A move calsync did not ask for (no reschedule of its own in flight) of a booking still at
+    the start the CRM wants was made in Cal.com, by the attendee or the host: the appointment
+    follows it. Otherwise the CRM's start stands and converge moves the successor to it.
+    """
     current = client.get_booking(_current_uid(appointment))
     if not current.rescheduled_to_uid:
         _set_marker(ctx, appointment.id, reschedule_attempted_at=None)
         return False
     successor = client.get_booking(current.rescheduled_to_uid)
-    _record_rescheduled(ctx, appointment.id, current.uid, successor,
-                        old=current, action="booking.reschedule_adopted")
+    made_in_calcom = (appointment.reschedule_attempted_at is None
+                      and appointment.start_time == current.start)
+    _record_rescheduled(ctx, appointment.id, current.uid, successor, old=current,
+                        action="booking.rescheduled_in_calcom" if made_in_calcom
+                        else "booking.reschedule_adopted", follow_start=made_in_calcom)
     return True
 
 
@@ -299,7 +307,9 @@ def _adopt_ending(ctx: SyncContext, appointment: Appointment, current: CalcomBoo
 
 def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
                         new: CalcomBooking, *, old: CalcomBooking | None = None,
-                        action: str = "booking.rescheduled") -> None:
+                        action: str = "booking.rescheduled", follow_start: bool = False) -> None:
+    """Record a reschedule; ``follow_start``: Cal.com's new start becomes the desired one (a new
+    version, as a webhook of that move would have made it)."""
     now = ctx.clock.now()
     with write_transaction(ctx.db):
         appointment = Appointment.get_by_id(appointment_id)
@@ -309,6 +319,10 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
                         rescheduled_to_uid=new.uid, updated_at=now)
         upsert_booking(appointment.account_id, appointment_id, new, now)
         observed = _observed(new, "rescheduled")
+        if follow_start:
+            observed.update(start_time=new.start, attendance="unknown", desired_attendance="unknown")
+            Appointment.update(desired_version=Appointment.desired_version + 1).where(
+                Appointment.id == appointment_id).execute()
         before = {"booking_uid": old_uid, "start_time": appointment.start_time}
         Appointment.update(booking_uid=new.uid, ics_sequence=Appointment.ics_sequence + 1,
                            last_error=None, **observed, **_recorded(now)).where(
@@ -548,10 +562,24 @@ class ConvergeHandler:
         self.ctx = ctx
 
     def run(self, job: Job) -> None:
-        outcome = converge(self.ctx, job.payload["appointment_id"])
+        appointment_id = job.payload["appointment_id"]
+        before = Appointment.get_or_none(Appointment.id == appointment_id)
+        try:
+            outcome = converge(self.ctx, appointment_id)
+        finally:
+            if before is not None and before.create_attempted_at is not None:
+                self._wake_if_answered(before)
         log.debug("converged", extra={"action": "sync.converge", "job_id": job.id,
-                                      "appointment_id": job.payload["appointment_id"],
-                                      "outcome": outcome})
+                                      "appointment_id": appointment_id, "outcome": outcome})
+
+    def _wake_if_answered(self, before: Appointment) -> None:
+        """The create was unanswered when this job began; if its outcome is known now, Cal.com's
+        deliveries that waited for it (webhooks/apply.py says why) are applied again."""
+        now = self.ctx.clock.now()
+        with write_transaction(self.ctx.db):
+            after = Appointment.get_or_none(Appointment.id == before.id)
+            if after is None or after.create_attempted_at is None:
+                wake_after_create(self.ctx.db, before.account_id, before.id, now=now)
 
     def failed(self, job: Job, error: BaseException, final: bool) -> None:
         appointment_id = job.payload["appointment_id"]

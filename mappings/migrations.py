@@ -90,6 +90,12 @@ def _sandbox_key(db: Database) -> None:
     apply_changes(migrator.add_column("account", "sandbox_api_key", TextField(null=True)))
 
 
+def _waiting_index(db: Database) -> None:
+    """Deliveries waiting for a booking are looked up by account each time one is recorded."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "webhook_delivery_account_id_outcome" '
+                   'ON "webhook_delivery" ("account_id", "outcome")')
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -100,6 +106,7 @@ STEPS: list[Step] = [
     Step(4, "appointment: index by label for the table view", _label_index),
     Step(5, "booking: identity is (account, uid), not the uid alone", _booking_per_account),
     Step(6, "account: a key of its own for the built-in Cal.com sandbox", _sandbox_key),
+    Step(7, "webhook deliveries: found by outcome (those waiting for a booking)", _waiting_index),
 ]
 
 

@@ -251,7 +251,8 @@ class WebhookDelivery(BaseModel):
     error = TextField(null=True)
 
     class Meta:
-        indexes = ((("account", "dedupe_key"), True), (("account", "received_at"), False))
+        indexes = ((("account", "dedupe_key"), True), (("account", "received_at"), False),
+                   (("account", "outcome"), False))
 
 
 class AuditEvent(BaseModel):

@@ -20,6 +20,11 @@ Rules (DESIGN §10, REFERENCE §7–§8):
   calsync does not know yet, that it cannot apply alone (a cancel, a no-show, the
   create of a chain's occurrence), is kept ``waiting`` and applied again as soon as
   that booking is recorded, by whichever path records it (``wake_waiting``).
+- A booking without calsync's metadata is imported only when it cannot be one of
+  calsync's own creates whose answer is still unknown: an attendee's link reschedule
+  and a confirmation carry no metadata, so a booking of the same attendee and event
+  type waits for that create's outcome (``wake_after_create``) instead of becoming
+  a second appointment.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from peewee import Database
+from peewee import Database, fn
 
 from connector import audit, events, gaps, metrics, queue, sweeps
 from connector.clock import Clock
@@ -79,6 +84,23 @@ def wake_waiting(db: Database, account_id: str, recorded: dict[str, str], *, now
     return len(jobs)
 
 
+def awaiting_create(appointment_id: str) -> str:
+    """What a delivery waiting for calsync's unanswered create of ``appointment_id`` says it waits for."""
+    return f"waits for the outcome of calsync's create for appointment {appointment_id}"
+
+
+def wake_after_create(db: Database, account_id: str, appointment_id: str, *, now: datetime) -> int:
+    """Queue again the deliveries that waited for this appointment's create to be answered."""
+    waiting = WebhookDelivery.select(WebhookDelivery.id).where(
+        (WebhookDelivery.account == account_id) & (WebhookDelivery.outcome == WAITING)
+        & (WebhookDelivery.error == awaiting_create(appointment_id)))
+    jobs = [{"kind": APPLY_WEBHOOK, "account_id": account_id, "payload": {"delivery_id": row.id},
+             "serial_key": f"appointment:{appointment_id}"} for row in waiting]
+    if jobs:
+        queue.enqueue_many(db, jobs, now=now)
+    return len(jobs)
+
+
 def _moved_from(trigger: str, raw_body: str) -> str | None:
     """A stored reschedule's predecessor uid (its body was verified and parsed at the door)."""
     if trigger not in RESCHEDULE_TRIGGERS:
@@ -100,11 +122,12 @@ class ApplyHandler:
         raw = delivery.raw_body.encode()
         event = calcom_events.parse(json.loads(raw), raw)
         with write_transaction(self.db):
-            outcome = Applier(self.db, self.clock.now(), self.booker_url,
-                              delivery.account_id).apply(event)
-            # A waiting delivery stays unprocessed: wake_waiting queues it again.
-            WebhookDelivery.update(outcome=outcome,
-                                   processed_at=None if outcome == WAITING else self.clock.now()).where(
+            applier = Applier(self.db, self.clock.now(), self.booker_url, delivery.account_id)
+            outcome = applier.apply(event)
+            # A waiting delivery stays unprocessed: wake_waiting or wake_after_create queues it again.
+            waiting = outcome == WAITING
+            WebhookDelivery.update(outcome=outcome, processed_at=None if waiting else self.clock.now(),
+                                   error=applier.waiting_for if waiting else None).where(
                 WebhookDelivery.id == delivery.id).execute()
         metrics.webhook_deliveries.labels(event.trigger.value, outcome).inc()
         log.info("delivery applied", extra={"action": "webhook.apply", "delivery_id": delivery.id,
@@ -127,11 +150,16 @@ class Applier:
         self.db, self.now, self.booker_url, self.account_id = db, now, booker_url, account_id
         self.actor = actor
         self.recorded: dict[str, str] = {}  # uid → appointment, of the bookings this apply recorded
+        self.answered_creates: set[str] = set()  # appointments whose unanswered create this adopted
+        self.waiting_for: str | None = None  # what a waiting event waits for, when not its booking
 
     def apply(self, event: CalcomEvent) -> str:
+        self.waiting_for = None
         outcome = self._apply(event)
         wake_waiting(self.db, self.account_id, self.recorded, now=self.now)
-        self.recorded = {}
+        for appointment_id in sorted(self.answered_creates):
+            wake_after_create(self.db, self.account_id, appointment_id, now=self.now)
+        self.recorded, self.answered_creates = {}, set()
         return outcome
 
     def _apply(self, event: CalcomEvent) -> str:
@@ -247,7 +275,7 @@ class Applier:
         owner = self._owner(event)
         if owner is not None:
             return self._adopt(owner, event)
-        return self._import(event)
+        return self._import_unless_unanswered(event)
 
     def _owner(self, event: CalcomEvent) -> Appointment | None:
         """The account's appointment the booking's metadata names (a booking calsync made)."""
@@ -255,6 +283,31 @@ class Applier:
             return None
         return Appointment.get_or_none((Appointment.id == event.appointment_id)
                                        & (Appointment.account == self.account_id))
+
+    def _unanswered_create(self, event: CalcomEvent) -> Appointment | None:
+        """calsync's own create, still unanswered, whose booking this could be: same attendee, same
+        event type. A booking without metadata cannot say it is not (REFERENCE §8)."""
+        emails = sorted({attendee.email.lower() for attendee in event.attendees if attendee.email})
+        if not emails:
+            return None
+        condition = ((Appointment.account == self.account_id)
+                     & Appointment.create_attempted_at.is_null(False)
+                     & Appointment.booking_uid.is_null()
+                     & fn.LOWER(Appointment.attendee_email).in_(emails))
+        if event.event_type_id:
+            condition &= Appointment.event_type_id == event.event_type_id
+        found: Appointment | None = (Appointment.select().where(condition)
+                                     .order_by(Appointment.create_attempted_at).first())
+        return found
+
+    def _import_unless_unanswered(self, event: CalcomEvent) -> str:
+        """Import a booking made in Cal.com, unless it may be calsync's own whose answer is lost:
+        then it waits for that create's outcome, which records it (or not) first."""
+        unanswered = self._unanswered_create(event)
+        if unanswered is not None:
+            self.waiting_for = awaiting_create(unanswered.id)
+            return WAITING
+        return self._import(event)
 
     def _adopt(self, appointment: Appointment, event: CalcomEvent) -> str:
         """calsync's own create whose answer was lost: the webhook brings its uid first.
@@ -264,11 +317,16 @@ class Applier:
         """
         if appointment.booking_uid not in (None, event.uid):
             return self._duplicate(appointment, event)
+        if appointment.create_attempted_at is not None:
+            self.answered_creates.add(appointment.id)
         self._store_booking(appointment.id, event)
         status = self._live_status(event, False)
+        # The length Cal.com booked, where the CRM left it to the event type: a later edit of
+        # another field then keeps the end (a length the CRM asked for stays, converge's to close).
+        length = appointment.duration_minutes or event.length_minutes
         Appointment.update(booking_uid=event.uid, status=status, meeting_url=event.meeting_url,
-                           location=event.location, end_time=event.end, create_attempted_at=None,
-                           last_error=None, updated_at=self.now).where(
+                           location=event.location, end_time=event.end, duration_minutes=length,
+                           create_attempted_at=None, last_error=None, updated_at=self.now).where(
             Appointment.id == appointment.id).execute()
         self._audit(appointment, "booking.adopted", {"booking_uid": None},
                     {"booking_uid": event.uid, "status": status})
@@ -357,7 +415,7 @@ class Applier:
                                 status=self._live_status(event, True))
             self._record_predecessor(owner, event)
             return outcome
-        outcome = self._import(event)
+        outcome = self._import_unless_unanswered(event)
         imported = self._booking(event.uid)
         if imported is not None:
             self._record_predecessor(Appointment.get_by_id(imported.appointment_id), event)

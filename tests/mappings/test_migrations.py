@@ -125,7 +125,7 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
                    "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
 
-    assert migrate(db, NOW) == [5, 6]
+    assert migrate(db, NOW) == [5, 6, 7]
     assert [(b.uid, b.account_id) for b in Booking.select()] == [("u1", "acc_1")]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_2", appointment="apt_2", uid="u1", **values)  # the same uid elsewhere
@@ -135,3 +135,11 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
     assert indexes["booking_account_id_uid"] == (["account_id", "uid"], True)
     assert "booking_uid" not in indexes
     assert not [c for c in db.get_columns("booking") if c.name == "account_id" and c.null]
+
+
+def test_schema_7_indexes_deliveries_by_outcome(db):
+    db.execute_sql('DROP INDEX "webhook_delivery_account_id_outcome"')
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 7")
+    assert migrate(db, NOW) == [7]
+    indexes = {index.name: index.columns for index in db.get_indexes("webhook_delivery")}
+    assert indexes["webhook_delivery_account_id_outcome"] == ["account_id", "outcome"]

@@ -130,6 +130,21 @@ def test_adopting_a_lost_create_never_settles_an_edit_the_crm_made_meanwhile(del
     assert Job.select().where((Job.kind == "converge") & (Job.status == "queued")).count() == 1
 
 
+def test_an_adopted_length_survives_a_later_edit_of_another_field(deliver, db, clock, account):
+    """The CRM left the length to the event type; the adopted booking's end must not vanish when
+    the CRM then edits the title (the fault test found calsync saying "no end" of a live booking)."""
+    from connector import accounts, appointments
+
+    appointment, body = _lost_create(db, clock, account)
+    assert appointment.duration_minutes is None and appointment.end_time is None
+    assert deliver(body) == "applied"
+    adopted = row("crm-1")
+    assert (adopted.duration_minutes, adopted.end_time) == (30, datetime(2026, 3, 17, 14, 30, tzinfo=UTC))
+    principal = accounts.Principal(account.id, "tok", "crm", frozenset(accounts.SCOPES))
+    appointments.patch(db, principal, "crm-1", b'{"title": "Renamed"}', now=clock.now())
+    assert row("crm-1").end_time == datetime(2026, 3, 17, 14, 30, tzinfo=UTC)
+
+
 def test_a_delivery_naming_an_appointment_queues_behind_its_converge(client, account, db, clock):
     """Until the create's answer is recorded, only the metadata links the booking to the
     appointment: its delivery takes the appointment's serial key all the same."""
