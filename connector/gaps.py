@@ -31,7 +31,7 @@ ENDED = ("cancelled", "rejected")
 
 
 def current_booking(appointment: Appointment) -> Booking | None:
-    return bookings.find(appointment.account_id, appointment.booking_uid)
+    return bookings.of_appointment(appointment.id, appointment.booking_uid)
 
 
 def duplicates(appointment: Appointment) -> list[Booking]:

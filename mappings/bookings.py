@@ -7,9 +7,12 @@ template. So no function here takes a uid without its account, and nothing
 outside this module filters ``Booking.uid`` (tests/mappings/test_bookings.py
 checks the source for it).
 
-Recording a booking is an upsert on the unique (account, uid) index, so two
+Recording a booking is an upsert on the unique (account, uid, seat) index, so two
 paths that learn of the same booking at once (a webhook and the worker that
 made it) cannot both insert it.
+
+A seated booking has a row per seat (``seat``: the attendee's email in lower case,
+models.Booking says why); every other booking has one row, ``seat`` "".
 """
 
 from __future__ import annotations
@@ -21,11 +24,33 @@ from typing import Any
 from mappings.models import Appointment, Booking
 
 
-def find(account_id: str, uid: str | None) -> Booking | None:
-    """The account's booking row for ``uid``, or None."""
+def seat_key(email: str | None) -> str:
+    """A seat's name within its booking: its attendee's email, in lower case."""
+    return (email or "").strip().lower()
+
+
+def find(account_id: str, uid: str | None, seat: str = "") -> Booking | None:
+    """The account's row for ``uid`` (one seat of it, if seated), or None."""
     if not uid:
         return None
-    return Booking.get_or_none((Booking.account == account_id) & (Booking.uid == uid))
+    return Booking.get_or_none((Booking.account == account_id) & (Booking.uid == uid)
+                               & (Booking.seat == seat))
+
+
+def seats(account_id: str, uid: str | None) -> list[Booking]:
+    """Every row the account holds for ``uid``: one, or one per seat of a seated booking."""
+    if not uid:
+        return []
+    return list(Booking.select().where((Booking.account == account_id) & (Booking.uid == uid))
+                .order_by(Booking.id))
+
+
+def of_appointment(appointment_id: str, uid: str | None) -> Booking | None:
+    """The appointment's row for ``uid`` (its seat, if seated): an appointment holds one seat of
+    a booking at most."""
+    if not uid:
+        return None
+    return Booking.get_or_none((Booking.appointment == appointment_id) & (Booking.uid == uid))
 
 
 def with_appointments(account_id: str, uids: Iterable[str | None]) -> dict[str, Booking]:
@@ -34,18 +59,25 @@ def with_appointments(account_id: str, uids: Iterable[str | None]) -> dict[str, 
     if not wanted:
         return {}
     rows = (Booking.select(Booking, Appointment).join(Appointment)
-            .where((Booking.account == account_id) & Booking.uid.in_(wanted)))
-    return {row.uid: row for row in rows}
+            .where((Booking.account == account_id) & Booking.uid.in_(wanted)).order_by(Booking.id))
+    found: dict[str, Booking] = {}
+    for row in rows:
+        found.setdefault(row.uid, row)  # a seated booking: its first seat speaks for the slot
+    return found
 
 
 def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:
-    """uid → the appointment id it belongs to, for the account's bookings among ``uids``."""
+    """uid → the appointment id it belongs to, for the account's bookings among ``uids`` (a
+    seated booking's first seat)."""
     wanted = sorted({uid for uid in uids if uid})
     if not wanted:
         return {}
     query = Booking.select(Booking.uid, Booking.appointment).where(
-        (Booking.account == account_id) & Booking.uid.in_(wanted))
-    return {row.uid: row.appointment_id for row in query}
+        (Booking.account == account_id) & Booking.uid.in_(wanted)).order_by(Booking.id)
+    found: dict[str, str] = {}
+    for row in query:
+        found.setdefault(row.uid, row.appointment_id)
+    return found
 
 
 def others_of(appointment_id: str, current_uid: str, statuses: Iterable[str]) -> list[Booking]:
@@ -56,23 +88,33 @@ def others_of(appointment_id: str, current_uid: str, statuses: Iterable[str]) ->
         & Booking.status.in_(list(statuses)) & Booking.rescheduled_to_uid.is_null()).order_by(Booking.id))
 
 
-def record(account_id: str, appointment_id: str, uid: str, *, now: datetime, **values: Any) -> None:
-    """Insert or update the account's row for ``uid`` (call inside the caller's transaction).
+def record(account_id: str, appointment_id: str, uid: str, *, now: datetime, seat: str = "",
+           **values: Any) -> None:
+    """Insert or update the account's row for ``uid`` and ``seat`` (call inside the caller's
+    transaction).
 
     ``values`` are Booking columns (status, start_time, …); the row belongs to
     ``appointment_id`` afterwards.
     """
     columns = {"appointment": appointment_id, "updated_at": now, **values}
-    (Booking.insert(account=account_id, uid=uid, created_at=now, **columns)
-     .on_conflict(conflict_target=[Booking.account, Booking.uid],
+    if seat:
+        # Learnt late that the booking is seated: the appointment's row becomes its seat.
+        Booking.update(seat=seat).where((Booking.account == account_id) & (Booking.uid == uid)
+                                        & (Booking.seat == "")
+                                        & (Booking.appointment == appointment_id)).execute()
+    (Booking.insert(account=account_id, uid=uid, seat=seat, created_at=now, **columns)
+     .on_conflict(conflict_target=[Booking.account, Booking.uid, Booking.seat],
                   preserve=[getattr(Booking, name) for name in columns])
      .execute())
 
 
-def update(account_id: str, uid: str | None, **values: Any) -> int:
-    """Change columns of the account's row for ``uid``; answers how many rows changed (0 or 1)."""
+def update(account_id: str, uid: str | None, seat: str | None = "", **values: Any) -> int:
+    """Change columns of the account's row for ``uid`` and ``seat`` (``seat=None``: every seat of
+    it); answers how many rows changed."""
     if not uid:
         return 0
-    changed: int = Booking.update(**values).where((Booking.account == account_id)
-                                                  & (Booking.uid == uid)).execute()
+    condition = (Booking.account == account_id) & (Booking.uid == uid)
+    if seat is not None:
+        condition &= Booking.seat == seat
+    changed: int = Booking.update(**values).where(condition).execute()
     return changed

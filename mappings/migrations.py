@@ -96,6 +96,16 @@ def _waiting_index(db: Database) -> None:
                    'ON "webhook_delivery" ("account_id", "outcome")')
 
 
+def _seats(db: Database) -> None:
+    """A seated booking's attendees are appointments of their own (DESIGN §10)."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(migrator.add_column("appointment", "seat_uid", CharField(max_length=64, null=True)),
+                  migrator.add_column("booking", "seat", CharField(max_length=320, default="")),
+                  migrator.add_column("booking", "seat_uid", CharField(max_length=64, null=True)),
+                  migrator.drop_index("booking", "booking_account_id_uid"),
+                  migrator.add_index("booking", ("account_id", "uid", "seat"), unique=True))
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -107,6 +117,7 @@ STEPS: list[Step] = [
     Step(5, "booking: identity is (account, uid), not the uid alone", _booking_per_account),
     Step(6, "account: a key of its own for the built-in Cal.com sandbox", _sandbox_key),
     Step(7, "webhook deliveries: found by outcome (those waiting for a booking)", _waiting_index),
+    Step(8, "seats: an appointment per attendee of a seated booking, a booking row per seat", _seats),
 ]
 
 

@@ -114,6 +114,9 @@ class Appointment(BaseModel):
     sync_state = CharField(max_length=10, default="pending")
     synced_version = IntegerField(default=0)
     booking_uid = CharField(max_length=64, null=True)
+    # A seated event type's booking holds several attendees, one appointment each (DESIGN §10):
+    # Cal.com's seatUid for this appointment's seat, once known.
+    seat_uid = CharField(max_length=64, null=True)
     meeting_url = TextField(null=True)
     location = TextField(null=True)
     cancellation_reason = TextField(null=True)
@@ -146,17 +149,24 @@ class Booking(BaseModel):
     A uid names a booking only within its account: two accounts may mirror the same
     Cal.com user, or Cal.com instances whose uids collide. Every lookup goes through
     mappings/bookings.py, which always names the account.
+
+    A seated booking is shared by its attendees, each an appointment of their own: a row per
+    seat, told apart by ``seat``, the attendee's email in lower case (Cal.com refuses the same
+    attendee twice in one booking, and every delivery about a seat names its attendee, while
+    not every one names the seat's uid). A booking that is not seated has ``seat`` "".
     """
 
     id = BigAutoField()
-    # The unique (account, uid) index serves lookups by account; no second index is needed.
+    # The unique (account, uid, seat) index serves lookups by account; no second index is needed.
     account = ForeignKeyField(Account, backref="bookings", on_delete="CASCADE", index=False)
     account_id: str
     appointment = ForeignKeyField(Appointment, backref="bookings", on_delete="CASCADE")
     appointment_id: str
     uid = CharField(max_length=64)
+    seat = CharField(max_length=320, default="")
+    seat_uid = CharField(max_length=64, null=True)  # Cal.com's seatUid, once known
     calcom_id = BigIntegerField(null=True)
-    status = CharField(max_length=20)  # Cal.com's lower-case booking status
+    status = CharField(max_length=20)  # Cal.com's lower-case booking status (this seat's, if seated)
     start_time = UTCDateTimeField()
     end_time = UTCDateTimeField()
     meeting_url = TextField(null=True)
@@ -169,7 +179,7 @@ class Booking(BaseModel):
     updated_at = UTCDateTimeField()
 
     class Meta:
-        indexes = ((("account", "uid"), True), (("appointment", "start_time"), False))
+        indexes = ((("account", "uid", "seat"), True), (("appointment", "start_time"), False))
 
 
 class EventType(BaseModel):

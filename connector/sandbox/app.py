@@ -184,14 +184,14 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
         return wrap
 
-    def shown(booking) -> dict[str, Any]:
-        return booking.output(calendar.host_of(booking))
+    def shown(booking, seat_uid: str | None = None) -> dict[str, Any]:
+        return booking.output(calendar.host_of(booking), seat_uid)
 
     @calcom_endpoint("POST /v2/bookings", "bookings", auth_required=True)
     async def create_booking(request: Request, host: Host) -> Response:
-        booking = calendar.create_booking(await json_body(request), path_of(request),
+        booking, seat_uid = calendar.book(await json_body(request), path_of(request),
                                           meeting_base_of(request), host=host)
-        return JSONResponse(wire.success(shown(booking)), status_code=201)
+        return JSONResponse(wire.success(shown(booking, seat_uid)), status_code=201)
 
     def meeting_base_of(request: Request) -> str:
         # base_url drops the mount prefix (/sandbox under `calsync serve`); add it back.
@@ -206,9 +206,9 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
     # Every sandbox API key belongs to the booking's host, as a CRM's key belongs to its organizer.
     @calcom_endpoint("POST /v2/bookings/{uid}/reschedule", "bookings", auth_required=True)
     async def reschedule_booking(request: Request, host: Host) -> Response:
-        booking = calendar.reschedule(request.path_params["uid"], await json_body(request),
-                                      path_of(request), meeting_base_of(request), host=host)
-        return JSONResponse(wire.success(shown(booking)), status_code=201)
+        booking, seat_uid = calendar.rebook(request.path_params["uid"], await json_body(request),
+                                            path_of(request), meeting_base_of(request), host=host)
+        return JSONResponse(wire.success(shown(booking, seat_uid)), status_code=201)
 
     @calcom_endpoint("POST /v2/bookings/{uid}/cancel", "bookings", auth_required=True)
     async def cancel_booking(request: Request, host: Host) -> Response:
@@ -369,13 +369,20 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
             return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
         path = path_of(request)
         try:
-            attendee = calendar.get_booking(uid, path, host).attendees[0]["email"]
+            held = calendar.get_booking(uid, path, host)
+            # A seated booking's attendees act on their own seat ("attendee": whose; the first's).
+            chosen = [a for a in held.attendees
+                      if a.get("email", "").lower() == str(body.get("attendee", "")).lower()]
+            person = chosen[0] if chosen else held.attendees[0]
+            attendee = person["email"]
+            seat = {"seatUid": person["seatUid"]} if held.seated else {}
             if action == "reschedule":
-                booking = calendar.reschedule(uid, {"start": body.get("start"), "rescheduledBy": attendee},
+                booking = calendar.reschedule(uid, {"start": body.get("start"), "rescheduledBy": attendee,
+                                                    **seat},
                                               path, meeting_base_of(request), via_link=True, host=host)
             elif action == "cancel":
-                booking = calendar.cancel(uid, {"cancellationReason": body.get("reason") or ""}, path,
-                                          by_host=False, host=host)
+                booking = calendar.cancel(uid, {"cancellationReason": body.get("reason") or "", **seat},
+                                          path, by_host=False, host=host)
             elif action == "confirm":
                 booking = calendar.confirm(uid, path, host)
             elif action == "decline":

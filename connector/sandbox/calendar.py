@@ -19,6 +19,7 @@ import hashlib
 import re
 import secrets
 import threading
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -78,11 +79,21 @@ class SandboxBooking:
     def duration(self) -> int:
         return int((self.end - self.start).total_seconds() // 60)
 
+    @property
+    def seated(self) -> bool:
+        """A seated event type's booking: its attendees hold seats (REFERENCE §6, §8.5)."""
+        return self.event_type.seats is not None
+
+    def seat(self, seat_uid: str) -> dict[str, Any] | None:
+        return next((a for a in self.attendees if a.get("seatUid") == seat_uid), None)
+
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.status in LIVE and self.start < end and start < self.end
 
-    def output(self, host: Host) -> dict[str, Any]:
-        """``BookingOutput_2024_08_13`` in the fixtures' key order (REFERENCE §6)."""
+    def output(self, host: Host, seat_uid: str | None = None) -> dict[str, Any]:
+        """``BookingOutput_2024_08_13`` in the fixtures' key order (REFERENCE §6); a seated
+        booking's is ``GetSeatedBookingOutput`` (each attendee with its seatUid, the seat's
+        metadata and answers), with ``seatUid`` when it answers for one seat (create, reschedule)."""
         body: dict[str, Any] = {
             "id": self.id,
             "uid": self.uid,
@@ -114,6 +125,13 @@ class SandboxBooking:
             "updatedAt": to_wire_ms(self.updated_at),
             "metadata": dict(self.metadata),
             "icsUid": self.ical_uid,
+        })
+        if self.seated:
+            if seat_uid is not None:
+                body["seatUid"] = seat_uid
+            body["attendees"] = [dict(a) for a in self.attendees]
+            return body
+        body.update({
             "attendees": [dict(a) for a in self.attendees],
             "guests": list(self.guests),
             "bookingFieldsResponses": dict(self.responses),
@@ -178,6 +196,11 @@ class SandboxCalendar:
     # --- create -----------------------------------------------------------------
 
     def create_booking(self, body: Any, path: str, meeting_base: str, *, host: Host) -> SandboxBooking:
+        return self.book(body, path, meeting_base, host=host)[0]
+
+    def book(self, body: Any, path: str, meeting_base: str, *,
+             host: Host) -> tuple[SandboxBooking, str | None]:
+        """``POST /v2/bookings``: the booking, and the seat taken when its event type is seated."""
         now = self.clock.now()
         # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
         _refuse_unknown(body, CREATE_KEYS, path, now)
@@ -201,6 +224,9 @@ class SandboxCalendar:
         guests = self._guests(body.get("guests"), path, now)
         metadata = self._metadata(body.get("metadata"), path, now)
         end = start + timedelta(minutes=length)
+        if event_type.seats is not None:
+            return self._take_seat(host, event_type, start, end, attendee, metadata, meeting_base,
+                                   body.get("bookingFieldsResponses") or {}, path, now)
         with self.lock:
             mine = self._calendar_of(host)
             if event_type.requires_confirmation:
@@ -209,7 +235,7 @@ class SandboxCalendar:
                     if (existing.event_type.id == event_type.id and existing.start == start
                             and existing.status in LIVE
                             and existing.attendees[0]["email"] == attendee.get("email")):
-                        return existing
+                        return existing, None
             if start < now + timedelta(minutes=event_type.minimum_notice_minutes):
                 raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
             for existing in mine:
@@ -226,6 +252,156 @@ class SandboxCalendar:
             self.created_count += 1
         trigger = "BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED"
         self._notify(trigger, self.webhook_payload(booking, times="Z"), booking)
+        return booking, None
+
+    # --- seats (REFERENCE §6, §8.5; Cal.com's handleSeats) -------------------------------
+
+    def _take_seat(self, host: Host, event_type: SandboxEventType, start: datetime, end: datetime,
+                   attendee: dict[str, Any], metadata: dict[str, Any], meeting_base: str,
+                   responses: dict[str, Any], path: str, now: datetime) -> tuple[SandboxBooking, str]:
+        """A seat in the host's booking of this event type at this start, or the first seat of a new
+        one. Cal.com answers one attendee per seat; its webhook names the joining attendee only,
+        and only the first seat's names the seat (``attendeeSeatId``)."""
+        seat_uid = str(uuid.uuid4())
+        seat = {**attendee, "seatUid": seat_uid, "bookingFieldsResponses": {
+            "name": attendee["name"], "email": attendee.get("email", ""), **responses},
+            "metadata": dict(metadata)}
+        with self.lock:
+            shared = self._seated_booking(host, event_type, start)
+            if shared is not None:
+                self._check_seat_free(shared, attendee.get("email", ""))
+                shared.attendees.append(seat)
+                shared.updated_at = now
+                booking, first = shared, False
+            else:
+                if start < now + timedelta(minutes=event_type.minimum_notice_minutes):
+                    raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
+                if (not self.schedule.is_open(start, end, self.zone)
+                        or any(b.overlaps(start, end) for b in self._calendar_of(host))):
+                    raise wire.bad_request(
+                        "User either already has booking at this time or is not available", path, now)
+                booking = self._insert(host, event_type, start, end, attendee, [], metadata, meeting_base,
+                                       responses, now)
+                booking.attendees = [seat]
+                first = True
+            self.created_count += 1
+        self._notify_seat("BOOKING_CREATED", booking, seat, metadata, first=first)
+        return booking, seat_uid
+
+    def _seated_booking(self, host: Host, event_type: SandboxEventType,
+                        start: datetime) -> SandboxBooking | None:
+        return next((b for b in self._calendar_of(host) if b.event_type.id == event_type.id
+                     and b.start == start and b.status == "accepted"), None)
+
+    @staticmethod
+    def _check_seat_free(booking: SandboxBooking, email: str) -> None:
+        if any(a.get("email", "").lower() == email.lower() for a in booking.attendees):
+            raise wire.core_error(409, "already_signed_up_for_this_booking_error")
+        if len(booking.attendees) >= (booking.event_type.seats or 0):
+            raise wire.core_error(409, "booking_seats_full_error")
+
+    def _notify_seat(self, trigger: str, booking: SandboxBooking, seat: dict[str, Any],
+                     metadata: dict[str, Any] | None, *, first: bool = False,
+                     times: str = "Z", **extra: Any) -> None:
+        payload = self.webhook_payload(booking, times=times, with_metadata=metadata is not None,
+                                       metadata_of=None)
+        payload["attendees"] = [_webhook_attendee(seat)]
+        if metadata is not None:
+            payload["metadata"].update(metadata)
+        if first:
+            payload["attendeeSeatId"] = seat["seatUid"]
+        payload.update(extra)
+        self._notify(trigger, payload, booking)
+
+    def cancel_seat(self, uid: str, seat_uid: str, reason: str | None, path: str, *, by_host: bool,
+                    host: Host | None = None) -> SandboxBooking:
+        """One attendee leaves a seated booking; the last one leaving cancels it (Cal.com's
+        cancelAttendeeSeat). The webhook names the booking and the leaving attendee only."""
+        now = self.clock.now()
+        with self.lock:
+            booking = self.get_booking(uid, path, host)
+            seat = booking.seat(seat_uid) if booking.seated else None
+            if seat is None:
+                raise wire.bad_request("User not a part of this booking", path, now)
+            if booking.end <= now:
+                raise wire.core_error(400, "Cannot cancel a booking that has already ended")
+            booking.attendees.remove(seat)
+            booking.updated_at = now
+            if not booking.attendees:
+                booking.status = "cancelled"
+                booking.cancellation_reason = reason or ""
+                booking.cancelled_by_email = self.host_of(booking).email if by_host else seat["email"]
+        self._notify_seat("BOOKING_CANCELLED", booking, seat, None, times="+00:00", status="CANCELLED",
+                          cancellationReason=reason or "",
+                          cancelledBy=self.host_of(booking).email if by_host else seat["email"])
+        return booking
+
+    def reschedule_seat(self, uid: str, seat_uid: str, start: datetime, rescheduled_by: str | None,
+                        path: str, meeting_base: str, *, via_link: bool,
+                        host: Host | None = None) -> tuple[SandboxBooking, str]:
+        """One attendee's seat moves to the booking at the new time (keeping its seat), or, when there
+        is none, to a new booking with a new seat (Cal.com's attendeeRescheduleSeatedBooking). The
+        old booking keeps its other attendees; the last one leaving cancels it."""
+        now = self.clock.now()
+        with self.lock:
+            old = self.get_booking(uid, path, host)
+            seat = old.seat(seat_uid) if old.seated else None
+            if seat is None:
+                raise wire.bad_request("User not a part of this booking", path, now)
+            owner = self.host_of(old)
+            end = start + timedelta(minutes=old.event_type.length)
+            if start < now + timedelta(minutes=old.event_type.minimum_notice_minutes):
+                raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
+            target = self._seated_booking(owner, old.event_type, start)
+            if target is old:
+                raise wire.core_error(409, "already_signed_up_for_this_booking_error")
+            fresh = False
+            if target is not None:
+                self._check_seat_free(target, seat["email"])
+                moved = seat
+            else:
+                if (not self.schedule.is_open(start, end, self.zone)
+                        or any(b.overlaps(start, end) for b in self._calendar_of(owner, but=uid))):
+                    raise wire.bad_request(
+                        "User either already has booking at this time or is not available", path, now)
+                target = self._insert(owner, old.event_type, start, end, dict(seat), [],
+                                      dict(old.metadata), meeting_base, {}, now)
+                target.rescheduled_from_uid = uid
+                moved = {**seat, "seatUid": str(uuid.uuid4())}  # a new booking: a new seat row
+                target.attendees = []
+                fresh = True
+            old.attendees.remove(seat)
+            old.updated_at = now
+            if not old.attendees:
+                old.status = "cancelled"
+            target.attendees.append(moved)
+            target.updated_at = now
+        others = [a for a in target.attendees if a is not moved]
+        self._notify_seat("BOOKING_RESCHEDULED", target, moved, None if via_link else seat["metadata"],
+                          first=fresh, rescheduleUid=uid, rescheduleId=old.id, rescheduleStartTime=to_wire(old.start),
+                          rescheduleEndTime=to_wire(old.end), rescheduledBy=rescheduled_by,
+                          attendees=[_webhook_attendee(moved)] + [_webhook_attendee(a) for a in others])
+        return target, moved["seatUid"]
+
+    def move_seated(self, uid: str, start: datetime, path: str, *,
+                    host: Host | None = None) -> SandboxBooking:
+        """The host moves a whole seated booking to a free time: the same booking, the same uid,
+        new times (Cal.com's moveSeatedBookingToNewTimeSlot); the webhook names the uid twice."""
+        now = self.clock.now()
+        with self.lock:
+            booking = self.get_booking(uid, path, host)
+            end = start + timedelta(minutes=booking.event_type.length)
+            owner = self.host_of(booking)
+            if (not self.schedule.is_open(start, end, self.zone)
+                    or any(b.overlaps(start, end) for b in self._calendar_of(owner, but=uid))):
+                raise wire.bad_request(
+                    "User either already has booking at this time or is not available", path, now)
+            old_start, old_end = booking.start, booking.end
+            booking.start, booking.end, booking.updated_at = start, end, now
+        payload = self.webhook_payload(booking, times="Z", metadata_of=None)
+        payload.update(rescheduleUid=uid, rescheduleId=booking.id, rescheduleStartTime=to_wire(old_start),
+                       rescheduleEndTime=to_wire(old_end))
+        self._notify("BOOKING_RESCHEDULED", payload, booking)
         return booking
 
     def _insert(self, host: Host, event_type: SandboxEventType, start: datetime, end: datetime,
@@ -345,13 +521,32 @@ class SandboxCalendar:
 
     def reschedule(self, uid: str, body: Any, path: str, meeting_base: str, *,
                    via_link: bool = False, host: Host | None = None) -> SandboxBooking:
-        """A new booking with a new uid; the old one is cancelled and linked (REFERENCE §5.4, §8)."""
+        return self.rebook(uid, body, path, meeting_base, via_link=via_link, host=host)[0]
+
+    def rebook(self, uid: str, body: Any, path: str, meeting_base: str, *, via_link: bool = False,
+               host: Host | None = None) -> tuple[SandboxBooking, str | None]:
+        """``POST /v2/bookings/{uid}/reschedule``: the booking at the new time, and the seat moved
+        when the booking is seated (``seatUid``: that seat; none: the host moves the whole slot)."""
         now = self.clock.now()
         _refuse_unknown(body, RESCHEDULE_KEYS, path, now)
         try:
             start = parse_instant(body.get("start"), assume_utc=True)
         except (ValueError, TypeError):
             raise wire.bad_request("start must be a valid ISO 8601 date string", path, now) from None
+        seat_uid = body.get("seatUid")
+        if seat_uid is not None:
+            if not isinstance(seat_uid, str):
+                raise wire.bad_request("seatUid must be a string", path, now)
+            return self.reschedule_seat(uid, seat_uid, start, body.get("rescheduledBy"), path,
+                                        meeting_base, via_link=via_link, host=host)
+        if self.get_booking(uid, path, host).seated and not via_link:
+            return self.move_seated(uid, start, path, host=host), None
+        return self._reschedule_whole(uid, body, start, path, meeting_base, via_link=via_link, host=host), None
+
+    def _reschedule_whole(self, uid: str, body: dict[str, Any], start: datetime, path: str,
+                          meeting_base: str, *, via_link: bool, host: Host | None) -> SandboxBooking:
+        """A new booking with a new uid; the old one is cancelled and linked (REFERENCE §5.4, §8)."""
+        now = self.clock.now()
         with self.lock:
             old = self.get_booking(uid, path, host)
             owner = self.host_of(old)
@@ -399,10 +594,14 @@ class SandboxCalendar:
 
     def cancel(self, uid: str, body: Any, path: str, *, by_host: bool,
                host: Host | None = None) -> SandboxBooking:
-        """Cancel a booking with Cal.com's rules (REFERENCE §5.5)."""
+        """Cancel a booking with Cal.com's rules (REFERENCE §5.5); with ``seatUid``, one seat."""
         now = self.clock.now()
         _refuse_unknown(body, CANCEL_KEYS, path, now)
         reason = body.get("cancellationReason")
+        if body.get("seatUid") is not None:
+            if not isinstance(body["seatUid"], str):
+                raise wire.bad_request("seatUid must be a string", path, now)
+            return self.cancel_seat(uid, body["seatUid"], reason, path, by_host=by_host, host=host)
         with self.lock:
             booking = self.get_booking(uid, path, host)
             if booking.status == "cancelled":
@@ -512,9 +711,7 @@ class SandboxCalendar:
             return text[:-1] + "+00:00" if times == "+00:00" else text
 
         host, event_type = self.host_of(booking), booking.event_type
-        attendees = [{"email": a["email"], "name": a.get("name", ""), "firstName": "", "lastName": "",
-                      "timeZone": a.get("timeZone", "UTC"), "language": {"locale": "en"}}
-                     for a in booking.attendees]
+        attendees = [_webhook_attendee(a) for a in booking.attendees]
         payload: dict[str, Any] = {
             "bookerUrl": self.booker_url,
             "title": booking.title,
@@ -642,15 +839,31 @@ class SandboxCalendar:
                 for start in self.schedule.slot_starts(day, self.zone, span, span):
                     if not (first <= start <= last) or start < earliest:
                         continue
-                    if any(b.overlaps(start, start + span) for b in busy):
+                    # A seated booking of this event type at this start leaves its free seats open.
+                    shared = next((b for b in busy if b.seated and b.event_type.id == event_type.id
+                                   and b.start == start and b.status == "accepted"), None)
+                    if any(b.overlaps(start, start + span) for b in busy if b is not shared):
+                        continue
+                    if shared is not None and len(shared.attendees) >= (event_type.seats or 0):
                         continue
                     local = start.astimezone(output_zone)
-                    entry = {"start": local.isoformat(timespec="milliseconds")}
+                    entry: dict[str, Any] = {"start": local.isoformat(timespec="milliseconds")}
+                    if event_type.seats is not None:
+                        taken = len(shared.attendees) if shared is not None else 0
+                        entry.update(seatsBooked=taken, seatsRemaining=event_type.seats - taken,
+                                     seatsTotal=event_type.seats)
+                        if shared is not None:
+                            entry["bookingUid"] = shared.uid
                     if query.get("format") == "range":
                         entry["end"] = (start + span).astimezone(output_zone).isoformat(timespec="milliseconds")
                     result.setdefault(local.date().isoformat(), []).append(entry)
                 day += timedelta(days=1)
         return result
+
+
+def _webhook_attendee(attendee: dict[str, Any]) -> dict[str, Any]:
+    return {"email": attendee["email"], "name": attendee.get("name", ""), "firstName": "", "lastName": "",
+            "timeZone": attendee.get("timeZone", "UTC"), "language": {"locale": "en"}}
 
 
 def _refuse_unknown(body: Any, allowed: set[str], path: str, now: datetime) -> None:

@@ -32,6 +32,8 @@ class SandboxEventType:
     minimum_notice_minutes: int = 0
     hidden: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    seats: int | None = None  # seats per time slot: a seated (group) event type
+
 
     def allows_length(self, minutes: int) -> bool:
         return minutes == self.length or minutes in self.length_options
@@ -60,6 +62,7 @@ class SandboxEventType:
             "price": 0,
             "currency": "usd",
             "lockTimeZoneToggleOnBookingPage": False,
+            # The spec types this legacy field as an object; the count is in `seats` below.
             "seatsPerTimeSlot": None,
             "forwardParamsSuccessRedirect": None,
             "successRedirectUrl": None,
@@ -70,13 +73,16 @@ class SandboxEventType:
                 {"type": "always", "blockUnconfirmedBookingsInBooker": False}
                 if self.requires_confirmation else {"disabled": True}
             ),
-            # Cal.com's source writes {"disabled": true} here, but the spec types `seats` as a
-            # full Seats_2024_06_14; both agree it is optional, so unseated types omit it.
             "hidden": self.hidden,
             "bookingRequiresAuthentication": False,
             "ownerId": host.id,
             "users": [],
         })
+        # Cal.com's source writes {"disabled": true} for an unseated type, but the spec types
+        # `seats` as a full Seats_2024_06_14; both agree it is optional, so unseated types omit it.
+        if self.seats is not None:
+            body["seats"] = {"seatsPerTimeSlot": self.seats, "showAttendeeInfo": False,
+                             "showAvailabilityCount": True}
         return body
 
 
@@ -93,4 +99,5 @@ def default_event_types() -> tuple[SandboxEventType, ...]:
                            "public": True},),
                          requires_confirmation=True),
         SandboxEventType(123999, "phone-screen", "Phone Screen", 15, ()),
+        SandboxEventType(124000, "group-workshop", "Group Workshop", 60, (CAL_VIDEO,), seats=3),
     )

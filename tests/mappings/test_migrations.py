@@ -88,10 +88,12 @@ def test_planner_statistics_refresh_on_sqlite_and_do_nothing_on_postgres(db):
 
 
 def _as_at_version_4(db) -> None:
-    """The tables as schema 4 had them: the booking's uid unique on its own, no sandbox keys."""
+    """The tables as schema 4 had them: the booking's uid unique on its own, no sandbox keys,
+    no seats."""
     from mappings.db import is_postgres
 
     db.execute_sql('ALTER TABLE "account" DROP COLUMN "sandbox_api_key"')
+    db.execute_sql('ALTER TABLE "appointment" DROP COLUMN "seat_uid"')
     db.execute_sql('DROP TABLE "booking"')
     key = "BIGSERIAL PRIMARY KEY" if is_postgres(db) else "INTEGER PRIMARY KEY"
     db.execute_sql(
@@ -125,21 +127,57 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
                    "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
 
-    assert migrate(db, NOW) == [5, 6, 7]
+    assert migrate(db, NOW) == [5, 6, 7, 8]
     assert [(b.uid, b.account_id) for b in Booking.select()] == [("u1", "acc_1")]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_2", appointment="apt_2", uid="u1", **values)  # the same uid elsewhere
     with pytest.raises(IntegrityError), db.atomic():
         Booking.create(account="acc_1", appointment="apt_1", uid="u1", **values)
     indexes = {index.name: (index.columns, index.unique) for index in db.get_indexes("booking")}
-    assert indexes["booking_account_id_uid"] == (["account_id", "uid"], True)
-    assert "booking_uid" not in indexes
+    assert indexes["booking_account_id_uid_seat"] == (["account_id", "uid", "seat"], True)
+    assert "booking_uid" not in indexes and "booking_account_id_uid" not in indexes
+    assert [b.seat for b in Booking.select()] == ["", ""]  # not seated: one row, seat ""
     assert not [c for c in db.get_columns("booking") if c.name == "account_id" and c.null]
 
 
+def _as_at_version_7(db) -> None:
+    """Before seats: no seat columns, the booking unique by (account, uid)."""
+    db.execute_sql('DROP INDEX "booking_account_id_uid_seat"')
+    for table, column in (("appointment", "seat_uid"), ("booking", "seat"), ("booking", "seat_uid")):
+        db.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    db.execute_sql('CREATE UNIQUE INDEX "booking_account_id_uid" ON "booking" ("account_id", "uid")')
+
+
 def test_schema_7_indexes_deliveries_by_outcome(db):
+    _as_at_version_7(db)
     db.execute_sql('DROP INDEX "webhook_delivery_account_id_outcome"')
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 7")
-    assert migrate(db, NOW) == [7]
+    assert migrate(db, NOW) == [7, 8]
     indexes = {index.name: index.columns for index in db.get_indexes("webhook_delivery")}
     assert indexes["webhook_delivery_account_id_outcome"] == ["account_id", "outcome"]
+
+
+def test_schema_8_gives_a_seated_booking_a_row_per_seat(db):
+    db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
+                   "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    for appointment in ("apt_1", "apt_2"):
+        db.execute_sql(
+            "INSERT INTO appointment (id, account_id, external_id, source, title, attendee_name, "
+            "attendee_email, attendee_time_zone, event_type_id, start_time, guests, metadata, "
+            "desired_status, notify_attendee, desired_attendance, desired_version, status, attendance, "
+            "sync_state, synced_version, ics_sequence, created_at, updated_at) VALUES "
+            f"('{appointment}', 'acc_1', '{appointment}', 'crm', 't', 'n', 'a@b.co', 'UTC', 1, "
+            "'2026-03-17 10:00:00', '[]', '{}', 'active', TRUE, 'unknown', 1, 'active', 'unknown', "
+            "'synced', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    _as_at_version_7(db)
+    db.execute_sql("INSERT INTO booking (account_id, appointment_id, uid, status, start_time, end_time, "
+                   "created_at, updated_at) VALUES ('acc_1', 'apt_1', 'u1', 'accepted', "
+                   "'2026-03-17 10:00:00', '2026-03-17 10:30:00', '2026-01-01 00:00:00', "
+                   "'2026-01-01 00:00:00')")
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 8")
+    assert migrate(db, NOW) == [8]
+    assert [(b.uid, b.seat, b.seat_uid) for b in Booking.select()] == [("u1", "", None)]
+    values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
+    Booking.create(account="acc_1", appointment="apt_2", uid="u1", seat="b@c.co", **values)  # a seat
+    with pytest.raises(IntegrityError), db.atomic():
+        Booking.create(account="acc_1", appointment="apt_2", uid="u1", seat="b@c.co", **values)
