@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from peewee import Database, IntegrityError
 
-from connector import audit, errors, events, metrics, queue
+from connector import audit, errors, events, metrics, queue, seats
 from connector.calcom.client import BookingFilters, BookingPage, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
@@ -222,54 +222,81 @@ class Reconciler:
         """The page's repairs, and the bookings left to an appointment still converging."""
         uids = {uid for booking in bookings for uid in
                 (booking.uid, booking.rescheduled_from_uid, booking.rescheduled_to_uid) if uid}
-        known = {uid: (row, row.appointment)
-                 for uid, row in booking_rows.with_appointments(account_id, uids).items()}
-        wanted = {booking.appointment_id for booking in bookings
-                  if booking.uid not in known and booking.appointment_id}
+        rows = booking_rows.by_seat(account_id, uids)
+        known: dict[tuple[str, str], tuple[Booking, Appointment]] = {
+            key: (row, row.appointment) for key, row in rows.items()}
+        # A seated booking is looked at seat by seat (connector/seats.py), the seats it has and the
+        # seats calsync holds in it that it no longer has.
+        views = _seat_views(bookings, set(rows))
+        wanted = {view.appointment_id for view in views
+                  if _key(view) not in known and view.appointment_id}
         owners = {row.id for row in Appointment.select(Appointment.id).where(
             Appointment.id.in_(list(wanted)) & (Appointment.account == account_id))} if wanted else set()
         # Reschedule chains first: each hop becomes its own event, applied in order, and the
-        # bookings of a chain are not looked at again on their own.
-        in_page = {booking.uid: booking for booking in bookings}
+        # bookings of a chain are not looked at again on their own. A seat that left for another
+        # booking is such a hop too.
+        in_page = {_key(view): view for view in views}
         drifts: list[_Drift] = []
         skipped: list[CalcomBooking] = []
-        claimed: set[str] = set()
-        for booking in bookings:
-            mine = known.get(booking.uid)
-            if mine is None or not booking.was_rescheduled or _in_flight(mine[1]) \
-                    or mine[0].rescheduled_to_uid == booking.rescheduled_to_uid:
+        claimed: set[tuple[str, str]] = set()
+        for view in views:
+            mine = known.get(_key(view))
+            if mine is None or _in_flight(mine[1]):
                 continue  # an appointment in flight is skipped below, in _drift_of
-            for previous_uid, successor in self._chain(booking, known, in_page, client):
+            if view.seat and not view.attendees and mine[0].status in LIVE:
+                moved = self._moved_seat(view, mine[1], in_page, claimed, client)
+                if moved is not None:
+                    drifts.append(_Drift("reschedule", observed(moved, Trigger.BOOKING_RESCHEDULED,
+                                                              reschedule_uid=view.uid)))
+                    claimed.update({_key(moved), _key(view)})
+                continue
+            if not view.was_rescheduled or mine[0].rescheduled_to_uid == view.rescheduled_to_uid:
+                continue
+            for previous_uid, successor in self._chain(view, known, in_page, client):
                 drifts.append(_Drift("reschedule", observed(successor, Trigger.BOOKING_RESCHEDULED,
                                                           reschedule_uid=previous_uid)))
-                claimed.add(successor.uid)
-            claimed.add(booking.uid)
-        for booking in bookings:
-            if booking.uid not in claimed:
-                drift = self._drift_of(booking, known, owners, skipped)
+                claimed.add(_key(successor))
+            claimed.add(_key(view))
+        for view in views:
+            if _key(view) not in claimed:
+                drift = self._drift_of(view, known, owners, skipped)
                 if drift is not None:
                     drifts.append(drift)
         return drifts, skipped
 
-    def _chain(self, booking: CalcomBooking, known: dict, in_page: dict[str, CalcomBooking],
+    def _moved_seat(self, left: CalcomBooking, appointment: Appointment,
+                    in_page: dict[tuple[str, str], CalcomBooking], claimed: set[tuple[str, str]],
+                    client: CalcomClient) -> CalcomBooking | None:
+        """Where a seat that left its booking went: a live booking of the page holding the same
+        attendee at another time, or one Cal.com finds (seats.find_moved_seat); None: it left."""
+        for key, view in in_page.items():
+            if (key[1] == left.seat and view.uid != left.uid and view.attendees and key not in claimed
+                    and view.status in LIVE and view.event_type_id == left.event_type_id):
+                return view
+        return seats.find_moved_seat(client, appointment)
+
+    def _chain(self, booking: CalcomBooking, known: dict, in_page: dict[tuple[str, str], CalcomBooking],
                client: CalcomClient) -> list[tuple[str, CalcomBooking]]:
         """The hops from ``booking`` to the end of its reschedule chain that calsync has not seen."""
         hops: list[tuple[str, CalcomBooking]] = []
         current = booking
         while current.was_rescheduled and len(hops) < MAX_CHAIN:
             next_uid = current.rescheduled_to_uid
-            if not next_uid or next_uid in known or any(next_uid == hop.uid for _, hop in hops):
+            if (not next_uid or (next_uid, booking.seat) in known
+                    or any(next_uid == hop.uid for _, hop in hops)):
                 break
-            successor = in_page.get(next_uid) or self._get(client, next_uid)
+            successor = in_page.get((next_uid, booking.seat)) or self._get(client, next_uid)
+            if successor is not None and booking.seat:
+                successor = successor.seat_view(booking.seat)
             if successor is None:
                 break
             hops.append((current.uid, successor))
             current = successor
         return hops
 
-    def _drift_of(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
+    def _drift_of(self, booking: CalcomBooking, known: dict[tuple[str, str], tuple[Booking, Appointment]],
                   owners: set[str], skipped: list[CalcomBooking]) -> _Drift | None:
-        mine = known.get(booking.uid)
+        mine = known.get(_key(booking))
         if mine is None:
             return self._unknown(booking, known, owners, skipped)
         local, appointment = mine
@@ -287,6 +314,10 @@ class Reconciler:
             return _Drift("confirmed", observed(booking, Trigger.BOOKING_CREATED))
         if appointment.booking_uid != booking.uid:
             return None
+        if booking.seat and (local.start_time, local.end_time) != (booking.start, booking.end):
+            # The host moved the whole seated booking: same uid, new times (webhooks/seats.py).
+            return _Drift("reschedule", observed(booking, Trigger.BOOKING_RESCHEDULED,
+                                               reschedule_uid=booking.uid))
         attendance = _attendance_of(booking, appointment)
         if attendance is not None and attendance != appointment.attendance \
                 and appointment.desired_attendance == appointment.attendance:
@@ -295,12 +326,12 @@ class Reconciler:
             return _Drift("host_no_show", observed(booking, Trigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW))
         return None
 
-    def _unknown(self, booking: CalcomBooking, known: dict[str, tuple[Booking, Appointment]],
+    def _unknown(self, booking: CalcomBooking, known: dict[tuple[str, str], tuple[Booking, Appointment]],
                  owners: set[str], skipped: list[CalcomBooking]) -> _Drift | None:
         if booking.status not in LIVE:
             return None  # a booking calsync never knew that is already over: nothing to mirror
         trigger = Trigger.BOOKING_REQUESTED if booking.status == "pending" else Trigger.BOOKING_CREATED
-        previous = known.get(booking.rescheduled_from_uid or "")
+        previous = known.get((booking.rescheduled_from_uid or "", booking.seat))
         if previous is not None:
             if _in_flight(previous[1]):
                 skipped.append(booking)
@@ -347,6 +378,25 @@ class Reconciler:
                     state.repairs["vanished"] += 1
 
 
+def _key(booking: CalcomBooking) -> tuple[str, str]:
+    return booking.uid, booking.seat
+
+
+def _seat_views(bookings: tuple[CalcomBooking, ...], held: set[tuple[str, str]]) -> list[CalcomBooking]:
+    """The page as reconciliation compares it: a booking that is not seated as it is; a seated one
+    as one view per attendee it has, and per seat calsync holds in it that it no longer has."""
+    views: list[CalcomBooking] = []
+    for booking in bookings:
+        mine = {seat for uid, seat in held if uid == booking.uid and seat}
+        if not booking.seated and not mine:
+            views.append(booking)
+            continue
+        present = {attendee.email.strip().lower() for attendee in booking.attendees if attendee.email}
+        views.extend(booking.seat_view(email) for email in sorted(present))
+        views.extend(booking.seat_view(seat) for seat in sorted(mine - present))
+    return views
+
+
 def _in_flight(appointment: Appointment) -> bool:
     return (appointment.sync_state != "synced" or appointment.synced_version < appointment.desired_version
             or appointment.create_attempted_at is not None or appointment.reschedule_attempted_at is not None)
@@ -366,7 +416,9 @@ def _repair_vanished(db: Database, appointment_id: str, uid: str, now: datetime,
     appointment = Appointment.get_by_id(appointment_id)
     if appointment.booking_uid != uid or appointment.status not in LIVE_APPOINTMENT:
         return False  # changed since the pass looked
-    booking_rows.update(appointment.account_id, uid, status="deleted", updated_at=now)
+    held = booking_rows.of_appointment(appointment_id, uid)
+    booking_rows.update(appointment.account_id, uid, held.seat if held else "", status="deleted",
+                        updated_at=now)
     if appointment.start_time > now and appointment.desired_status == "active":
         # The CRM still wants it: book it again.
         Appointment.update(booking_uid=None, status="pending", sync_state="pending", meeting_url=None,

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
-from peewee import fn
-
+from mappings import bookings
 from mappings.models import Appointment, Booking, EventType
 from mappings.times import to_api
 
@@ -21,19 +18,22 @@ STRATEGIES = {"roundRobin": "round_robin", "collective": "collective"}
 # Event-type location kinds that give the meeting an address (OutputLocation_2024_06_14 variants);
 # "unknown" gives none.
 MEETING_ADDRESS_LOCATIONS = ("address", "link", "integration", "phone", "organizersDefaultApp")
-# Appointments that hold a seat of a group event.
-SEAT_HOLDING = ("pending", "active", "rescheduled", "awaiting_confirmation", "completed")
+# A seat's booking row while it holds the seat (Cal.com's booking statuses, REFERENCE §6).
+LIVE_SEAT = ("accepted", "pending", "awaiting_host")
 
 
-def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str) -> dict[str, str]:
-    """The attendee's own links for the current booking (REFERENCE §9)."""
+def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str,
+                 seat_uid: str | None = None) -> dict[str, str]:
+    """The attendee's own links for the current booking (REFERENCE §9); a seat's act on the seat."""
     base = booker_url.rstrip("/")
     uid = quote(booking_uid or "", safe="")
     email = quote(attendee_email, safe="@")
+    seat = quote(seat_uid, safe="") if seat_uid else None
     return {
         "booking": f"{base}/booking/{uid}?changes=true",
-        "reschedule": f"{base}/reschedule/{uid}?rescheduledBy={email}",
-        "cancel": f"{base}/booking/{uid}?cancel=true&allRemainingBookings=false&cancelledBy={email}",
+        "reschedule": f"{base}/reschedule/{seat or uid}?rescheduledBy={email}",
+        "cancel": (f"{base}/booking/{uid}?cancel=true&allRemainingBookings=false&cancelledBy={email}"
+                   + (f"&seatReferenceUid={seat}" if seat else "")),
     }
 
 
@@ -41,7 +41,7 @@ def current_manage_links(row: Appointment, booker_url: str) -> dict[str, str] | 
     """The attendee's links while the booking can still be moved or cancelled, else None."""
     if not row.booking_uid or row.status not in MANAGEABLE:
         return None
-    return manage_links(booker_url, row.booking_uid, row.attendee_email)
+    return manage_links(booker_url, row.booking_uid, row.attendee_email, row.seat_uid)
 
 
 def strategy(event_type: EventType | None) -> str | None:
@@ -91,11 +91,14 @@ def render(account_id: str, rows: list[Appointment], booker_url: str) -> list[di
                     .order_by(Booking.start_time, Booking.id)):
         chains[booking.appointment_id].append(booking)
     types = event_types_by_id(account_id, {r.event_type_id for r in rows})
-    seats = seat_counts(account_id, [r for r in rows
-                                     if strategy(types.get(r.event_type_id)) == "group"])
+    seats = seat_counts(account_id, [r.booking_uid for r in rows if _seated(r, types, chains[r.id])])
     return [appointment(row, chains[row.id], booker_url, types.get(row.event_type_id),
-                        seats.get((row.event_type_id, row.start_time)))
+                        seats.get(row.booking_uid or ""))
             for row in rows]
+
+
+def _seated(row: Appointment, types: dict[int, EventType], chain: list[Booking]) -> bool:
+    return strategy(types.get(row.event_type_id)) == "group" or any(b.seat for b in chain)
 
 
 def event_types_by_id(account_id: str, calcom_ids: set[int]) -> dict[int, EventType]:
@@ -106,24 +109,15 @@ def event_types_by_id(account_id: str, calcom_ids: set[int]) -> dict[int, EventT
     return {row.calcom_id: row for row in query}
 
 
-def seat_counts(account_id: str, rows: list[Appointment]) -> dict[tuple[int, datetime], int]:
-    """Attendees per (event type, start) of a group event: one appointment per seat (DESIGN §10)."""
-    if not rows:
-        return {}
-    query = (Appointment.select(Appointment.event_type_id, Appointment.start_time,
-                                fn.COUNT(Appointment.id).alias("attendees"))
-             .where((Appointment.account == account_id)
-                    & Appointment.event_type_id.in_(sorted({r.event_type_id for r in rows}))
-                    & Appointment.start_time.in_(sorted({r.start_time for r in rows}))
-                    & Appointment.status.in_(SEAT_HOLDING))
-             .group_by(Appointment.event_type_id, Appointment.start_time))
-    counts = cast("Iterable[tuple[int, datetime, int]]", query.tuples())
-    return {(event_type_id, start): attendees for event_type_id, start, attendees in counts}
+def seat_counts(account_id: str, uids: list[str | None]) -> dict[str, int]:
+    """Seats taken per seated booking, as calsync holds them: one appointment per seat (DESIGN §10)."""
+    return bookings.seats_taken(account_id, uids, LIVE_SEAT)
 
 
-def appointment(row: Appointment, bookings: list[Booking], booker_url: str,
+def appointment(row: Appointment, chain: list[Booking], booker_url: str,
                 event_type: EventType | None = None, attendee_count: int | None = None) -> dict[str, Any]:
-    kind = strategy(event_type)
+    seated = strategy(event_type) == "group" or any(b.seat for b in chain)
+    kind = "group" if seated else strategy(event_type)
     return {
         "id": row.id,
         "external_id": row.external_id,
@@ -154,10 +148,11 @@ def appointment(row: Appointment, bookings: list[Booking], booker_url: str,
         "cancelled_by": row.cancelled_by,
         "source": row.source,
         "last_error": row.last_error,
-        "occurrences": [occurrence(b) for b in bookings],
+        "occurrences": [occurrence(b) for b in chain],
         "manage_links": current_manage_links(row, booker_url),
         "strategy": kind,
-        "attendee_count": (attendee_count or 1) if kind == "group" else None,
+        "seat_uid": row.seat_uid if seated else None,
+        "attendee_count": (attendee_count or 1) if seated else None,
         "created_at": to_api(row.created_at),
         "updated_at": to_api(row.updated_at),
         "version": row.desired_version,

@@ -33,7 +33,7 @@ from typing import Any
 
 from peewee import Database
 
-from connector import audit, errors, events, gaps
+from connector import audit, errors, events, gaps, seats
 from connector.calcom import BookingFilters, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
@@ -150,7 +150,7 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
     # The first attempt whose outcome is still unknown: a search covers everything since.
     unanswered = appointment.create_attempted_at
     if unanswered is not None:
-        found = find_created_booking(client, appointment.id, since=unanswered)
+        found = find_created_booking(client, appointment, since=unanswered)
         if found is not None:
             _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "adopted"
@@ -165,7 +165,7 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
         raise
     except errors.CalcomConflict as conflict:
         # 409 booking_conflict_error: maybe our own earlier request won the race (REFERENCE §5.1).
-        found = find_created_booking(client, appointment.id, since=attempt)
+        found = find_created_booking(client, appointment, since=attempt)
         if found is not None:
             _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "adopted"
@@ -174,7 +174,7 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
     except errors.CalcomRejected as rejected:
         _record_failure(ctx, appointment.id, version, rejected, status="failed")
         return "failed"
-    _record_created(ctx, appointment.id, booking, action="booking.created")
+    _record_created(ctx, appointment.id, seats.held_by(booking, appointment), action="booking.created")
     return "created"
 
 
@@ -195,21 +195,30 @@ def _booking_request(appointment: Appointment) -> BookingRequest:
     )
 
 
-def find_created_booking(client: CalcomClient, appointment_id: str, *,
+def find_created_booking(client: CalcomClient, appointment: Appointment, *,
                          since: datetime) -> CalcomBooking | None:
-    """The booking a lost create made, found by its metadata (Cal.com has no metadata filter).
+    """The booking a lost create made, found by its metadata (Cal.com has no metadata filter),
+    as the appointment holds it (its seat, if seated).
 
     Every booking created since the first unanswered attempt (less ``CLOCK_SKEW``) is
     looked at, newest last, and matched on ``metadata.calsync_appointment_id``
     client-side (REFERENCE §5.3). Not narrowed by attendee, event type or start: the CRM
     may have changed any of them since that attempt, and the booking would then be
-    missed and made a second time.
+    missed and made a second time. A seat taken in a booking made earlier by someone else
+    changed that booking, not its creation: seated event types (or an empty cache, which
+    cannot say) are also searched by update.
     """
-    filters = BookingFilters(after_created_at=since - CLOCK_SKEW, sort_created="asc", take=100)
-    for page in client.iter_bookings(filters):
-        for booking in page.bookings:
-            if booking.appointment_id == appointment_id:
-                return booking
+    searches = [BookingFilters(after_created_at=since - CLOCK_SKEW, sort_created="asc", take=100)]
+    event_type = EventType.get_or_none((EventType.account == appointment.account_id)
+                                       & (EventType.calcom_id == appointment.event_type_id))
+    if event_type is None or event_type.seats_per_slot:
+        searches.append(BookingFilters(after_updated_at=since - CLOCK_SKEW, sort_updated_at="asc",
+                                       take=100))
+    for filters in searches:
+        for page in client.iter_bookings(filters):
+            for booking in page.bookings:
+                if booking.names(appointment.id):
+                    return seats.held_by(booking, appointment)
     return None
 
 
@@ -240,7 +249,8 @@ def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment
         return "followed"
     _set_marker(ctx, appointment.id, reschedule_attempted_at=ctx.clock.now())
     try:
-        new = client.reschedule_booking(booking.uid, reschedule_body(appointment.start_time))
+        new = seats.held_by(client.reschedule_booking(booking.uid, reschedule_body(
+            appointment.start_time, seat_uid=seats.seat_uid_of(appointment, booking))), appointment)
     except errors.CalcomUnavailable:
         _set_marker(ctx, appointment.id, reschedule_attempted_at=None)  # Cal.com did nothing
         raise
@@ -248,7 +258,7 @@ def _reschedule(ctx: SyncContext, client: CalcomClient, appointment: Appointment
         # "…rescheduled already to booking with uid=X": follow it instead of trusting the text.
         if _follow_chain(ctx, client, appointment):
             return "followed"
-        current = client.get_booking(booking.uid)
+        current = seats.held_by(client.get_booking(booking.uid), appointment)
         if current.status in ("cancelled", "rejected"):
             # Cancelled in Cal.com before calsync's call: that happened, it is not a failure.
             return _adopt_ending(ctx, appointment, current)
@@ -265,11 +275,15 @@ def _follow_chain(ctx: SyncContext, client: CalcomClient, appointment: Appointme
     the start the CRM wants was made in Cal.com, by the attendee or the host: the appointment
     follows it. Otherwise the CRM's start stands and converge moves the successor to it.
     """
-    current = client.get_booking(_current_uid(appointment))
-    if not current.rescheduled_to_uid:
+    current = seats.held_by(client.get_booking(_current_uid(appointment)), appointment)
+    successor: CalcomBooking | None = None
+    if current.rescheduled_to_uid:
+        successor = seats.held_by(client.get_booking(current.rescheduled_to_uid), appointment)
+    elif current.seat and not current.attendees:
+        successor = seats.find_moved_seat(client, appointment)  # a seat keeps no link to where it went
+    if successor is None:
         _set_marker(ctx, appointment.id, reschedule_attempted_at=None)
         return False
-    successor = client.get_booking(current.rescheduled_to_uid)
     made_in_calcom = (appointment.reschedule_attempted_at is None
                       and appointment.start_time == current.start)
     _record_rescheduled(ctx, appointment.id, current.uid, successor, old=current,
@@ -282,7 +296,7 @@ def _follow_recorded(ctx: SyncContext, client: CalcomClient, appointment: Appoin
     """The current booking's row says Cal.com moved or ended it: look again, and follow."""
     if _follow_chain(ctx, client, appointment):
         return "followed"
-    current = client.get_booking(_current_uid(appointment))
+    current = seats.held_by(client.get_booking(_current_uid(appointment)), appointment)
     if current.status in gaps.ENDED:
         return _adopt_ending(ctx, appointment, current)
     now = ctx.clock.now()
@@ -315,7 +329,7 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
         appointment = Appointment.get_by_id(appointment_id)
         if old is not None:
             upsert_booking(appointment.account_id, appointment_id, old, now)
-        bookings.update(appointment.account_id, old_uid, status="cancelled",
+        bookings.update(appointment.account_id, old_uid, new.seat, status="cancelled",
                         rescheduled_to_uid=new.uid, updated_at=now)
         upsert_booking(appointment.account_id, appointment_id, new, now)
         observed = _observed(new, "rescheduled")
@@ -342,23 +356,23 @@ def _cancel(ctx: SyncContext, client: CalcomClient, appointment: Appointment,
             booking: Booking | None, version: int) -> str:
     if booking is None and appointment.create_attempted_at is not None:
         # A lost create must not outlive the cancel.
-        found = find_created_booking(client, appointment.id, since=appointment.create_attempted_at)
+        found = find_created_booking(client, appointment, since=appointment.create_attempted_at)
         if found is not None:
-            _record_created(ctx, appointment.id, found,
-                            action="booking.adopted")
+            _record_created(ctx, appointment.id, found, action="booking.adopted")
             return "followed"
     if booking is None or booking.status in ("cancelled", "rejected"):
         _record_cancelled(ctx, appointment.id, None)
         return "cancelled"
     reason = appointment.desired_cancellation_reason
     try:
-        cancelled = client.cancel_booking(booking.uid, cancel_body(reason))
+        cancelled = seats.held_by(client.cancel_booking(booking.uid, cancel_body(
+            reason, seat_uid=seats.seat_uid_of(appointment, booking))), appointment)
     except errors.CalcomRejected as rejected:
-        current = client.get_booking(booking.uid)
+        current = seats.held_by(client.get_booking(booking.uid), appointment)
         if current.rescheduled_to_uid:
             _record_rescheduled(ctx, appointment.id, booking.uid,
-                                client.get_booking(current.rescheduled_to_uid), old=current,
-                                action="booking.reschedule_adopted")
+                                seats.held_by(client.get_booking(current.rescheduled_to_uid), appointment),
+                                old=current, action="booking.reschedule_adopted")
             return "followed"
         if current.status in ("cancelled", "rejected"):
             # "Already cancelled" counts as success (REFERENCE §5.5), and says who did it.
@@ -381,17 +395,21 @@ def _cancel_duplicate(ctx: SyncContext, client: CalcomClient, appointment: Appoi
     if _follow_chain(ctx, client, appointment):
         return "followed"  # the "duplicate" may be the current booking's successor
     reason = f"Duplicate booking: calsync appointment {appointment.id} is booked as {appointment.booking_uid}"
+    def as_duplicate(booking: CalcomBooking) -> CalcomBooking:
+        return booking.seat_view(duplicate.seat) if duplicate.seat else booking
+
     try:
-        found: CalcomBooking | None = client.get_booking(duplicate.uid)
+        found: CalcomBooking | None = as_duplicate(client.get_booking(duplicate.uid))
     except errors.CalcomRejected as refused:
         if refused.status != 404:
             raise
         found = None
     if found is not None and found.status in gaps.LIVE and not found.rescheduled_to_uid:
         try:
-            found = client.cancel_booking(duplicate.uid, cancel_body(reason))
+            found = as_duplicate(client.cancel_booking(duplicate.uid, cancel_body(
+                reason, seat_uid=found.seat_uid if duplicate.seat else None)))
         except errors.CalcomRejected as rejected:
-            found = client.get_booking(duplicate.uid)  # cancelled meanwhile, or already over
+            found = as_duplicate(client.get_booking(duplicate.uid))  # cancelled meanwhile, or over
             if found.status in gaps.LIVE and found.end > ctx.clock.now():
                 _record_failure(ctx, appointment.id, version, rejected, status=None)
                 return "failed"
@@ -402,7 +420,8 @@ def _cancel_duplicate(ctx: SyncContext, client: CalcomClient, appointment: Appoi
     with write_transaction(ctx.db):
         if found is not None:
             upsert_booking(appointment.account_id, appointment.id, found, now)
-        bookings.update(appointment.account_id, duplicate.uid, status=status, updated_at=now)
+        bookings.update(appointment.account_id, duplicate.uid, duplicate.seat, status=status,
+                        updated_at=now)
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="booking.duplicate_cancelled", now=now,
                      before={"booking_uid": duplicate.uid, "status": duplicate.status},
@@ -441,7 +460,8 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
                      booking: Booking, version: int) -> str:
     absent = appointment.desired_attendance == "no_show"
     try:
-        marked = client.mark_absent(booking.uid, mark_absent_body(appointment.attendee_email, absent))
+        marked = seats.held_by(client.mark_absent(
+            booking.uid, mark_absent_body(appointment.attendee_email, absent)), appointment)
     except errors.CalcomRejected as rejected:
         _record_failure(ctx, appointment.id, version, rejected, status=None)
         return "failed"
@@ -468,7 +488,7 @@ def upsert_booking(account_id: str, appointment_id: str, booking: CalcomBooking,
     deliveries that were waiting for this booking are queued again."""
     wake_waiting(bound_database(), account_id, {booking.uid: appointment_id}, now=now)
     bookings.record(
-        account_id, appointment_id, booking.uid, now=now,
+        account_id, appointment_id, booking.uid, now=now, seat=booking.seat, seat_uid=booking.seat_uid,
         calcom_id=booking.id,
         status=booking.status,
         start_time=booking.start,
@@ -486,6 +506,7 @@ def _observed(booking: CalcomBooking, live_status: str) -> dict[str, Any]:
     """The appointment columns that follow a live booking (pending → awaiting_confirmation)."""
     return {
         "status": "awaiting_confirmation" if booking.status == "pending" else live_status,
+        "seat_uid": booking.seat_uid,
         "meeting_url": booking.meeting_url,
         "location": booking.location,
         "end_time": booking.end,

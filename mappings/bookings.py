@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from peewee import fn
 
 from mappings.models import Appointment, Booking
 
@@ -64,6 +66,29 @@ def with_appointments(account_id: str, uids: Iterable[str | None]) -> dict[str, 
     for row in rows:
         found.setdefault(row.uid, row)  # a seated booking: its first seat speaks for the slot
     return found
+
+
+def by_seat(account_id: str, uids: Iterable[str | None]) -> dict[tuple[str, str], Booking]:
+    """(uid, seat) → the account's row, each with its appointment loaded (one query)."""
+    wanted = sorted({uid for uid in uids if uid})
+    if not wanted:
+        return {}
+    rows = (Booking.select(Booking, Appointment).join(Appointment)
+            .where((Booking.account == account_id) & Booking.uid.in_(wanted)))
+    return {(row.uid, row.seat): row for row in rows}
+
+
+def seats_taken(account_id: str, uids: Iterable[str | None], statuses: Iterable[str]) -> dict[str, int]:
+    """uid → how many of its seats the account's rows hold in ``statuses`` (seated bookings only)."""
+    wanted = sorted({uid for uid in uids if uid})
+    if not wanted:
+        return {}
+    query = (Booking.select(Booking.uid, fn.COUNT(Booking.id).alias("taken"))
+             .where((Booking.account == account_id) & Booking.uid.in_(wanted) & (Booking.seat != "")
+                    & Booking.status.in_(list(statuses)))
+             .group_by(Booking.uid))
+    counts = cast("Iterable[tuple[str, int]]", query.tuples())
+    return dict(counts)
 
 
 def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:

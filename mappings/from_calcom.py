@@ -7,7 +7,7 @@ A payload that lacks a required field raises ``ValueError``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,9 @@ class CalcomAttendee:
     time_zone: str
     absent: bool = False
     phone_number: str | None = None
+    # A seated booking's attendee holds a seat, with the metadata of the request that took it.
+    seat_uid: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,42 @@ class CalcomBooking:
     raw: dict[str, Any] = field(repr=False, compare=False)
     # iCalendar UID, "<uid of the first booking>@Cal.com", kept across reschedules (REFERENCE §6).
     ics_uid: str | None = None
+    # The seat an answer is about (a seated create or reschedule answers with its seatUid).
+    seat_uid: str | None = None
+    # Set on one seat's view of a seated booking (``seat_view``): the seat's key, its attendee's
+    # email in lower case (mappings/bookings.py); "" for a booking that is not seated.
+    seat: str = ""
 
     @property
     def appointment_id(self) -> str | None:
         """The calsync appointment this booking names in its metadata (DESIGN §10), if any."""
-        value = self.metadata.get(APPOINTMENT_ID_KEY)
-        return value if isinstance(value, str) and value else None
+        return _named(self.metadata)
+
+    @property
+    def seated(self) -> bool:
+        """A seated event type's booking: its attendees hold seats (REFERENCE §6)."""
+        return self.seat_uid is not None or any(a.seat_uid for a in self.attendees)
+
+    def seat_views(self) -> list[CalcomBooking]:
+        """One view per seat of a seated booking (each as if it were the seat's own booking)."""
+        return [self.seat_view(a.email) for a in self.attendees if a.email]
+
+    def seat_view(self, email: str) -> CalcomBooking:
+        """The booking as one seat sees it: its attendee, its metadata, its seat uid, and its status
+        — cancelled once the attendee is no longer in it (left, or moved to another booking)."""
+        key = email.strip().lower()
+        held = next((a for a in self.attendees if a.email.strip().lower() == key), None)
+        if held is None:
+            return replace(self, status="cancelled" if self.status != "rejected" else "rejected",
+                           attendees=(), metadata={}, seat_uid=None, seat=key,
+                           rescheduled_to_uid=None)
+        return replace(self, attendees=(held,), metadata=dict(held.metadata),
+                       seat_uid=held.seat_uid, seat=key)
+
+    def names(self, appointment_id: str) -> bool:
+        """Whether the booking, or one of its seats, names this calsync appointment."""
+        return self.appointment_id == appointment_id or any(
+            _named(a.metadata) == appointment_id for a in self.attendees)
 
     @property
     def was_rescheduled(self) -> bool:
@@ -81,6 +114,11 @@ class CalcomMe:
     username: str
     email: str
     time_zone: str
+
+
+def _named(metadata: dict[str, Any]) -> str | None:
+    value = metadata.get(APPOINTMENT_ID_KEY)
+    return value if isinstance(value, str) and value else None
 
 
 def _optional_instant(value: Any) -> datetime | None:
@@ -112,6 +150,8 @@ def parse_booking(payload: dict[str, Any]) -> CalcomBooking:
             time_zone=item.get("timeZone", "UTC"),
             absent=bool(item.get("absent", False)),
             phone_number=item.get("phoneNumber"),
+            seat_uid=_text_or_none(item.get("seatUid")),
+            metadata=dict(item["metadata"]) if isinstance(item.get("metadata"), dict) else {},
         )
         for item in payload.get("attendees") or []
         if isinstance(item, dict)
@@ -137,6 +177,7 @@ def parse_booking(payload: dict[str, Any]) -> CalcomBooking:
         absent_host=bool(payload.get("absentHost", False)),
         raw=payload,
         ics_uid=_text_or_none(payload.get("icsUid")),
+        seat_uid=_text_or_none(payload.get("seatUid")),
     )
 
 

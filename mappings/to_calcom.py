@@ -71,14 +71,23 @@ DEFAULT_CANCELLATION_REASON = "Cancelled in CRM"
 DEFAULT_RESCHEDULING_REASON = "Rescheduled in CRM"
 
 
-def reschedule_body(start: datetime, reason: str | None = None) -> dict[str, Any]:
-    """``RescheduleBookingInput_2024_08_13``: no length — Cal.com uses the event type's default."""
+def reschedule_body(start: datetime, reason: str | None = None, *,
+                    seat_uid: str | None = None) -> dict[str, Any]:
+    """``RescheduleBookingInput_2024_08_13``: no length — Cal.com uses the event type's default.
+    One seat of a seated booking: ``RescheduleSeatedBookingInput_2024_08_13``, which takes no
+    reason (an unknown field is a 400)."""
+    if seat_uid is not None:
+        return {"start": to_wire(start), "seatUid": seat_uid}
     return {"start": to_wire(start), "reschedulingReason": reason or DEFAULT_RESCHEDULING_REASON}
 
 
-def cancel_body(reason: str | None) -> dict[str, Any]:
-    """``CancelBookingInput_2024_08_13``; with a host's key a reason is required (REFERENCE §5.5)."""
-    return {"cancellationReason": reason or DEFAULT_CANCELLATION_REASON}
+def cancel_body(reason: str | None, *, seat_uid: str | None = None) -> dict[str, Any]:
+    """``CancelBookingInput_2024_08_13``; with a host's key a reason is required (REFERENCE §5.5).
+    One seat: ``CancelSeatedBookingInput_2024_08_13`` (the others stay booked)."""
+    body = {"cancellationReason": reason or DEFAULT_CANCELLATION_REASON}
+    if seat_uid is not None:
+        body["seatUid"] = seat_uid
+    return body
 
 
 def mark_absent_body(attendee_email: str, absent: bool) -> dict[str, Any]:

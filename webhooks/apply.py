@@ -29,6 +29,7 @@ Rules (DESIGN §10, REFERENCE §7–§8):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import datetime
@@ -40,8 +41,9 @@ from connector import audit, events, gaps, metrics, queue, sweeps
 from connector.clock import Clock
 from mappings import bookings
 from mappings.db import write_transaction
-from mappings.models import Appointment, Booking, Job, WebhookDelivery, new_id
+from mappings.models import Appointment, Booking, EventType, Job, WebhookDelivery, new_id
 from webhooks import events as calcom_events
+from webhooks import seats as calcom_seats
 from webhooks.calcom import APPLY_WEBHOOK
 from webhooks.events import CalcomEvent, Trigger
 
@@ -152,6 +154,7 @@ class Applier:
         self.recorded: dict[str, str] = {}  # uid → appointment, of the bookings this apply recorded
         self.answered_creates: set[str] = set()  # appointments whose unanswered create this adopted
         self.waiting_for: str | None = None  # what a waiting event waits for, when not its booking
+        self.seat = ""  # the seat of a seated booking the event being applied is about (seats.py)
 
     def apply(self, event: CalcomEvent) -> str:
         self.waiting_for = None
@@ -163,7 +166,38 @@ class Applier:
         return outcome
 
     def _apply(self, event: CalcomEvent) -> str:
+        if not self._is_seated(event):
+            return self._apply_one(event)
+        known = [row.seat for row in bookings.seats(self.account_id, event.uid) if row.seat]
+        outcomes = []
+        for seat, one in calcom_seats.per_seat(event, known):
+            self.seat = seat
+            try:
+                outcomes.append(self._apply_one(one))
+            finally:
+                self.seat = ""
+        if not outcomes:
+            return WAITING if event.uid and not known else "ignored"
+        return calcom_seats.combined(outcomes)
+
+    def _is_seated(self, event: CalcomEvent) -> bool:
+        """About a seated booking: the event says so, calsync holds seats of its booking, or the
+        account's event type is seated."""
+        if event.seated or event.seat:
+            return True
+        for uid in (event.uid, event.reschedule_uid):
+            if any(row.seat for row in bookings.seats(self.account_id, uid)):
+                return True
+        if event.event_type_id is None:
+            return False
+        cached = EventType.get_or_none((EventType.account == self.account_id)
+                                       & (EventType.calcom_id == event.event_type_id))
+        return bool(cached is not None and cached.seats_per_slot)
+
+    def _apply_one(self, event: CalcomEvent) -> str:
         trigger = event.trigger
+        if self.seat and calcom_seats.moved_in_place(event):
+            return self._moved_in_place(event)
         if trigger in (Trigger.BOOKING_RESCHEDULED, Trigger.BOOKING_REQUESTED) and event.reschedule_uid:
             return self._rescheduled(event)
         if trigger in (Trigger.BOOKING_CREATED, Trigger.BOOKING_REQUESTED):
@@ -183,7 +217,7 @@ class Applier:
     # --- helpers ----------------------------------------------------------------
 
     def _booking(self, uid: str | None) -> Booking | None:
-        return bookings.find(self.account_id, uid)
+        return bookings.find(self.account_id, uid, self.seat)
 
     def _known(self, uid: str | None) -> tuple[Booking, Appointment] | None:
         booking = self._booking(uid)
@@ -212,7 +246,9 @@ class Applier:
 
     def _store_booking(self, appointment_id: str, event: CalcomEvent, **extra: Any) -> None:
         extra.setdefault("rescheduled_from_uid", event.reschedule_uid)
-        bookings.record(self.account_id, appointment_id, event.booked_uid, now=self.now,
+        if self.seat and event.seat_uid:
+            extra.setdefault("seat_uid", event.seat_uid)
+        bookings.record(self.account_id, appointment_id, event.booked_uid, now=self.now, seat=self.seat,
                         status=event.status or "accepted", start_time=event.start, end_time=event.end,
                         meeting_url=event.meeting_url, location=event.location, raw=event.raw, **extra)
         self.recorded[event.booked_uid] = appointment_id
@@ -236,8 +272,8 @@ class Applier:
         if old_uid is None or self._booking(old_uid) is not None:
             return
         start, end = event.previous_start or event.start, event.previous_end or event.end
-        bookings.record(self.account_id, appointment.id, old_uid, now=self.now, status="cancelled",
-                        start_time=start, end_time=end, rescheduled_to_uid=event.uid)
+        bookings.record(self.account_id, appointment.id, old_uid, now=self.now, seat=self.seat,
+                        status="cancelled", start_time=start, end_time=end, rescheduled_to_uid=event.uid)
         self.recorded[old_uid] = appointment.id
 
     @staticmethod
@@ -324,10 +360,11 @@ class Applier:
         # The length Cal.com booked, where the CRM left it to the event type: a later edit of
         # another field then keeps the end (a length the CRM asked for stays, converge's to close).
         length = appointment.duration_minutes or event.length_minutes
+        seat = {"seat_uid": event.seat_uid} if self.seat and event.seat_uid else {}
         Appointment.update(booking_uid=event.uid, status=status, meeting_url=event.meeting_url,
                            location=event.location, end_time=event.end, duration_minutes=length,
-                           create_attempted_at=None, last_error=None, updated_at=self.now).where(
-            Appointment.id == appointment.id).execute()
+                           create_attempted_at=None, last_error=None, updated_at=self.now,
+                           **seat).where(Appointment.id == appointment.id).execute()
         self._audit(appointment, "booking.adopted", {"booking_uid": None},
                     {"booking_uid": event.uid, "status": status})
         self._settle(appointment.id)
@@ -351,9 +388,12 @@ class Applier:
         if attendee is None:
             return "ignored"
         minutes = event.length_minutes
+        name = f"calcom:{event.origin_uid or event.uid}"
+        if self.seat:  # one booking, several attendees: a name per seat
+            name += ":" + hashlib.blake2b(self.seat.encode(), digest_size=6).hexdigest()
         appointment = Appointment.create(
             id=new_id("apt"), account=self.account_id,
-            external_id=f"calcom:{event.origin_uid or event.uid}",
+            external_id=name, seat_uid=event.seat_uid if self.seat else None,
             source="calcom", title=event.title or "Cal.com booking",
             attendee_name=(attendee.name or attendee.email)[:calcom_events.NAME_LENGTH],
             attendee_email=attendee.email, attendee_time_zone=attendee.time_zone or "UTC",
@@ -427,8 +467,10 @@ class Applier:
             Booking.id == old.id).execute()
         self._store_booking(appointment.id, event, rescheduled_from_uid=old.uid)
         status = self._live_status(event, True)
-        observed = {"booking_uid": event.uid, "status": status, "meeting_url": event.meeting_url,
-                    "location": event.location}
+        observed: dict[str, Any] = {"booking_uid": event.uid, "status": status,
+                                    "meeting_url": event.meeting_url, "location": event.location}
+        if self.seat:  # a seat that moved keeps its uid, or got a new one in a new booking
+            observed["seat_uid"] = event.seat_uid
         crm_edit_waiting = appointment.synced_version < appointment.desired_version
         crm_is_later = crm_edit_waiting and event.sent_at is not None and appointment.updated_at > event.sent_at
         before = {"booking_uid": old.uid, "start_time": appointment.start_time}
@@ -448,6 +490,28 @@ class Applier:
                                 **observed)
             self._audit(appointment, "booking.rescheduled_in_calcom", before,
                         {**observed, "start_time": event.start})
+        self._emit(appointment.id, events.RESCHEDULED)
+        return "applied"
+
+    def _moved_in_place(self, event: CalcomEvent) -> str:
+        """The host moved the whole seated booking: this seat's appointment follows, same uid."""
+        known = self._known(event.uid)
+        if known is None:
+            return WAITING
+        booking, appointment = known
+        if appointment.booking_uid != booking.uid or event.start is None or event.end is None:
+            return "stale"
+        if (booking.start_time, booking.end_time) == (event.start, event.end):
+            return "echo"
+        Booking.update(start_time=event.start, end_time=event.end, raw=event.raw,
+                       updated_at=self.now).where(Booking.id == booking.id).execute()
+        before = {"start_time": appointment.start_time}
+        self._follow_calcom(appointment, start_time=event.start, end_time=event.end,
+                            duration_minutes=event.length_minutes, attendance="unknown",
+                            desired_attendance="unknown", ics_sequence=Appointment.ics_sequence + 1,
+                            status="rescheduled")
+        self._audit(appointment, "booking.rescheduled_in_calcom", before,
+                    {"start_time": event.start, "booking_uid": booking.uid, "note": "the host moved the group"})
         self._emit(appointment.id, events.RESCHEDULED)
         return "applied"
 
@@ -495,7 +559,9 @@ class Applier:
         booking, appointment = known
         if appointment.booking_uid != booking.uid:
             return "stale"  # attendance of an occurrence the appointment has moved on from
-        mine = [a for a in event.attendees if a.email.lower() == appointment.attendee_email.lower()]
+        # A seat's event names its attendee alone (seats.py); else the primary attendee's (DESIGN §10).
+        mine = list(event.attendees) if self.seat else [
+            a for a in event.attendees if a.email.lower() == appointment.attendee_email.lower()]
         if not mine or mine[0].no_show is None:
             return "ignored"
         attendance = "no_show" if mine[0].no_show else "attended"

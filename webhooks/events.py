@@ -101,6 +101,12 @@ class CalcomEvent:
     # ("<uid>@Cal.com", kept across reschedules, REFERENCE §6): the family's name, whatever order
     # its deliveries come in.
     origin_uid: str | None = None
+    # A seated booking's seat: Cal.com names it (attendeeSeatId) only in a booking's first
+    # seat's webhook; the REST API names every seat. ``seat`` is set when the producer knows
+    # which seat the event is about (a REST view of one seat), else "".
+    seat_uid: str | None = None
+    seated: bool = False
+    seat: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -161,6 +167,10 @@ def _text(value: Any, limit: int | None = None) -> str | None:
 
 def _uid(value: Any) -> str | None:
     return value if isinstance(value, str) and _UID.fullmatch(value) else None
+
+
+def _seat_uid(value: Any) -> str | None:
+    return _uid(value)  # a seat's uid is a 36-character uuid: the uid pattern covers it
 
 
 def _email(value: Any) -> str | None:
@@ -272,6 +282,8 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
         host_no_show=no_show_host if isinstance(no_show_host, bool) else None,
         appointment_id=_appointment_id(metadata),
         origin_uid=_origin(payload.get("iCalUID")),
+        seat_uid=_seat_uid(payload.get("attendeeSeatId")),
+        seated=_seat_uid(payload.get("attendeeSeatId")) is not None,
         raw=body,
     )
 
@@ -296,4 +308,5 @@ def from_booking(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str |
         cancelled_by_email=_email(booking.cancelled_by_email),
         rejection_reason=_text(booking.cancellation_reason) if booking.status == "rejected" else None,
         host_no_show=booking.absent_host, appointment_id=_appointment_id(booking.metadata),
-        origin_uid=_origin(booking.ics_uid), raw=clean_json(booking.raw))
+        origin_uid=_origin(booking.ics_uid), seat_uid=_seat_uid(booking.seat_uid),
+        seated=bool(booking.seat) or booking.seated, seat=booking.seat, raw=clean_json(booking.raw))

@@ -71,6 +71,7 @@ APPOINTMENT = _object({
     "occurrences": {"type": "array", "items": OCCURRENCE},
     "manage_links": _null(_object({"booking": STRING, "reschedule": STRING, "cancel": STRING})),
     "strategy": _null({"enum": ["individual", "round_robin", "collective", "group"]}),
+    "seat_uid": _null(STRING),
     "attendee_count": _null(INTEGER),
     "created_at": INSTANT, "updated_at": INSTANT, "version": INTEGER,
 })

@@ -8,23 +8,18 @@ wait for that create's outcome instead. The fault test found this (seed 16).
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import pytest
 
 from connector import queue
-from connector.retry import RetryPolicy
-from connector.sandbox.app import create_sandbox
 from connector.sandbox.faults import FaultRule
-from connector.settings import SandboxSettings
-from connector.sync import ConvergeHandler
-from connector.worker import Worker, WorkerConfig
 from mappings.models import Appointment, WebhookDelivery
 from mappings.times import to_api
-from tests.support.factories import put, sandbox_clients, sandbox_user, sync_context
+from tests.support.factories import put, sandbox_user
+from tests.support.world import make_world
 from webhooks import calcom as calcom_webhooks
-from webhooks.apply import WAITING, ApplyHandler
+from webhooks.apply import WAITING
 
 PATH = "/unanswered-create-test"
 EMAIL = "sam@example.org"
@@ -32,32 +27,7 @@ EMAIL = "sam@example.org"
 
 @pytest.fixture
 def world(db, clock, make_account, sealer):
-    """calsync and a sandbox whose signed webhooks go through calsync's receiver at once."""
-
-    def deliver(url: str, body: bytes, headers: dict[str, str]) -> None:
-        calcom_webhooks.receive(db, sealer, url.rsplit("/", 1)[-1], body,
-                                headers.get("X-Cal-Signature-256"), now=clock.now())
-
-    sandbox = create_sandbox(clock, SandboxSettings(weekly_hours="Mon-Sun 00:00-24:00"), seed=7,
-                             send=deliver)
-    clients = sandbox_clients(sandbox, sealer=sealer)
-    worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(sync_context(db, clock, clients)),
-                                calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock)},
-                    RetryPolicy(max_attempts=5, base_seconds=1, max_seconds=5), WorkerConfig(),
-                    rng=random.Random(7))
-    account = make_account(public_url="https://calsync.example.test")[0]
-    from connector import subscription
-
-    subscription.register(db, clock, clients, sealer, account.id)
-    return sandbox, worker, account
-
-
-def _run_all(worker, clock) -> None:
-    for _ in range(50):
-        if not worker.run_once():
-            clock.advance(seconds=10)
-            if not worker.run_once():
-                return
+    return make_world(db, clock, make_account, sealer)
 
 
 def _lost_create(db, clock, sandbox, worker, account):
@@ -81,7 +51,7 @@ def _deliveries(trigger: str) -> list[WebhookDelivery]:
 
 
 def test_a_link_reschedule_of_a_lost_create_follows_calsyncs_appointment(db, clock, world):
-    sandbox, worker, account = world
+    sandbox, worker, account = world.sandbox, world.worker, world.account
     appointment, made = _lost_create(db, clock, sandbox, worker, account)
     moved_to = made.start + timedelta(hours=2)
     # The attendee moves it through Cal.com's link: the webhook carries no calsync metadata.
@@ -95,7 +65,7 @@ def test_a_link_reschedule_of_a_lost_create_follows_calsyncs_appointment(db, clo
     assert delivery.outcome == WAITING and "create for appointment" in delivery.error
     assert Appointment.select().count() == 1  # not imported as a second appointment
 
-    _run_all(worker, clock)  # the converge finds its create, follows the chain, wakes the delivery
+    world.run_all(clock)  # the converge finds its create, follows the chain, wakes the delivery
     (only,) = Appointment.select()
     assert only.id == appointment.id and only.start_time == moved_to
     assert only.booking_uid != made.uid and sandbox.calendar.bookings[only.booking_uid].status == "accepted"
@@ -104,7 +74,7 @@ def test_a_link_reschedule_of_a_lost_create_follows_calsyncs_appointment(db, clo
 
 
 def test_a_booking_of_the_same_attendee_is_imported_once_the_create_is_answered(db, clock, world):
-    sandbox, worker, account = world
+    sandbox, worker, account = world.sandbox, world.worker, world.account
     appointment, made = _lost_create(db, clock, sandbox, worker, account)
     # The same attendee books another slot on Cal.com's page, meanwhile. Its confirmation-like
     # BOOKING_CREATED names no appointment: it may be calsync's own, so it waits.
@@ -118,7 +88,7 @@ def test_a_booking_of_the_same_attendee_is_imported_once_the_create_is_answered(
     worker.handlers[calcom_webhooks.APPLY_WEBHOOK].run(waiting[0])
     assert WebhookDelivery.get_by_id(delivery.id).outcome == WAITING
 
-    _run_all(worker, clock)  # the create is answered (adopted): the walk-in is not it
+    world.run_all(clock)  # the create is answered (adopted): the walk-in is not it
     rows = {row.external_id: row for row in Appointment.select()}
     assert rows["crm-1"].booking_uid == made.uid
     assert rows[f"calcom:{walk_in.uid}"].source == "calcom"

@@ -8,7 +8,7 @@ import pytest
 import vobject  # an independent iCalendar parser: the output is not checked by the library that wrote it
 
 from connector import accounts
-from mappings.models import Appointment, EventType
+from mappings.models import Appointment, Booking, EventType
 
 BODY = {
     "title": "Intro call",
@@ -133,10 +133,24 @@ def test_answers_carry_strategy_seats_and_manage_links(client, tenant, run_jobs,
         "cancel": f"https://cal.com/booking/{uid}?cancel=true&allRemainingBookings=false"
                   "&cancelledBy=alex.prospect@example.org"}
     EventType.update(seats_per_slot=5).where(EventType.calcom_id == 123456).execute()
-    Appointment.create(**{**Appointment.get(Appointment.external_id == "one").__data__,
-                          "id": "apt_seat2", "external_id": "two", "booking_uid": None})
+    first = Booking.get(Booking.uid == uid)
+    Booking.update(seat="alex.prospect@example.org", seat_uid="seat-1").where(Booking.id == first.id).execute()
+    Appointment.update(seat_uid="seat-1").where(Appointment.external_id == "one").execute()
+    second = Appointment.create(**{**Appointment.get(Appointment.external_id == "one").__data__,
+                                   "id": "apt_seat2", "external_id": "two", "seat_uid": "seat-2"})
+    Booking.create(**{**first.__data__, "id": None, "appointment": second.id, "seat": "sam@example.org",
+                      "seat_uid": "seat-2"})
     group = client.get("/v1/appointments/one", headers=auth).json()
-    assert (group["strategy"], group["attendee_count"]) == ("group", 2)
+    assert (group["strategy"], group["attendee_count"], group["seat_uid"]) == ("group", 2, "seat-1")
+    assert group["manage_links"]["reschedule"].startswith("https://cal.com/reschedule/seat-1?")
+    assert group["manage_links"]["cancel"].endswith("&seatReferenceUid=seat-1")
+
+
+def test_an_ended_appointment_has_no_manage_links(client, tenant, run_jobs):
+    account, auth = tenant
+    put(client, auth, "one")
+    run_jobs()
+    assert client.get("/v1/appointments/one", headers=auth).json()["manage_links"] is not None
     client.post("/v1/appointments/one/cancel", json={}, headers=auth)
     run_jobs()
     assert client.get("/v1/appointments/one", headers=auth).json()["manage_links"] is None
