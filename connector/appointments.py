@@ -250,7 +250,7 @@ def cancel(db: Database, principal: Principal, external_id: str, data: CancelInp
             raise errors.Conflict("The appointment is already cancelled; cancellation is final.")
         changes = {"desired_status": "cancelled", "desired_cancellation_reason": data.reason,
                    "notify_attendee": data.notify_attendee}
-        return _commit_change(db, appointment, changes, principal, now,
+        return commit_change(db, appointment, changes, principal, now,
                               action="appointment.cancel_requested")
 
 
@@ -268,11 +268,11 @@ def set_attendance(db: Database, principal: Principal, external_id: str, data: A
             raise errors.Conflict("The appointment has no Cal.com booking to record attendance on.")
         if appointment.desired_attendance == data.attendance:
             return appointment
-        return _commit_change(db, appointment, {"desired_attendance": data.attendance}, principal,
+        return commit_change(db, appointment, {"desired_attendance": data.attendance}, principal,
                               now, action="appointment.attendance_requested")
 
 
-def _commit_change(db: Database, appointment: Appointment, changes: dict[str, Any],
+def commit_change(db: Database, appointment: Appointment, changes: dict[str, Any],
                    principal: Principal, now: datetime, *, action: str) -> Appointment:
     before = {name: getattr(appointment, name) for name in changes}
     Appointment.update(desired_version=appointment.desired_version + 1, sync_state="pending",

@@ -27,6 +27,9 @@ ATTENDANCE = "appointment.attendance"
 CREATED = "appointment.created"
 COMPLETED = "appointment.completed"
 UPCOMING = "appointment.upcoming"
+CONFIRMED = "appointment.confirmed"
+DECLINED = "appointment.declined"
+REASSIGNED = "appointment.reassigned"
 EVENT_TYPES_CHANGED = "event_types.changed"
 
 

@@ -14,7 +14,9 @@ The gaps, in the order they are closed:
     desired cancelled, booking live ........ cancel
     a live booking names it, not current ... cancel_duplicate  (a lost create's twin, found later)
     desired active, no booking ............. create
+    the host's answer asked, booking pending  decide           (confirm or decline)
     start or length differs ................ reschedule
+    a reassignment asked, not yet done ..... reassign
     attendance asked, not yet recorded ..... attendance
 """
 
@@ -58,11 +60,20 @@ def gap(appointment: Appointment, booking: Booking | None) -> str | None:
         return "create"
     if duplicates(appointment):
         return "cancel_duplicate"
+    if appointment.desired_decision is not None and booking.status == "pending":
+        return "decide"
     if needs_reschedule(appointment, booking):
         return "reschedule"
+    if reassign_owed(appointment) and booking.status in LIVE:
+        return "reassign"
     if appointment.desired_attendance not in ("unknown", appointment.attendance):
         return "attendance"
     return None
+
+
+def reassign_owed(appointment: Appointment) -> bool:
+    """A reassignment asked for after the last one Cal.com was asked for (done or refused)."""
+    return bool(appointment.reassigns_asked > appointment.reassigns_done)
 
 
 def needs_reschedule(appointment: Appointment, booking: Booking) -> bool:

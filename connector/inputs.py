@@ -159,6 +159,23 @@ class CancelInput(StrictBody):
     notify_attendee: bool = True
 
 
+class ConfirmInput(StrictBody):
+    """``POST …/confirm``: the host accepts a booking awaiting confirmation (no fields)."""
+
+
+class DeclineInput(StrictBody):
+    """``POST …/decline``: the host refuses it; the reason goes to Cal.com and the attendee."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), STORABLE] | None = None
+
+
+class ReassignInput(StrictBody):
+    """``POST …/reassign``: another host of a round-robin or managed event type; Cal.com picks
+    one when ``host`` (a Cal.com user id) is absent."""
+
+    host: Annotated[int, Field(ge=1, le=MAX_CALCOM_ID)] | None = None
+
+
 class ReconcileInput(StrictBody):
     """``POST /v1/reconcile``: an incremental pass unless ``full``."""
 

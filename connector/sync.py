@@ -47,6 +47,7 @@ from mappings.to_calcom import (
     BookingRequest,
     cancel_body,
     create_booking_body,
+    decline_body,
     length_to_request,
     mark_absent_body,
     reschedule_body,
@@ -123,6 +124,10 @@ def _next_step(ctx: SyncContext, appointment: Appointment,
                                          version)
             if gap == "create":
                 return _create(ctx, client, appointment, version)
+            if gap == "decide":
+                return _decide(ctx, client, appointment, _held(booking), version)
+            if gap == "reassign":
+                return _reassign(ctx, client, appointment, _held(booking), version)
             return _reschedule(ctx, client, appointment, _held(booking), version)
         finally:
             ctx.slots_changed(appointment.account_id)
@@ -453,6 +458,81 @@ def _record_cancelled(ctx: SyncContext, appointment_id: str,
         events.emit_for(ctx.db, appointment_id, events.CANCELLED, now=now, booker_url=ctx.booker_url)
 
 
+# --- the host's actions (connector/host_actions.py) ---------------------------------
+
+
+def _decide(ctx: SyncContext, client: CalcomClient, appointment: Appointment, booking: Booking,
+            version: int) -> str:
+    """The host's answer to a booking awaiting confirmation (REFERENCE §5.7)."""
+    try:
+        if appointment.desired_decision == "confirm":
+            answer = client.confirm_booking(booking.uid)
+        else:
+            answer = client.decline_booking(booking.uid, decline_body(appointment.desired_decision_reason))
+    except errors.CalcomRejected as rejected:
+        answer = client.get_booking(booking.uid)  # answered already, in Cal.com?
+        if answer.status == "pending":
+            _set_marker(ctx, appointment.id, desired_decision=None)  # refused: not asked again
+            _record_failure(ctx, appointment.id, version, rejected, status=None)
+            return "failed"
+    return _record_decision(ctx, appointment, seats.held_by(answer, appointment))
+
+
+def _record_decision(ctx: SyncContext, appointment: Appointment, answer: CalcomBooking) -> str:
+    """What the host's answer made of the booking (whoever gave it): active, or rejected."""
+    now = ctx.clock.now()
+    confirmed = answer.status in gaps.LIVE and answer.status != "pending"
+    with write_transaction(ctx.db):
+        upsert_booking(appointment.account_id, appointment.id, answer, now)
+        if confirmed:
+            status = "rescheduled" if answer.rescheduled_from_uid else "active"
+            changes: dict[str, Any] = {"status": status, "meeting_url": answer.meeting_url,
+                                       "location": answer.location}
+        else:
+            status = "rejected"
+            reason = answer.cancellation_reason or appointment.desired_decision_reason
+            changes = {"status": status, "last_error": f"the host declined: {reason or 'no reason given'}"}
+        Appointment.update(ics_sequence=Appointment.ics_sequence + 1, updated_at=now, **changes).where(
+            Appointment.id == appointment.id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
+                     action="booking.confirmed" if confirmed else "booking.declined", now=now,
+                     before={"status": appointment.status}, after={"status": status})
+        gaps.settle_if_done(appointment.id, now)
+        events.emit_for(ctx.db, appointment.id, events.CONFIRMED if confirmed else events.DECLINED,
+                        now=now, booker_url=ctx.booker_url)
+    return "confirmed" if confirmed else "declined"
+
+
+def _reassign(ctx: SyncContext, client: CalcomClient, appointment: Appointment, booking: Booking,
+              version: int) -> str:
+    """Another host for a round-robin or managed booking; a new uid, when Cal.com makes one, is
+    followed (the old one is recorded as its predecessor)."""
+    try:
+        result = client.reassign_booking(booking.uid, appointment.desired_host_id)
+    except errors.CalcomRejected as rejected:
+        _set_marker(ctx, appointment.id, reassigns_done=appointment.reassigns_asked)  # refused: once
+        _record_failure(ctx, appointment.id, version, rejected, status=None)
+        return "failed"
+    current = seats.held_by(client.get_booking(result.booking_uid), appointment)
+    now = ctx.clock.now()
+    host = {"id": result.host_id, "name": result.host_name, "email": result.host_email}
+    with write_transaction(ctx.db):
+        if current.uid != booking.uid:
+            bookings.update(appointment.account_id, booking.uid, booking.seat, status="cancelled",
+                            rescheduled_to_uid=current.uid, updated_at=now)
+        upsert_booking(appointment.account_id, appointment.id, current, now)
+        Appointment.update(booking_uid=current.uid, reassigns_done=appointment.reassigns_asked,
+                           meeting_url=current.meeting_url,
+                           location=current.location, last_error=None, ics_sequence=Appointment.ics_sequence + 1,
+                           updated_at=now).where(Appointment.id == appointment.id).execute()
+        audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
+                     action="booking.reassigned", now=now, before={"booking_uid": booking.uid},
+                     after={"booking_uid": current.uid, "host": host})
+        gaps.settle_if_done(appointment.id, now)
+        events.emit_for(ctx.db, appointment.id, events.REASSIGNED, now=now, booker_url=ctx.booker_url)
+    return "reassigned"
+
+
 # --- attendance ---------------------------------------------------------------------
 
 
@@ -536,7 +616,7 @@ def _settled(appointment: Appointment, version: int, now: datetime) -> dict[str,
     }
 
 
-def _set_marker(ctx: SyncContext, appointment_id: str, **marker: datetime | None) -> None:
+def _set_marker(ctx: SyncContext, appointment_id: str, **marker: datetime | int | str | None) -> None:
     with write_transaction(ctx.db):
         Appointment.update(**marker).where(Appointment.id == appointment_id).execute()
 

@@ -109,6 +109,17 @@ class CalcomEventType:
 
 
 @dataclass(frozen=True)
+class CalcomReassignment:
+    """``ReassignBookingOutput_2024_08_13`` as Cal.com's source writes it (the spec's refers to itself):
+    the booking's uid afterwards (a managed event type's reassignment makes a new booking) and its
+    new host."""
+    booking_uid: str
+    host_id: int
+    host_name: str
+    host_email: str
+
+
+@dataclass(frozen=True)
 class CalcomMe:
     id: int
     username: str
@@ -217,3 +228,15 @@ def parse_me(payload: dict[str, Any]) -> CalcomMe:
         email=str(payload["email"]),
         time_zone=str(payload.get("timeZone") or "UTC"),
     )
+
+
+def parse_reassignment(payload: dict[str, Any]) -> CalcomReassignment:
+    if not isinstance(payload, dict):
+        raise ValueError("a reassignment must be a JSON object")
+    _require(payload, "bookingUid", "reassignedTo")
+    host = payload["reassignedTo"]
+    if not isinstance(host, dict):
+        raise ValueError("reassignedTo must be an object")
+    _require(host, "id")
+    return CalcomReassignment(booking_uid=str(payload["bookingUid"]), host_id=int(host["id"]),
+                              host_name=str(host.get("name") or ""), host_email=str(host.get("email") or ""))

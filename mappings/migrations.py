@@ -12,12 +12,14 @@ and keep tests/mappings/test_migrations.py green.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     Database,
@@ -106,6 +108,16 @@ def _seats(db: Database) -> None:
                   migrator.add_index("booking", ("account_id", "uid", "seat"), unique=True))
 
 
+def _host_actions(db: Database) -> None:
+    """The host's answers and reassignments, asked for from the CRM (confirm, decline, reassign)."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(migrator.add_column("appointment", "desired_decision", CharField(max_length=10, null=True)),
+                  migrator.add_column("appointment", "desired_decision_reason", TextField(null=True)),
+                  migrator.add_column("appointment", "reassigns_asked", IntegerField(default=0)),
+                  migrator.add_column("appointment", "desired_host_id", BigIntegerField(null=True)),
+                  migrator.add_column("appointment", "reassigns_done", IntegerField(default=0)))
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -118,6 +130,7 @@ STEPS: list[Step] = [
     Step(6, "account: a key of its own for the built-in Cal.com sandbox", _sandbox_key),
     Step(7, "webhook deliveries: found by outcome (those waiting for a booking)", _waiting_index),
     Step(8, "seats: an appointment per attendee of a seated booking, a booking row per seat", _seats),
+    Step(9, "appointment: the host's confirm, decline and reassign asked for from the CRM", _host_actions),
 ]
 
 
@@ -164,16 +177,41 @@ def migrate(db: Database, now: datetime, steps: Sequence[Step] = STEPS) -> list[
     for step in steps:
         if step.version <= version:
             continue
-        with SchemaVersion.bind_ctx(db), write_transaction(db):
+        with SchemaVersion.bind_ctx(db), _foreign_keys_held(db), write_transaction(db):
             if is_postgres(db):
                 db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_ID,))
             if (current_version(db) or 0) >= step.version:
                 continue  # another process applied it meanwhile
             step.apply(db)
+            _check_foreign_keys(db)
             SchemaVersion.create(version=step.version, description=step.description, applied_at=now)
         log.info("applied migration", extra={"action": "db.migrate", "version": step.version})
         applied.append(step.version)
     return applied
+
+
+@contextlib.contextmanager
+def _foreign_keys_held(db: Database) -> Iterator[None]:
+    """SQLite changes a column by copying its table and dropping the old one; with foreign keys
+    on, that drop cascades (dropping ``appointment`` deletes every booking and audit event). So, as
+    SQLite's own procedure says, they are off while a step runs, and checked before it commits.
+    The pragma is a no-op inside a transaction: this wraps the step's transaction."""
+    if is_postgres(db):
+        yield
+        return
+    db.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        db.execute_sql("PRAGMA foreign_keys = ON")
+
+
+def _check_foreign_keys(db: Database) -> None:
+    if is_postgres(db):
+        return
+    broken = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"a migration left rows pointing nowhere: {broken[:5]}")
 
 
 def _create_current(db: Database) -> None:

@@ -106,6 +106,14 @@ class Appointment(BaseModel):
     desired_cancellation_reason = TextField(null=True)
     notify_attendee = BooleanField(default=True)
     desired_attendance = CharField(max_length=10, default="unknown")  # unknown | attended | no_show
+    # The host's answer to a booking awaiting confirmation, asked for from the CRM (confirm | decline).
+    desired_decision = CharField(max_length=10, null=True)
+    desired_decision_reason = TextField(null=True)
+    # Reassignments to another host (round-robin, managed): how many were asked for, to whom the
+    # last (None: Cal.com picks), and up to which one Cal.com was asked; one is owed while asked > done.
+    reassigns_asked = IntegerField(default=0)
+    desired_host_id = BigIntegerField(null=True)
+    reassigns_done = IntegerField(default=0)
     desired_version = IntegerField(default=1)
 
     # observed state and bookkeeping

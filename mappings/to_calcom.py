@@ -90,6 +90,11 @@ def cancel_body(reason: str | None, *, seat_uid: str | None = None) -> dict[str,
     return body
 
 
+def decline_body(reason: str | None) -> dict[str, Any]:
+    """``DeclineBookingInput_2024_08_13``: the reason, when the CRM gave one."""
+    return {"reason": reason} if reason else {}
+
+
 def mark_absent_body(attendee_email: str, absent: bool) -> dict[str, Any]:
     """``MarkAbsentBookingInput_2024_08_13`` for the primary attendee (DESIGN §10)."""
     return {"attendees": [{"email": attendee_email, "absent": absent}]}

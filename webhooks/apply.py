@@ -306,7 +306,7 @@ class Applier:
                                    updated_at=self.now).where(Appointment.id == appointment.id).execute()
                 self._audit(appointment, "booking.confirmed", {"status": appointment.status},
                             {"status": status})
-                self._emit(appointment.id, events.SYNCED)
+                self._emit(appointment.id, events.CONFIRMED)
             return "applied"
         owner = self._owner(event)
         if owner is not None:
@@ -541,7 +541,7 @@ class Applier:
         self._audit(appointment, f"booking.{status}_in_calcom", {"status": appointment.status},
                     {"status": status, "reason": event.cancellation_reason or event.rejection_reason,
                      "cancelled_by": who if status == "cancelled" else None})
-        self._emit(appointment.id, events.CANCELLED if status == "cancelled" else events.FAILED)
+        self._emit(appointment.id, events.CANCELLED if status == "cancelled" else events.DECLINED)
         return "applied"
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""``/v1/appointments/{external_id}``: PUT, PATCH, GET, cancel, attendance, history."""
+"""``/v1/appointments/{external_id}``: PUT, PATCH, GET, cancel, attendance, the host's confirm,
+decline and reassign, history."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, appointments
+from connector import accounts, appointments, host_actions
 from connector import resources as render
 from connector.api import waiting
 from connector.api.auth import authenticate
@@ -19,6 +20,9 @@ from connector.inputs import (
     AppointmentInput,
     AttendanceInput,
     CancelInput,
+    ConfirmInput,
+    DeclineInput,
+    ReassignInput,
     check_external_id,
     parse,
 )
@@ -105,6 +109,35 @@ def routes(ctx: ApiContext) -> list[Route]:
 
         return await write(request, change)
 
+    async def confirm_appointment(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            parse(ConfirmInput, raw)
+            return host_change(principal, external_id, lambda: host_actions.confirm(
+                ctx.db, principal, external_id, now=ctx.clock.now()))
+
+        return await write(request, change, empty_body=b"{}")
+
+    async def decline_appointment(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            data = parse(DeclineInput, raw)
+            return host_change(principal, external_id, lambda: host_actions.decline(
+                ctx.db, principal, external_id, data, now=ctx.clock.now()))
+
+        return await write(request, change, empty_body=b"{}")
+
+    async def reassign_appointment(request: Request) -> Response:
+        def change(principal, external_id, raw):
+            data = parse(ReassignInput, raw)
+            return host_change(principal, external_id, lambda: host_actions.reassign(
+                ctx.db, principal, external_id, data, now=ctx.clock.now()))
+
+        return await write(request, change, empty_body=b"{}")
+
+    def host_change(principal, external_id, act):
+        before = appointments.get(principal.account_id, external_id).desired_version
+        row = act()
+        return row, 200, row.desired_version != before
+
     async def read(request: Request, produce: Callable[[accounts.Principal, str], object]) -> Response:
         external_id = request.path_params["external_id"]
 
@@ -131,5 +164,8 @@ def routes(ctx: ApiContext) -> list[Route]:
         Route(path, get_appointment, methods=["GET"]),
         Route(f"{path}/cancel", cancel_appointment, methods=["POST"]),
         Route(f"{path}/attendance", record_attendance, methods=["POST"]),
+        Route(f"{path}/confirm", confirm_appointment, methods=["POST"]),
+        Route(f"{path}/decline", decline_appointment, methods=["POST"]),
+        Route(f"{path}/reassign", reassign_appointment, methods=["POST"]),
         Route(f"{path}/history", get_history, methods=["GET"]),
     ]

@@ -22,6 +22,9 @@ from connector.inputs import (
     AppointmentInput,
     AttendanceInput,
     CancelInput,
+    ConfirmInput,
+    DeclineInput,
+    ReassignInput,
     ReconcileInput,
     SettingsInput,
 )
@@ -135,7 +138,8 @@ SCHEMAS: dict[str, dict] = {
 }
 SCHEMAS["AppointmentPage"]["properties"]["links"] = _object(
     {name: _null(STRING) for name in ("self", "first", "prev", "next", "last")})
-for _model in (AppointmentInput, CancelInput, AttendanceInput, ReconcileInput, SettingsInput):
+for _model in (AppointmentInput, CancelInput, AttendanceInput, ConfirmInput, DeclineInput, ReassignInput,
+               ReconcileInput, SettingsInput):
     SCHEMAS[_model.__name__] = _model.model_json_schema(ref_template=REF)
 
 _ERRORS = {
@@ -239,6 +243,16 @@ def document() -> dict:
         "/v1/appointments/{external_id}/attendance": {"parameters": [EXTERNAL_ID], "post": _operation(
             "Record the attendee's attendance (past appointments)", WRITE, written,
             errors=WRITE_ERRORS, parameters=[WAIT], body=_json_body("AttendanceInput"))},
+        "/v1/appointments/{external_id}/confirm": {"parameters": [EXTERNAL_ID], "post": _operation(
+            "The host confirms a booking awaiting confirmation", WRITE, written, errors=WRITE_ERRORS,
+            parameters=[WAIT], body=_json_body("ConfirmInput", required=False))},
+        "/v1/appointments/{external_id}/decline": {"parameters": [EXTERNAL_ID], "post": _operation(
+            "The host declines a booking awaiting confirmation", WRITE, written, errors=WRITE_ERRORS,
+            parameters=[WAIT], body=_json_body("DeclineInput", required=False))},
+        "/v1/appointments/{external_id}/reassign": {"parameters": [EXTERNAL_ID], "post": _operation(
+            "Another host for a round-robin or managed booking (Cal.com picks, or `host`)", WRITE,
+            written, errors=WRITE_ERRORS, parameters=[WAIT],
+            body=_json_body("ReassignInput", required=False))},
         "/v1/appointments/{external_id}/history": {"parameters": [EXTERNAL_ID], "get": _operation(
             "Audit events, oldest first", READ, _json(_ref("History")), errors=(404, 422))},
         "/v1/appointments/{external_id}/invite.ics": {"parameters": [EXTERNAL_ID], "get": _operation(

@@ -32,7 +32,7 @@ import tenacity
 from connector import errors, metrics
 from connector.calcom.responses import RateLimitInfo, parse_error
 from mappings import from_calcom
-from mappings.from_calcom import CalcomBooking, CalcomEventType, CalcomMe
+from mappings.from_calcom import CalcomBooking, CalcomEventType, CalcomMe, CalcomReassignment
 from mappings.times import to_wire
 
 log = logging.getLogger("calsync.calcom")
@@ -193,6 +193,31 @@ class CalcomClient:
         data = self._call("POST", f"/v2/bookings/{quote(uid, safe='')}/mark-absent",
                           family="bookings", json=body)
         return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings/{uid}/mark-absent",
+                           unsafe=True)
+
+    def confirm_booking(self, uid: str) -> CalcomBooking:
+        """``POST /v2/bookings/{uid}/confirm`` (the host's key): pending → accepted (REFERENCE §5.7)."""
+        data = self._call("POST", f"/v2/bookings/{quote(uid, safe='')}/confirm", family="bookings")
+        return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings/{uid}/confirm",
+                           unsafe=True)
+
+    def decline_booking(self, uid: str, body: dict[str, Any]) -> CalcomBooking:
+        """``POST /v2/bookings/{uid}/decline``: pending → rejected (REFERENCE §5.7)."""
+        data = self._call("POST", f"/v2/bookings/{quote(uid, safe='')}/decline", family="bookings",
+                          json=body)
+        return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings/{uid}/decline",
+                           unsafe=True)
+
+    def reassign_booking(self, uid: str, user_id: int | None) -> CalcomReassignment:
+        """``POST /v2/bookings/{uid}/reassign[/{userId}]``: a round-robin or managed booking to
+        another host, Cal.com's pick or ``user_id``."""
+        path = f"/v2/bookings/{quote(uid, safe='')}/reassign"
+        body: dict[str, Any] = {}
+        if user_id is not None:  # ReassignToUserBookingInput_2024_08_13; the automatic one takes none
+            path += f"/{int(user_id)}"
+            body["json"] = {"reason": "Reassigned in CRM"}
+        data = self._call("POST", path, family="bookings", **body)
+        return self._parse(from_calcom.parse_reassignment, data, "POST /v2/bookings/{uid}/reassign",
                            unsafe=True)
 
     def get_booking(self, uid: str) -> CalcomBooking:

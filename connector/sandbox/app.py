@@ -32,8 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.clock import Clock
 from connector.sandbox import wire
-from connector.sandbox.calendar import SandboxCalendar
-from connector.sandbox.catalog import Host
+from connector.sandbox.calendar import SandboxCalendar, refuse_unknown
+from connector.sandbox.catalog import TEAM, Host
 from connector.sandbox.faults import FaultRule, Faults
 from connector.sandbox.ratelimit import Throttler
 from connector.sandbox.schedule import WeeklySchedule
@@ -216,6 +216,31 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                                   path_of(request), by_host=True, host=host)
         return JSONResponse(wire.success(shown(booking)))
 
+    @calcom_endpoint("POST /v2/bookings/{uid}/confirm", "bookings", auth_required=True)
+    async def confirm_booking(request: Request, host: Host) -> Response:
+        booking = calendar.confirm(request.path_params["uid"], path_of(request), host)
+        return JSONResponse(wire.success(shown(booking)))
+
+    @calcom_endpoint("POST /v2/bookings/{uid}/decline", "bookings", auth_required=True)
+    async def decline_booking(request: Request, host: Host) -> Response:
+        body = await optional_body(request, {"reason"})
+        booking = calendar.decline(request.path_params["uid"], body.get("reason"), path_of(request), host)
+        return JSONResponse(wire.success(shown(booking)))
+
+    @calcom_endpoint("POST /v2/bookings/{uid}/reassign", "bookings", auth_required=True)
+    async def reassign_booking(request: Request, host: Host) -> Response:
+        user_id = request.path_params.get("user_id")
+        await optional_body(request, {"reason"})
+        booking, target = calendar.reassign(request.path_params["uid"], user_id, path_of(request), host)
+        # ReassignBookingOutput_2024_08_13 as Cal.com's source has it (the spec's refers to itself).
+        return JSONResponse(wire.success({"bookingUid": booking.uid, "reassignedTo": {
+            "id": target.id, "name": target.name, "email": target.email}}))
+
+    async def optional_body(request: Request, allowed: set[str]) -> dict[str, Any]:
+        body = await json_body(request) if (await request.body()).strip() else {}
+        refuse_unknown(body, allowed, path_of(request), clock.now())
+        return dict(body)
+
     @calcom_endpoint("POST /v2/bookings/{uid}/mark-absent", "bookings", auth_required=True)
     async def mark_absent(request: Request, host: Host) -> Response:
         booking = calendar.mark_absent(request.path_params["uid"], await json_body(request),
@@ -272,17 +297,22 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
     @calcom_endpoint("GET /v2/event-types", "event_types", auth_required=False)
     async def list_event_types(request: Request, host: Host | None) -> Response:
         owner = host or calendar.host
-        return JSONResponse(wire.success([et.output(owner) for et in calendar.event_types.values()]))
+        return JSONResponse(wire.success([et.output(owner) for et in calendar.event_types.values()
+                                          if et.team_id is None]))  # the user's own, not the team's
 
     @calcom_endpoint("GET /v2/teams", None, auth_required=True)
     async def list_teams(request: Request, host: Host) -> Response:
-        return JSONResponse(wire.success([]))  # the sandbox's users belong to no team
+        return JSONResponse(wire.success([{"id": TEAM["id"], "name": TEAM["name"], "slug": TEAM["slug"],
+                                           "isOrganization": False}]))
 
     @calcom_endpoint("GET /v2/teams/{teamId}/event-types", None, auth_required=True)
     async def list_team_event_types(request: Request, host: Host) -> Response:
-        # The sandbox host belongs to no team: Cal.com answers 403 for a team you are not in.
-        raise wire.nest_error(403, "ForbiddenException", "Not a member of this team",
-                              path_of(request), clock.now())
+        if request.path_params["team_id"] != TEAM["id"]:
+            # Cal.com answers 403 for a team you are not in.
+            raise wire.nest_error(403, "ForbiddenException", "Not a member of this team",
+                                  path_of(request), clock.now())
+        return JSONResponse(wire.success([et.output(host) for et in calendar.event_types.values()
+                                          if et.team_id == TEAM["id"]]))
 
     @calcom_endpoint("GET /v2/me", None, auth_required=True)
     async def me(request: Request, host: Host) -> Response:
@@ -430,6 +460,10 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/v2/bookings/{uid}/reschedule", reschedule_booking, methods=["POST"]),
         Route("/v2/bookings/{uid}/cancel", cancel_booking, methods=["POST"]),
         Route("/v2/bookings/{uid}/mark-absent", mark_absent, methods=["POST"]),
+        Route("/v2/bookings/{uid}/confirm", confirm_booking, methods=["POST"]),
+        Route("/v2/bookings/{uid}/decline", decline_booking, methods=["POST"]),
+        Route("/v2/bookings/{uid}/reassign", reassign_booking, methods=["POST"]),
+        Route("/v2/bookings/{uid}/reassign/{user_id:int}", reassign_booking, methods=["POST"]),
         Route("/v2/webhooks", create_webhook, methods=["POST"]),
         Route("/v2/webhooks", list_webhooks, methods=["GET"]),
         Route("/v2/webhooks/{webhook_id}", update_webhook, methods=["PATCH"]),

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.clock import Clock
 from connector.sandbox import wire
-from connector.sandbox.catalog import Host, SandboxEventType, default_event_types
+from connector.sandbox.catalog import Host, SandboxEventType, default_event_types, team_members
 from connector.sandbox.schedule import WeeklySchedule
 from connector.sandbox.webhooks import WebhookHub
 from mappings.times import parse_instant, to_wire, to_wire_ms
@@ -70,6 +70,7 @@ class SandboxBooking:
     rescheduled_to_uid: str | None = None
     absent_host: bool = False
     owner: int = 0  # the id of the user (Host) whose booking this is
+    organizer: Host | None = None  # a team booking's assigned host (round robin); else the owner
     ical_uid: str = ""  # "<uid of the chain's first booking>@Cal.com", kept across reschedules
 
     def __post_init__(self) -> None:
@@ -99,7 +100,7 @@ class SandboxBooking:
             "uid": self.uid,
             "title": self.title,
             "description": self.description,
-            "hosts": [host.as_booking_host()],
+            "hosts": [(self.organizer or host).as_booking_host()],
             "status": self.status,
             "cancellationReason": self.cancellation_reason,
             "cancelledByEmail": self.cancelled_by_email,
@@ -203,7 +204,7 @@ class SandboxCalendar:
         """``POST /v2/bookings``: the booking, and the seat taken when its event type is seated."""
         now = self.clock.now()
         # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
-        _refuse_unknown(body, CREATE_KEYS, path, now)
+        refuse_unknown(body, CREATE_KEYS, path, now)
         if "recurrenceCount" in body or body.get("instant"):
             raise wire.bad_request("the sandbox books neither recurring nor instant events", path, now)
         start_text = body.get("start")
@@ -528,7 +529,7 @@ class SandboxCalendar:
         """``POST /v2/bookings/{uid}/reschedule``: the booking at the new time, and the seat moved
         when the booking is seated (``seatUid``: that seat; none: the host moves the whole slot)."""
         now = self.clock.now()
-        _refuse_unknown(body, RESCHEDULE_KEYS, path, now)
+        refuse_unknown(body, RESCHEDULE_KEYS, path, now)
         try:
             start = parse_instant(body.get("start"), assume_utc=True)
         except (ValueError, TypeError):
@@ -596,7 +597,7 @@ class SandboxCalendar:
                host: Host | None = None) -> SandboxBooking:
         """Cancel a booking with Cal.com's rules (REFERENCE §5.5); with ``seatUid``, one seat."""
         now = self.clock.now()
-        _refuse_unknown(body, CANCEL_KEYS, path, now)
+        refuse_unknown(body, CANCEL_KEYS, path, now)
         reason = body.get("cancellationReason")
         if body.get("seatUid") is not None:
             if not isinstance(body["seatUid"], str):
@@ -625,7 +626,7 @@ class SandboxCalendar:
     def mark_absent(self, uid: str, body: Any, path: str, host: Host | None = None) -> SandboxBooking:
         """Host and attendee no-shows, only after the start (REFERENCE §5.6)."""
         now = self.clock.now()
-        _refuse_unknown(body, MARK_ABSENT_KEYS, path, now)
+        refuse_unknown(body, MARK_ABSENT_KEYS, path, now)
         with self.lock:
             booking = self.get_booking(uid, path, host)
             if now < booking.start:
@@ -674,6 +675,36 @@ class SandboxCalendar:
             booking.updated_at = now
         return booking
 
+    def reassign(self, uid: str, user_id: int | None, path: str,
+                 host: Host | None = None) -> tuple[SandboxBooking, Host]:
+        """A round-robin booking to another of its event type's hosts: the one asked for, or the
+        next in turn; the same booking, uid and time (Cal.com's roundRobinReassignment)."""
+        now = self.clock.now()
+        with self.lock:
+            booking = self.get_booking(uid, path, host)
+            if booking.event_type.scheduling_type not in ("roundRobin", "managed"):
+                raise wire.bad_request("Only round robin and managed event types can be reassigned",
+                                       path, now)
+            if booking.status != "accepted" or booking.end <= now:
+                raise wire.bad_request("Only upcoming accepted bookings can be reassigned", path, now)
+            members = team_members(self.host_of(booking))
+            current = booking.organizer or self.host_of(booking)
+            if user_id is None:
+                at = next((i for i, member in enumerate(members) if member.id == current.id), -1)
+                target = members[(at + 1) % len(members)]
+            else:
+                chosen = next((member for member in members if member.id == user_id), None)
+                if chosen is None:
+                    raise wire.bad_request(f"User with id={user_id} is not a host of this event type",
+                                           path, now)
+                target = chosen
+                if target.id == current.id:
+                    raise wire.bad_request(f"The booking is already assigned to user with id={user_id}",
+                                           path, now)
+            booking.organizer = target
+            booking.updated_at = now
+        return booking, target
+
     def confirm(self, uid: str, path: str, host: Host | None = None) -> SandboxBooking:
         """The host accepts a pending booking: BOOKING_CREATED for the same uid (REFERENCE §5.7)."""
         booking = self._decide(uid, path, "accepted", host)
@@ -691,8 +722,9 @@ class SandboxCalendar:
     # --- webhooks -------------------------------------------------------------
 
     def _notify(self, trigger: str, payload: dict[str, Any], booking: SandboxBooking) -> None:
-        """To the booking's owner's subscriptions only, as Cal.com's user-level webhooks."""
-        if self.hub is not None:
+        """To the booking's owner's subscriptions only, as Cal.com's user-level webhooks; which do not
+        fire for a team's event types (REFERENCE §7.5): calsync learns of those by reconciling."""
+        if self.hub is not None and booking.event_type.team_id is None:
             self.hub.emit(trigger, payload, owner=booking.owner)
 
     def webhook_payload(self, booking: SandboxBooking, *, times: str, with_metadata: bool = True,
@@ -866,7 +898,7 @@ def _webhook_attendee(attendee: dict[str, Any]) -> dict[str, Any]:
             "timeZone": attendee.get("timeZone", "UTC"), "language": {"locale": "en"}}
 
 
-def _refuse_unknown(body: Any, allowed: set[str], path: str, now: datetime) -> None:
+def refuse_unknown(body: Any, allowed: set[str], path: str, now: datetime) -> None:
     if not isinstance(body, dict):
         raise wire.bad_request("body must be a JSON object", path, now)
     unknown = sorted(set(body) - allowed)

@@ -33,6 +33,8 @@ class SandboxEventType:
     hidden: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     seats: int | None = None  # seats per time slot: a seated (group) event type
+    team_id: int | None = None  # a team's event type (listed under the team, not the user)
+    scheduling_type: str | None = None  # roundRobin, collective, managed (v2's camelCase)
 
 
     def allows_length(self, minutes: int) -> bool:
@@ -83,10 +85,34 @@ class SandboxEventType:
         if self.seats is not None:
             body["seats"] = {"seatsPerTimeSlot": self.seats, "showAttendeeInfo": False,
                              "showAvailabilityCount": True}
+        if self.team_id is not None:
+            # TeamEventTypeOutput_2024_06_14; hosts as Cal.com's source writes them (REFERENCE
+            # §5.9), where the spec says strings.
+            body.update(teamId=self.team_id, schedulingType=self.scheduling_type, ownerId=None,
+                        parentEventTypeId=None, assignAllTeamMembers=False,
+                        rescheduleWithSameRoundRobinHost=False,
+                        hosts=[{"userId": member.id, "mandatory": False, "priority": 2,
+                                "name": member.name, "username": member.username, "avatarUrl": None}
+                               for member in team_members(host)],
+                        team={"id": TEAM["id"], "slug": TEAM["slug"], "name": TEAM["name"],
+                              "bannerUrl": None, "logoUrl": None, "weekStart": "Monday",
+                              "brandColor": None, "darkBrandColor": None, "theme": None})
         return body
 
 
 CAL_VIDEO = {"type": "integration", "integration": "cal-video"}
+# Every sandbox user is in one team with two colleagues, and the team has a round-robin event type.
+TEAM_ID = 7001
+TEAM: dict[str, Any] = {"id": TEAM_ID, "slug": "sandbox-team", "name": "Sandbox Team"}
+COLLEAGUES = (
+    Host(id=4301, name="Riley Colleague", email="riley.colleague@example.com", username="riley-colleague"),
+    Host(id=4302, name="Sam Colleague", email="sam.colleague@example.com", username="sam-colleague"),
+)
+
+
+def team_members(host: Host) -> tuple[Host, ...]:
+    """The hosts of the team's round-robin event type: the user first, then the colleagues."""
+    return (host, *COLLEAGUES)
 
 
 def default_event_types() -> tuple[SandboxEventType, ...]:
@@ -100,4 +126,6 @@ def default_event_types() -> tuple[SandboxEventType, ...]:
                          requires_confirmation=True),
         SandboxEventType(123999, "phone-screen", "Phone Screen", 15, ()),
         SandboxEventType(124000, "group-workshop", "Group Workshop", 60, (CAL_VIDEO,), seats=3),
+        SandboxEventType(124100, "team-intro", "Team Intro", 30, (CAL_VIDEO,), team_id=TEAM_ID,
+                         scheduling_type="roundRobin"),
     )

@@ -48,6 +48,7 @@ def test_a_database_newer_than_the_code_is_refused(db):
 
 def test_a_version_1_database_is_upgraded_in_place(db):
     """Step 2 adds the lifecycle columns to an existing appointment table and keeps its rows."""
+    _as_at_version_8(db)
     step2 = ["desired_cancellation_reason", "notify_attendee", "desired_attendance",
              "reschedule_attempted_at"]
     db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) "
@@ -94,6 +95,7 @@ def _as_at_version_4(db) -> None:
 
     db.execute_sql('ALTER TABLE "account" DROP COLUMN "sandbox_api_key"')
     db.execute_sql('ALTER TABLE "appointment" DROP COLUMN "seat_uid"')
+    _as_at_version_8(db)
     db.execute_sql('DROP TABLE "booking"')
     key = "BIGSERIAL PRIMARY KEY" if is_postgres(db) else "INTEGER PRIMARY KEY"
     db.execute_sql(
@@ -109,6 +111,7 @@ def _as_at_version_4(db) -> None:
 
 
 def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
+    _as_at_version_8(db)
     db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
                    "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00'), "
                    "('acc_2', 'B', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
@@ -127,7 +130,7 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
                    "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
 
-    assert migrate(db, NOW) == [5, 6, 7, 8]
+    assert migrate(db, NOW) == [5, 6, 7, 8, 9]
     assert [(b.uid, b.account_id) for b in Booking.select()] == [("u1", "acc_1")]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_2", appointment="apt_2", uid="u1", **values)  # the same uid elsewhere
@@ -140,8 +143,21 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
     assert not [c for c in db.get_columns("booking") if c.name == "account_id" and c.null]
 
 
+HOST_ACTIONS = ("desired_decision", "desired_decision_reason", "reassigns_asked",
+                "desired_host_id", "reassigns_done")
+
+
+def _as_at_version_8(db) -> None:
+    """Before the host's actions from the CRM (whose counters a raw INSERT could not leave out)."""
+    present = {column.name for column in db.get_columns("appointment")}
+    for column in HOST_ACTIONS:
+        if column in present:
+            db.execute_sql(f'ALTER TABLE "appointment" DROP COLUMN "{column}"')
+
+
 def _as_at_version_7(db) -> None:
     """Before seats: no seat columns, the booking unique by (account, uid)."""
+    _as_at_version_8(db)
     db.execute_sql('DROP INDEX "booking_account_id_uid_seat"')
     for table, column in (("appointment", "seat_uid"), ("booking", "seat"), ("booking", "seat_uid")):
         db.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
@@ -152,12 +168,13 @@ def test_schema_7_indexes_deliveries_by_outcome(db):
     _as_at_version_7(db)
     db.execute_sql('DROP INDEX "webhook_delivery_account_id_outcome"')
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 7")
-    assert migrate(db, NOW) == [7, 8]
+    assert migrate(db, NOW) == [7, 8, 9]
     indexes = {index.name: index.columns for index in db.get_indexes("webhook_delivery")}
     assert indexes["webhook_delivery_account_id_outcome"] == ["account_id", "outcome"]
 
 
 def test_schema_8_gives_a_seated_booking_a_row_per_seat(db):
+    _as_at_version_8(db)
     db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
                    "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     for appointment in ("apt_1", "apt_2"):
@@ -175,9 +192,43 @@ def test_schema_8_gives_a_seated_booking_a_row_per_seat(db):
                    "'2026-03-17 10:00:00', '2026-03-17 10:30:00', '2026-01-01 00:00:00', "
                    "'2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 8")
-    assert migrate(db, NOW) == [8]
+    assert migrate(db, NOW) == [8, 9]
     assert [(b.uid, b.seat, b.seat_uid) for b in Booking.select()] == [("u1", "", None)]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_1", appointment="apt_2", uid="u1", seat="b@c.co", **values)  # a seat
     with pytest.raises(IntegrityError), db.atomic():
         Booking.create(account="acc_1", appointment="apt_2", uid="u1", seat="b@c.co", **values)
+
+
+def test_schema_9_adds_the_host_actions_and_keeps_appointments(db):
+    _as_at_version_8(db)
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 9")
+    assert migrate(db, NOW) == [9]
+    assert set(HOST_ACTIONS) <= {c.name for c in db.get_columns("appointment")}
+
+
+def test_no_step_loses_rows_that_point_at_a_changed_table(db):
+    """SQLite changes a column by copying the table: with foreign keys on, dropping the old
+    ``appointment`` cascaded to every booking and audit event. Every row survives every step."""
+    _as_at_version_8(db)
+    db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
+                   "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    db.execute_sql(
+        "INSERT INTO appointment (id, account_id, external_id, source, title, attendee_name, "
+        "attendee_email, attendee_time_zone, event_type_id, start_time, guests, metadata, "
+        "desired_status, notify_attendee, desired_attendance, desired_version, status, attendance, "
+        "sync_state, synced_version, ics_sequence, created_at, updated_at) VALUES "
+        "('apt_1', 'acc_1', 'crm-1', 'crm', 't', 'n', 'a@b.co', 'UTC', 1, '2026-03-17 10:00:00', '[]', "
+        "'{}', 'active', TRUE, 'unknown', 1, 'active', 'unknown', 'synced', 1, 0, "
+        "'2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    _as_at_version_4(db)
+    db.execute_sql("INSERT INTO booking (appointment_id, uid, status, start_time, end_time, created_at, "
+                   "updated_at) VALUES ('apt_1', 'u1', 'accepted', '2026-03-17 10:00:00', "
+                   "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    db.execute_sql("INSERT INTO audit_event (account_id, appointment_id, at, actor, action, before, after) "
+                   "VALUES ('acc_1', 'apt_1', '2026-01-01 00:00:00', 'system', 'x', '{}', '{}')")
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
+    assert migrate(db, NOW) == [5, 6, 7, 8, 9]
+    counts = [db.execute_sql(f"SELECT count(*) FROM {table}").fetchone()[0]
+              for table in ("appointment", "booking", "audit_event")]
+    assert counts == [1, 1, 1]

@@ -167,7 +167,7 @@ def test_a_confirmation_makes_a_pending_booking_active(deliver, booked):
     assert deliver(fixture("webhook-BOOKING_CREATED.json")) == "applied"
     assert row("crm-1").status == "active"
     assert Booking.get(Booking.uid == "h3Y8sQz2VwRkM5nTqL7pXa").status == "accepted"
-    assert crm_events() == ["appointment.synced"]
+    assert crm_events() == ["appointment.confirmed"]
 
 
 def test_an_attendee_reschedule_moves_the_chain_and_the_desired_state(deliver, booked, clock):
@@ -215,7 +215,7 @@ def test_a_request_then_a_decline(deliver):
     assert deliver(fixture("webhook-BOOKING_REJECTED.json")) == "applied"
     declined = row("calcom:Qm7tVb3XcNp9RkLw2HsDfG")
     assert declined.status == "rejected" and "declined" in declined.last_error
-    assert crm_events() == ["appointment.created", "appointment.failed"]
+    assert crm_events() == ["appointment.created", "appointment.declined"]
 
 
 def test_no_show_updates_set_attendance(deliver, booked):
