@@ -166,6 +166,11 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
             errors.FieldError(name, "is locked once the appointment exists") for name in locked])
     if not changed:
         return PutResult(appointment, created=False, changed=False)
+    if appointment.status == "reschedule_requested" and {"start_time", "duration_minutes"} & set(changed):
+        # Cal.com cancelled the booking for the attendee to pick a time; a second time from the CRM
+        # would race their pick into two bookings.
+        raise errors.Conflict("The host asked the attendee to pick a new time in Cal.com; the start "
+                              "cannot change until they do (or cancel the appointment).")
     if appointment.booking_uid is not None:
         _check_booked_change(appointment, changed, desired)
     if "start_time" in changed:

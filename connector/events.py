@@ -30,6 +30,7 @@ UPCOMING = "appointment.upcoming"
 CONFIRMED = "appointment.confirmed"
 DECLINED = "appointment.declined"
 REASSIGNED = "appointment.reassigned"
+RESCHEDULE_REQUESTED = "appointment.reschedule_requested"
 EVENT_TYPES_CHANGED = "event_types.changed"
 
 

@@ -10,6 +10,7 @@ synced unsent.
 The gaps, in the order they are closed:
 
     current booking moved on in Cal.com .... follow_chain      (recorded, not yet followed)
+    waiting for the attendee's new time .... (none; the CRM's cancel: cancel)
     current booking ended in Cal.com ....... follow_ending     (recorded, not yet applied)
     desired cancelled, booking live ........ cancel
     a live booking names it, not current ... cancel_duplicate  (a lost create's twin, found later)
@@ -30,6 +31,7 @@ from mappings.models import Appointment, Booking
 # Booking statuses that hold a slot in Cal.com (REFERENCE §6).
 LIVE = ("accepted", "pending", "awaiting_host")
 ENDED = ("cancelled", "rejected")
+RESCHEDULE_REQUESTED = "reschedule_requested"
 
 
 def current_booking(appointment: Appointment) -> Booking | None:
@@ -48,6 +50,10 @@ def gap(appointment: Appointment, booking: Booking | None) -> str | None:
     """The first gap between desired and observed state, or None when there is none."""
     if booking is not None and booking.rescheduled_to_uid:
         return "follow_chain"
+    if appointment.status == RESCHEDULE_REQUESTED:
+        # Cal.com cancelled the booking for the attendee to pick a new time; their new booking
+        # is followed when it comes. Nothing to do meanwhile, but the CRM's cancel.
+        return "cancel" if appointment.desired_status == "cancelled" else None
     if booking is not None and booking.status in ENDED and appointment.status not in ENDED:
         # What Cal.com holds was recorded (a converge answer, a reconciler's GET) but its
         # meaning never reached the appointment: Cal.com's ending is the truth.

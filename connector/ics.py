@@ -28,7 +28,7 @@ from mappings.models import Account, Appointment, Booking
 PRODID = "-//calsync//calsync//EN"
 UID_DOMAIN = "calsync"
 # Statuses whose meeting is off: the invite becomes a METHOD:CANCEL.
-CALLED_OFF = ("cancelled", "rejected")
+CALLED_OFF = ("cancelled", "rejected", "reschedule_requested")  # the last until the attendee rebooks
 ICS_STATUS = {"awaiting_confirmation": "TENTATIVE", "pending": "TENTATIVE"}
 MEDIA_TYPE = "text/calendar; charset=utf-8"
 

@@ -33,7 +33,7 @@ from mappings.db import database, is_postgres
 from mappings.models import Account, Appointment
 
 STATUSES = ("pending", "active", "rescheduled", "completed", "cancelled",
-            "awaiting_confirmation", "rejected", "failed")
+            "awaiting_confirmation", "reschedule_requested", "rejected", "failed")
 # Appointments that are not going to happen do not belong on a calendar.
 HIDDEN_ON_CALENDAR = ("cancelled", "rejected")
 SORTABLE: dict[str, Any] = {name: getattr(Appointment, name) for name in (

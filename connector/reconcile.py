@@ -309,7 +309,8 @@ class Reconciler:
             if local.status in ("cancelled", "rejected"):
                 return None
             trigger = Trigger.BOOKING_CANCELLED if booking.status == "cancelled" else Trigger.BOOKING_REJECTED
-            return _Drift(f"{booking.status}", observed(booking, trigger))
+            ended = observed(booking, trigger)
+            return _Drift("reschedule_requested" if ended.reschedule_requested else booking.status, ended)
         if booking.status == "accepted" and local.status in ("pending", "awaiting_host"):
             return _Drift("confirmed", observed(booking, Trigger.BOOKING_CREATED))
         if appointment.booking_uid != booking.uid:

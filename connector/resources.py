@@ -11,7 +11,7 @@ from mappings.models import Appointment, Booking, EventType
 from mappings.times import to_api
 
 # Statuses whose booking can still be moved or cancelled by the attendee.
-MANAGEABLE = ("active", "rescheduled", "awaiting_confirmation")
+MANAGEABLE = ("active", "rescheduled", "awaiting_confirmation", "reschedule_requested")
 # Cal.com's schedulingType (TeamEventTypeOutput_2024_06_14) → calsync's strategy; a managed type
 # books its members one by one, so it is individual; seated event types are "group" whatever their type.
 STRATEGIES = {"roundRobin": "round_robin", "collective": "collective"}

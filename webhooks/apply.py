@@ -45,6 +45,7 @@ from mappings.models import Appointment, Booking, EventType, Job, WebhookDeliver
 from webhooks import events as calcom_events
 from webhooks import seats as calcom_seats
 from webhooks.calcom import APPLY_WEBHOOK
+from webhooks.classify import Kind, kind_of
 from webhooks.events import CalcomEvent, Trigger
 
 log = logging.getLogger("calsync.webhooks")
@@ -52,6 +53,7 @@ log = logging.getLogger("calsync.webhooks")
 ACTOR = "calcom:webhook"
 WAITING = "waiting"  # about a booking calsync has not recorded yet; applied again once it has
 ENDED = ("cancelled", "rejected")
+RESCHEDULE_REQUESTED = "reschedule_requested"  # the host asked the attendee for a new time
 RESCHEDULE_TRIGGERS = (Trigger.BOOKING_RESCHEDULED.value, Trigger.BOOKING_REQUESTED.value)
 _RANK = {"pending": 0, "awaiting_host": 0, "accepted": 1, "cancelled": 2, "rejected": 2}
 
@@ -195,22 +197,25 @@ class Applier:
         return bool(cached is not None and cached.seats_per_slot)
 
     def _apply_one(self, event: CalcomEvent) -> str:
-        trigger = event.trigger
-        if self.seat and calcom_seats.moved_in_place(event):
-            return self._moved_in_place(event)
-        if trigger in (Trigger.BOOKING_RESCHEDULED, Trigger.BOOKING_REQUESTED) and event.reschedule_uid:
-            return self._rescheduled(event)
-        if trigger in (Trigger.BOOKING_CREATED, Trigger.BOOKING_REQUESTED):
+        """By what the payload says (webhooks/classify.py), not by the trigger's name."""
+        kind = kind_of(event)
+        if kind is Kind.BOOKED:
             return self._booked(event)
-        if trigger is Trigger.BOOKING_CANCELLED:
+        if kind is Kind.RESCHEDULED:
+            return self._rescheduled(event)
+        if kind is Kind.MOVED_IN_PLACE:
+            return self._moved_in_place(event)
+        if kind is Kind.CANCELLED:
             return self._ended_by_calcom(event, "cancelled")
-        if trigger is Trigger.BOOKING_REJECTED:
+        if kind is Kind.REJECTED:
             return self._ended_by_calcom(event, "rejected")
-        if trigger in (Trigger.BOOKING_NO_SHOW_UPDATED, Trigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW):
+        if kind is Kind.RESCHEDULE_REQUESTED:
+            return self._reschedule_requested(event)
+        if kind is Kind.ATTENDANCE:
             return self._attendance(event)
-        if trigger is Trigger.AFTER_HOSTS_CAL_VIDEO_NO_SHOW:
+        if kind is Kind.HOST_NO_SHOW:
             return self._host_no_show(event)
-        if trigger is Trigger.MEETING_ENDED:
+        if kind is Kind.MEETING_ENDED:
             return self._meeting_ended(event)
         return "ignored"
 
@@ -419,15 +424,21 @@ class Applier:
             # came first): the old one is an ended occurrence, recorded if it was never seen.
             appointment = Appointment.get_by_id(known.appointment_id)
             self._record_predecessor(appointment, event)
-            if known.rescheduled_from_uid is not None or not event.reschedule_uid:
-                return "echo"
-            # Its confirmation came first and said nothing of where it came from: now it does.
-            Booking.update(rescheduled_from_uid=event.reschedule_uid, updated_at=self.now).where(
-                Booking.id == known.id).execute()
-            if appointment.booking_uid == known.uid and appointment.status == "active":
-                Appointment.update(status="rescheduled", updated_at=self.now).where(
-                    Appointment.id == appointment.id).execute()
-            return "applied"
+            outcome = "echo"
+            if known.rescheduled_from_uid is None and event.reschedule_uid:
+                # Its confirmation came first and said nothing of where it came from: now it does.
+                Booking.update(rescheduled_from_uid=event.reschedule_uid, updated_at=self.now).where(
+                    Booking.id == known.id).execute()
+                if appointment.booking_uid == known.uid and appointment.status == "active":
+                    Appointment.update(status="rescheduled", updated_at=self.now).where(
+                        Appointment.id == appointment.id).execute()
+                outcome = "applied"
+            if event.status and event.status != known.status and not _moves_back(known, event.status):
+                # Its status moved on since (a confirmation, a decline, a later cancel).
+                moved = (self._ended_by_calcom(event, event.status) if event.status in ENDED
+                         else self._booked(event))
+                outcome = "applied" if "applied" in (moved, outcome) else moved
+            return outcome
         old = self._booking(event.reschedule_uid)
         if old is None:
             return self._rescheduled_from_unknown(event)
@@ -513,6 +524,32 @@ class Applier:
         self._audit(appointment, "booking.rescheduled_in_calcom", before,
                     {"start_time": event.start, "booking_uid": booking.uid, "note": "the host moved the group"})
         self._emit(appointment.id, events.RESCHEDULED)
+        return "applied"
+
+    def _reschedule_requested(self, event: CalcomEvent) -> str:
+        """The host asked the attendee to pick a new time: Cal.com cancelled the booking, and the
+        attendee's new booking will name it (``rescheduleUid``). Not a cancellation: the
+        appointment waits for that time (RESCHEDULE_REQUESTED) and then follows it (``_move``)."""
+        known = self._known(event.uid)
+        if known is None:
+            return WAITING if event.uid else "ignored"
+        booking, appointment = known
+        if appointment.booking_uid != booking.uid or booking.rescheduled_to_uid:
+            return "stale"  # an old occurrence, or already rebooked
+        if appointment.status == RESCHEDULE_REQUESTED:
+            return "echo"
+        if appointment.status in ENDED:
+            return "stale"
+        Booking.update(status="cancelled", raw=event.raw, updated_at=self.now).where(
+            Booking.id == booking.id).execute()
+        Appointment.update(status=RESCHEDULE_REQUESTED, cancellation_reason=event.cancellation_reason,
+                           ics_sequence=Appointment.ics_sequence + 1, updated_at=self.now).where(
+            Appointment.id == appointment.id).execute()
+        self._settle(appointment.id)
+        self._audit(appointment, "booking.reschedule_requested", {"status": appointment.status},
+                    {"status": RESCHEDULE_REQUESTED, "reason": event.cancellation_reason,
+                     "by": event.cancelled_by_email})
+        self._emit(appointment.id, events.RESCHEDULE_REQUESTED)
         return "applied"
 
     # --- cancelled or declined in Cal.com --------------------------------------

@@ -38,8 +38,14 @@ APPLY_WEBHOOK = "apply_webhook"
 NO_SECRET = "no-secret-provided"
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9_]{1,40}")  # mappings.models.new_id("acc"): acc_ + 26 base32
 # Stored and answered 200, never applied: nothing in them changes an appointment.
-IGNORED = {events.Trigger.PING, events.Trigger.UNKNOWN, events.Trigger.MEETING_STARTED,
-           events.Trigger.BOOKING_PAYMENT_INITIATED, events.Trigger.BOOKING_PAID}
+IGNORED = {events.Trigger.PING, events.Trigger.MEETING_STARTED}
+# Applied only when their payload names a booking: classified by what it says (webhooks/classify.py).
+IGNORED_WITHOUT_A_BOOKING = {events.Trigger.UNKNOWN, events.Trigger.BOOKING_PAYMENT_INITIATED,
+                             events.Trigger.BOOKING_PAID}
+
+
+def _ignored(event: events.CalcomEvent) -> bool:
+    return event.trigger in IGNORED or (event.trigger in IGNORED_WITHOUT_A_BOOKING and not event.uid)
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def store(db: Database, items: list[Incoming]) -> list[Receipt]:
                 continue
             del fresh[key]
             delivery_id = stored[key]
-            ignored = event.trigger in IGNORED
+            ignored = _ignored(event)
             receipts.append(Receipt("ignored" if ignored else "accepted", delivery_id))
             if not ignored:
                 jobs.append({"kind": APPLY_WEBHOOK, "account_id": item.account_id,
@@ -178,7 +184,7 @@ def _stored_ids(keys_by_account: dict[str, set[str]]) -> dict[tuple[str, str], i
 
 
 def _row(item: Incoming) -> dict[str, Any]:
-    ignored = item.event.trigger in IGNORED
+    ignored = _ignored(item.event)
     return {"account": item.account_id, "dedupe_key": item.event.delivery_key,
             "trigger": item.event.trigger_name[:60], "booking_uid": item.event.uid,
             "raw_body": item.raw_body.decode("utf-8"), "received_at": item.received_at,

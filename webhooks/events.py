@@ -107,6 +107,10 @@ class CalcomEvent:
     seat_uid: str | None = None
     seated: bool = False
     seat: str = ""
+    # The host asked the attendee to pick a new time: Cal.com cancels the booking and says so
+    # (``rescheduleRequested``/``requestReschedule`` in newer payloads; a reason that starts
+    # "Please reschedule." in every version).
+    reschedule_requested: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -167,6 +171,21 @@ def _text(value: Any, limit: int | None = None) -> str | None:
 
 def _uid(value: Any) -> str | None:
     return value if isinstance(value, str) and _UID.fullmatch(value) else None
+
+
+RESCHEDULE_REQUEST_PREFIX = "Please reschedule."  # Cal.com's requestReschedule.handler.ts
+
+
+def _asks_to_reschedule(reason: Any) -> bool:
+    return isinstance(reason, str) and reason.startswith(RESCHEDULE_REQUEST_PREFIX)
+
+
+def _reschedule_requested(payload: dict[str, Any]) -> bool:
+    """A cancellation that asks the attendee to rebook. ``requestReschedule`` alone does not say so:
+    some Cal.com versions set it on every seat's cancellation."""
+    if payload.get("rescheduleRequested") is True:
+        return True
+    return _asks_to_reschedule(payload.get("cancellationReason"))
 
 
 def _seat_uid(value: Any) -> str | None:
@@ -284,6 +303,7 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
         origin_uid=_origin(payload.get("iCalUID")),
         seat_uid=_seat_uid(payload.get("attendeeSeatId")),
         seated=_seat_uid(payload.get("attendeeSeatId")) is not None,
+        reschedule_requested=_reschedule_requested(payload),
         raw=body,
     )
 
@@ -309,4 +329,6 @@ def from_booking(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str |
         rejection_reason=_text(booking.cancellation_reason) if booking.status == "rejected" else None,
         host_no_show=booking.absent_host, appointment_id=_appointment_id(booking.metadata),
         origin_uid=_origin(booking.ics_uid), seat_uid=_seat_uid(booking.seat_uid),
+        reschedule_requested=booking.status == "cancelled" and not booking.rescheduled_to_uid
+        and _asks_to_reschedule(booking.cancellation_reason),
         seated=bool(booking.seat) or booking.seated, seat=booking.seat, raw=clean_json(booking.raw))

@@ -25,17 +25,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mappings.bookings import seat_key
-from webhooks.events import Attendee, CalcomEvent, Trigger
+from webhooks.classify import Kind, kind_of
+from webhooks.events import Attendee, CalcomEvent
 
-_FOR_EACH_NAMED = (Trigger.BOOKING_CREATED, Trigger.BOOKING_REQUESTED, Trigger.BOOKING_NO_SHOW_UPDATED,
-                   Trigger.AFTER_GUESTS_CAL_VIDEO_NO_SHOW)
-_ENDING = (Trigger.BOOKING_CANCELLED, Trigger.BOOKING_REJECTED)
-_RESCHEDULES = (Trigger.BOOKING_RESCHEDULED, Trigger.BOOKING_REQUESTED)
-
-
-def moved_in_place(event: CalcomEvent) -> bool:
-    """The host moved a whole seated booking to a free time: the same booking, new times."""
-    return event.trigger in _RESCHEDULES and event.uid is not None and event.uid == event.reschedule_uid
+_FOR_EACH_NAMED = (Kind.BOOKED, Kind.ATTENDANCE)
+_ENDING = (Kind.CANCELLED, Kind.REJECTED, Kind.RESCHEDULE_REQUESTED)
 
 
 def per_seat(event: CalcomEvent, known_seats: list[str]) -> list[tuple[str, CalcomEvent]]:
@@ -44,9 +38,10 @@ def per_seat(event: CalcomEvent, known_seats: list[str]) -> list[tuple[str, Calc
     if event.seat:
         return [(event.seat, event)]
     named = [attendee for attendee in event.attendees if attendee.email]
-    if event.trigger in _RESCHEDULES and event.reschedule_uid and not moved_in_place(event):
+    kind = kind_of(event)
+    if kind is Kind.RESCHEDULED:
         return [_one(event, named[0])] if named else []  # the mover comes first
-    if event.trigger in _FOR_EACH_NAMED or (event.trigger in _ENDING and named):
+    if kind in _FOR_EACH_NAMED or (kind in _ENDING and named):
         return [_one(event, attendee) for attendee in named]
     # The whole booking: every seat calsync holds (a meeting's end, the host's absence, an in-place
     # move, a cancel naming no one).

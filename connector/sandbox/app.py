@@ -415,6 +415,8 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                                           path, by_host=False, host=host)
             elif action == "confirm":
                 booking = calendar.confirm(uid, path, host)
+            elif action == "request-reschedule":
+                booking = calendar.request_reschedule(uid, body.get("reason"), path, host)
             elif action == "decline":
                 booking = calendar.decline(uid, body.get("reason"), path, host)
             elif action == "no-show":
@@ -424,7 +426,7 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                 booking = calendar.delete(uid, path, host)
             else:
                 return JSONResponse({"error": "action must be reschedule, cancel, confirm, decline, "
-                                              "no-show or delete"}, status_code=404)
+                                              "request-reschedule, no-show or delete"}, status_code=404)
         except wire.SandboxError as error:
             return fail(error)
         return JSONResponse(wire.success(shown(booking)))

@@ -71,6 +71,7 @@ class SandboxBooking:
     absent_host: bool = False
     owner: int = 0  # the id of the user (Host) whose booking this is
     organizer: Host | None = None  # a team booking's assigned host (round robin); else the owner
+    reschedule_requested: bool = False  # cancelled by the host's "request reschedule" (DB rescheduled)
     ical_uid: str = ""  # "<uid of the chain's first booking>@Cal.com", kept across reschedules
 
     def __post_init__(self) -> None:
@@ -556,7 +557,7 @@ class SandboxCalendar:
                     f"Booking with uid={uid} has been cancelled and rescheduled already to booking "
                     f"with uid={old.rescheduled_to_uid}. You probably want to reschedule "
                     f"{old.rescheduled_to_uid} instead by passing it within the request URL.", path, now)
-            if old.status in ("cancelled", "rejected"):
+            if old.status in ("cancelled", "rejected") and not old.reschedule_requested:
                 raise wire.bad_request(f"Can't reschedule booking with uid={uid} because it has been "
                                        f"{old.status}.", path, now)
             # No lengthInMinutes: the new booking gets the event type's default length (REFERENCE §5.4).
@@ -673,6 +674,28 @@ class SandboxCalendar:
                                       "Bad request: Please check your request data and try again", path, now)
             booking.status = status
             booking.updated_at = now
+        return booking
+
+    def request_reschedule(self, uid: str, reason: str | None, path: str,
+                           host: Host | None = None) -> SandboxBooking:
+        """The host asks the attendee to pick a new time (Cal.com's requestReschedule.handler): the
+        booking is cancelled, flagged as rescheduled, and the attendee's link books the new time
+        as its successor. The webhook is a BOOKING_CANCELLED that says so."""
+        now = self.clock.now()
+        with self.lock:
+            booking = self.get_booking(uid, path, host)
+            if booking.status not in LIVE:
+                raise wire.nest_error(400, "TRPCError", "Booking to reschedule not found", path, now)
+            booking.status = "cancelled"
+            booking.reschedule_requested = True
+            booking.cancellation_reason = f"Please reschedule. {reason or ''}".rstrip()
+            booking.cancelled_by_email = self.host_of(booking).email
+            booking.updated_at = now
+        payload = self.webhook_payload(booking, times="+00:00", with_metadata=False)
+        # The newest source: the factory's requestReschedule stays false, the handler adds this.
+        payload.update(cancellationReason=booking.cancellation_reason, cancelledBy=booking.cancelled_by_email,
+                       requestReschedule=False, rescheduleRequested=True)
+        self._notify("BOOKING_CANCELLED", payload, booking)
         return booking
 
     def reassign(self, uid: str, user_id: int | None, path: str,

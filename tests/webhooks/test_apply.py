@@ -268,3 +268,12 @@ def test_calsyncs_own_reschedule_comes_back_as_an_echo(deliver, db, clock, accou
     body["payload"].update(uid=row("crm-1").booking_uid, rescheduleUid=old_uid)
     assert deliver(body) == "echo"
     assert crm_events() == before
+
+
+def test_a_payment_trigger_carrying_a_booking_is_applied_as_the_booking(deliver):
+    """Classified by payload (webhooks/classify.py): BOOKING_PAID carries the booking row."""
+    body = fixture("webhook-BOOKING_CREATED.json")
+    body["triggerEvent"] = "BOOKING_PAID"
+    assert deliver(body) == "applied"
+    assert row("calcom:h3Y8sQz2VwRkM5nTqL7pXa").status == "active"
+    assert deliver({**body, "triggerEvent": "BOOKING_CREATED"}) == "echo"
