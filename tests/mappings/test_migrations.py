@@ -11,6 +11,7 @@ from mappings.migrations import STEPS, Step, current_version, migrate
 from mappings.models import ALL_MODELS, Booking
 
 NOW = datetime(2026, 3, 16, tzinfo=UTC)
+pytestmark = pytest.mark.alters_schema
 
 
 def test_a_new_database_is_created_at_the_latest_version(db):
