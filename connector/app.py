@@ -128,6 +128,7 @@ def build_runtime(
             calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock, settings.calcom.booker_url),
             subscription.REGISTER_WEBHOOK: subscription.RegisterHandler(db, clock, clients, sealer),
             queue.RECONCILE: ReconcileHandler(reconciler),
+            queue.RECONCILE_SERIES: ReconcileHandler(reconciler),
         },
         policy=policy,
         config=WorkerConfig(

@@ -32,6 +32,9 @@ DECLINED = "appointment.declined"
 REASSIGNED = "appointment.reassigned"
 RESCHEDULE_REQUESTED = "appointment.reschedule_requested"
 EVENT_TYPES_CHANGED = "event_types.changed"
+# Every event whose ``data`` is the appointment (docs/events.md; the ``webhooks`` of /openapi.json).
+APPOINTMENT_EVENTS = (SYNCED, CREATED, RESCHEDULED, CANCELLED, FAILED, ATTENDANCE, COMPLETED,
+                      UPCOMING, CONFIRMED, DECLINED, REASSIGNED, RESCHEDULE_REQUESTED)
 
 
 def emit(db: Database, account_id: str, event_type: str, data: dict[str, Any], *, now: datetime,

@@ -46,6 +46,7 @@ SORTABLE["id"] = Appointment.id
 QUERY_MAX_LENGTH = 200
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 _LIKE_SPECIALS = re.compile(r"([\\%_])")
+_SERIES_UID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class SearchQuery:
     q: str | None = None
     statuses: tuple[str, ...] = ()
     label: str | None = None
+    recurring_booking_uid: str | None = None  # the occurrences of one recurring series
     start_from: datetime | None = None
     start_to: datetime | None = None
     sort: str = "start_time"
@@ -90,6 +92,10 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
     label = params.get("label") or None
     if label is not None and (len(label) > 100 or "\x00" in label):
         problems.append(errors.FieldError("label", "must be at most 100 characters"))
+    series = params.get("recurring_booking_uid") or None
+    if series is not None and not _SERIES_UID.fullmatch(series):
+        problems.append(errors.FieldError("recurring_booking_uid",
+                                          "must be a Cal.com uid (letters, digits, - and _; at most 64)"))
     bounds: dict[str, datetime | None] = {}
     for name in ("from", "to"):
         bounds[name] = None
@@ -108,7 +114,8 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
     problems += paging_problems
     if problems:
         raise errors.ValidationFailed(problems)
-    return SearchQuery(q=q, statuses=statuses, label=label, start_from=bounds["from"],
+    return SearchQuery(q=q, statuses=statuses, label=label, recurring_booking_uid=series,
+                       start_from=bounds["from"],
                        start_to=bounds["to"], sort=sort, order=order, page=page, per_page=per_page)
 
 
@@ -125,6 +132,8 @@ def search(account_id: str, query: SearchQuery, booker_url: str) -> SearchPage:
         condition &= Appointment.status.in_(query.statuses)
     if query.label:
         condition &= Appointment.label == query.label
+    if query.recurring_booking_uid:
+        condition &= Appointment.recurring_booking_uid == query.recurring_booking_uid
     if query.start_from:
         condition &= Appointment.start_time >= query.start_from
     if query.start_to:

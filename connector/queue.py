@@ -30,6 +30,8 @@ log = logging.getLogger("calsync.queue")
 CONVERGE = "converge"
 REFRESH_EVENT_TYPES = "refresh_event_types"
 RECONCILE = "reconcile"
+RECONCILE_SERIES = "reconcile_series"
+SERIES_CHECKS = ("link", "compare")
 
 
 def enqueue(
@@ -270,6 +272,19 @@ def enqueue_reconcile(db: Database, account_id: str, *, full: bool, now: datetim
         dedupe_key=f"reconcile:{account_id}:{mode}",
         account_id=account_id,
     )
+
+
+def enqueue_series_check(db: Database, account_id: str, uid: str, why: str, *, now: datetime) -> int:
+    """Ask for the recurring series ``uid`` belongs to to be compared with Cal.com's
+    (Reconciler.reconcile_series). ``why``: "link" (only to learn which series: done once the
+    appointment names one) or "compare" (an occurrence was cancelled, or calsync booked a series:
+    what became of each occurrence)."""
+    if why not in SERIES_CHECKS:
+        raise ValueError(f"a series check is for one of {SERIES_CHECKS}, not {why!r}")
+    return enqueue(db, RECONCILE_SERIES, now=now,
+                   payload={"account_id": account_id, "uid": uid, "why": why},
+                   serial_key=f"account:{account_id}:series", account_id=account_id,
+                   dedupe_key=f"reconcile_series:{account_id}:{uid}:{why}")
 
 
 def enqueue_webhook_registration(db: Database, account_id: str, *, now: datetime) -> int:

@@ -128,6 +128,34 @@ class Reconciler:
             raise
         return self._finish(run, state, started, "done")
 
+    def reconcile_series(self, account_id: str, uid: str, why: str = "compare") -> int:
+        """The recurring series ``uid`` (one of its occurrences, or the series itself) made to
+        match Cal.com, occurrence by occurrence, as a pass would; answers the repairs.
+
+        Cal.com says little of a series in its deliveries: each occurrence's BOOKING_CREATED
+        says it recurs but not which series, and "cancel this and all remaining" sends one
+        BOOKING_CANCELLED, naming one occurrence — or, from an occurrence's own cancel link,
+        nothing of the others (REFERENCE §5.5, §7.4). So a delivery about an occurrence queues
+        this (``queue.enqueue_series_check``), and the series as Cal.com holds it decides."""
+        account = Account.get_or_none(Account.id == account_id)
+        if account is None or (why == "link" and _linked(account_id, uid)):
+            return 0
+        client = self.clients.for_account(account, patient=True)
+        named = self._get(client, uid)
+        series_uid = named.recurring_booking_uid if named is not None else None
+        if series_uid is None:
+            return 0
+        occurrences = tuple(client.get_series(series_uid))
+        drifts, skipped = self._drifts(account_id, client, occurrences)
+        applier = Applier(self.db, self.clock.now(), self.booker_url, account_id, actor=ACTOR)
+        with write_transaction(self.db):
+            repairs = sum(applier.apply(drift.event) == "applied" for drift in drifts)
+            _link_series(account_id, occurrences, self.clock.now())
+        if skipped:
+            log.info("series occurrences left to their jobs", extra={
+                "action": "reconcile.series_skipped", "account_id": account_id, "skipped": len(skipped)})
+        return repairs
+
     # --- the run's row ----------------------------------------------------------
 
     def _start(self, account_id: str, mode: str, trigger: str) -> ReconcileRun:
@@ -193,6 +221,7 @@ class Reconciler:
             for drift in drifts:
                 if applier.apply(drift.event) == "applied":
                     state.repairs[drift.kind] += 1
+            _link_series(account_id, page.bookings, now)
             state.pages += 1
             state.bookings_seen += len(page.bookings)
             if checkpoint_from is not None:
@@ -379,6 +408,28 @@ class Reconciler:
                     state.repairs["vanished"] += 1
 
 
+def _link_series(account_id: str, bookings: tuple[CalcomBooking, ...], now: datetime) -> None:
+    """Each occurrence's appointment names its series (DESIGN §6), once Cal.com has said which.
+    (A series is never seated: Cal.com refuses seats on recurring event types.)"""
+    by_series: dict[str, list[str]] = {}
+    for booking in bookings:
+        if booking.recurring_booking_uid:
+            by_series.setdefault(booking.recurring_booking_uid, []).append(booking.uid)
+    for series_uid, uids in by_series.items():
+        appointments = sorted(set(booking_rows.owners(account_id, uids).values()))
+        if appointments:
+            Appointment.update(recurring_booking_uid=series_uid, updated_at=now).where(
+                (Appointment.account == account_id) & Appointment.id.in_(appointments)
+                & Appointment.recurring_booking_uid.is_null()).execute()
+
+
+def _linked(account_id: str, uid: str) -> bool:
+    """Whether the appointment holding booking ``uid`` names its series already."""
+    row = booking_rows.find(account_id, uid)
+    return row is not None and Appointment.select().where(
+        (Appointment.id == row.appointment_id) & Appointment.recurring_booking_uid.is_null(False)).exists()
+
+
 def _key(booking: CalcomBooking) -> tuple[str, str]:
     return booking.uid, booking.seat
 
@@ -442,12 +493,17 @@ def _repair_vanished(db: Database, appointment_id: str, uid: str, now: datetime,
 
 
 class ReconcileHandler:
-    """The worker's handler for ``reconcile`` jobs (queued by the scheduler)."""
+    """The worker's handler for ``reconcile`` jobs (queued by the scheduler) and
+    ``reconcile_series`` jobs (queued by deliveries about a recurring series' occurrences)."""
 
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
 
     def run(self, job: Job) -> None:
+        if job.kind == queue.RECONCILE_SERIES:
+            self.reconciler.reconcile_series(job.payload["account_id"], job.payload["uid"],
+                                             job.payload.get("why", "compare"))
+            return
         try:
             self.reconciler.run(job.payload["account_id"], full=bool(job.payload.get("full")),
                                 trigger="schedule")

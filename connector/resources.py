@@ -23,8 +23,9 @@ LIVE_SEAT = ("accepted", "pending", "awaiting_host")
 
 
 def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str,
-                 seat_uid: str | None = None) -> dict[str, str]:
-    """The attendee's own links for the current booking (REFERENCE §9); a seat's act on the seat."""
+                 seat_uid: str | None = None, *, recurring: bool = False) -> dict[str, str]:
+    """The attendee's own links for the current booking (REFERENCE §9); a seat's act on the seat,
+    a recurring occurrence's cancel on every remaining occurrence (as Cal.com's own emails do)."""
     base = booker_url.rstrip("/")
     uid = quote(booking_uid or "", safe="")
     email = quote(attendee_email, safe="@")
@@ -32,7 +33,8 @@ def manage_links(booker_url: str, booking_uid: str | None, attendee_email: str,
     return {
         "booking": f"{base}/booking/{uid}?changes=true",
         "reschedule": f"{base}/reschedule/{seat or uid}?rescheduledBy={email}",
-        "cancel": (f"{base}/booking/{uid}?cancel=true&allRemainingBookings=false&cancelledBy={email}"
+        "cancel": (f"{base}/booking/{uid}?cancel=true&allRemainingBookings={str(recurring).lower()}"
+                   f"&cancelledBy={email}"
                    + (f"&seatReferenceUid={seat}" if seat else "")),
     }
 
@@ -41,7 +43,8 @@ def current_manage_links(row: Appointment, booker_url: str) -> dict[str, str] | 
     """The attendee's links while the booking can still be moved or cancelled, else None."""
     if not row.booking_uid or row.status not in MANAGEABLE:
         return None
-    return manage_links(booker_url, row.booking_uid, row.attendee_email, row.seat_uid)
+    return manage_links(booker_url, row.booking_uid, row.attendee_email, row.seat_uid,
+                        recurring=row.recurring_booking_uid is not None)
 
 
 def strategy(event_type: EventType | None) -> str | None:
@@ -153,6 +156,7 @@ def appointment(row: Appointment, chain: list[Booking], booker_url: str,
         "strategy": kind,
         "seat_uid": row.seat_uid if seated else None,
         "attendee_count": (attendee_count or 1) if seated else None,
+        "recurring_booking_uid": row.recurring_booking_uid,
         "created_at": to_api(row.created_at),
         "updated_at": to_api(row.updated_at),
         "version": row.desired_version,

@@ -33,7 +33,7 @@ from typing import Any
 
 from peewee import Database
 
-from connector import audit, errors, events, gaps, seats
+from connector import audit, errors, events, gaps, queue, seats
 from connector.calcom import BookingFilters, CalcomClient
 from connector.clients import CalcomClients
 from connector.clock import Clock
@@ -221,9 +221,14 @@ def find_created_booking(client: CalcomClient, appointment: Appointment, *,
                                        take=100))
     for filters in searches:
         for page in client.iter_bookings(filters):
-            for booking in page.bookings:
-                if booking.names(appointment.id):
-                    return seats.held_by(booking, appointment)
+            named = [booking for booking in page.bookings if booking.names(appointment.id)]
+            if named:
+                # The occurrences of a series all carry the create's metadata: the first is the
+                # appointment's own (as create_booking answers).
+                series = named[0].recurring_booking_uid
+                first = min((b for b in named if b.recurring_booking_uid == series),
+                            key=lambda b: b.start) if series else named[0]
+                return seats.held_by(first, appointment)
     return None
 
 
@@ -234,9 +239,14 @@ def _record_created(ctx: SyncContext, appointment_id: str, booking: CalcomBookin
         appointment = Appointment.get_by_id(appointment_id)
         upsert_booking(appointment.account_id, appointment_id, booking, now)
         observed = _observed(booking, "active")
-        Appointment.update(booking_uid=booking.uid, last_error=None, **observed,
-                           **_recorded(now)).where(
+        series = booking.recurring_booking_uid
+        Appointment.update(booking_uid=booking.uid, last_error=None, recurring_booking_uid=series,
+                           **observed, **_recorded(now)).where(
             Appointment.id == appointment_id).execute()
+        if series:
+            # A recurring event type books a series: its other occurrences become appointments of
+            # their own, once Cal.com lists them (Reconciler.reconcile_series).
+            queue.enqueue_series_check(ctx.db, appointment.account_id, booking.uid, "compare", now=now)
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, after={"booking_uid": booking.uid, **observed})
         gaps.settle_if_done(appointment_id, now)

@@ -55,6 +55,8 @@ class CalcomBooking:
     # Set on one seat's view of a seated booking (``seat_view``): the seat's key, its attendee's
     # email in lower case (mappings/bookings.py); "" for a booking that is not seated.
     seat: str = ""
+    # The recurring series this booking is an occurrence of (recurringBookingUid), if any.
+    recurring_booking_uid: str | None = None
 
     @property
     def appointment_id(self) -> str | None:
@@ -189,6 +191,7 @@ def parse_booking(payload: dict[str, Any]) -> CalcomBooking:
         raw=payload,
         ics_uid=_text_or_none(payload.get("icsUid")),
         seat_uid=_text_or_none(payload.get("seatUid")),
+        recurring_booking_uid=_text_or_none(payload.get("recurringBookingUid")),
     )
 
 

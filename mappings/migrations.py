@@ -118,6 +118,14 @@ def _host_actions(db: Database) -> None:
                   migrator.add_column("appointment", "reassigns_done", IntegerField(default=0)))
 
 
+def _recurring(db: Database) -> None:
+    """A recurring series' occurrences are appointments of their own, linked by the series' uid."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(
+        migrator.add_column("appointment", "recurring_booking_uid", CharField(max_length=64, null=True)),
+        migrator.add_index("appointment", ("account_id", "recurring_booking_uid"), unique=False))
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -131,6 +139,7 @@ STEPS: list[Step] = [
     Step(7, "webhook deliveries: found by outcome (those waiting for a booking)", _waiting_index),
     Step(8, "seats: an appointment per attendee of a seated booking, a booking row per seat", _seats),
     Step(9, "appointment: the host's confirm, decline and reassign asked for from the CRM", _host_actions),
+    Step(10, "appointment: the recurring series an occurrence belongs to", _recurring),
 ]
 
 

@@ -125,6 +125,9 @@ class Appointment(BaseModel):
     # A seated event type's booking holds several attendees, one appointment each (DESIGN §10):
     # Cal.com's seatUid for this appointment's seat, once known.
     seat_uid = CharField(max_length=64, null=True)
+    # One appointment per occurrence of a recurring series (DESIGN §10): the series' uid, shared by
+    # its occurrences (Cal.com's recurringBookingUid), once known.
+    recurring_booking_uid = CharField(max_length=64, null=True)
     meeting_url = TextField(null=True)
     location = TextField(null=True)
     cancellation_reason = TextField(null=True)
@@ -147,6 +150,7 @@ class Appointment(BaseModel):
             (("account", "start_time"), False),
             (("account", "status"), False),
             (("account", "label", "start_time"), False),
+            (("account", "recurring_booking_uid"), False),
             (("sync_state",), False),
         )
 

@@ -157,6 +157,9 @@ class Applier:
         self.answered_creates: set[str] = set()  # appointments whose unanswered create this adopted
         self.waiting_for: str | None = None  # what a waiting event waits for, when not its booking
         self.seat = ""  # the seat of a seated booking the event being applied is about (seats.py)
+        # Occurrences of recurring series whose series is to be compared with Cal.com's, because a
+        # delivery said too little of it (connector/reconcile.py reconcile_series).
+        self.series_checks: dict[str, str] = {}  # occurrence uid → why (queue.SERIES_CHECKS)
 
     def apply(self, event: CalcomEvent) -> str:
         self.waiting_for = None
@@ -164,7 +167,9 @@ class Applier:
         wake_waiting(self.db, self.account_id, self.recorded, now=self.now)
         for appointment_id in sorted(self.answered_creates):
             wake_after_create(self.db, self.account_id, appointment_id, now=self.now)
-        self.recorded, self.answered_creates = {}, set()
+        for uid, why in sorted(self.series_checks.items()):
+            queue.enqueue_series_check(self.db, self.account_id, uid, why, now=self.now)
+        self.recorded, self.answered_creates, self.series_checks = {}, set(), {}
         return outcome
 
     def _apply(self, event: CalcomEvent) -> str:
@@ -257,6 +262,11 @@ class Applier:
                         status=event.status or "accepted", start_time=event.start, end_time=event.end,
                         meeting_url=event.meeting_url, location=event.location, raw=event.raw, **extra)
         self.recorded[event.booked_uid] = appointment_id
+        if event.series_uid:
+            Appointment.update(recurring_booking_uid=event.series_uid).where(
+                (Appointment.id == appointment_id) & Appointment.recurring_booking_uid.is_null()).execute()
+        elif event.recurring:
+            self.series_checks.setdefault(event.booked_uid, "link")  # which series, REST says
 
     def _family(self, event: CalcomEvent) -> Appointment | None:
         """The appointment following this booking's reschedule chain, when calsync knows the chain
@@ -357,7 +367,15 @@ class Applier:
         comparison to say, since the CRM may have edited it while the answer was lost.
         """
         if appointment.booking_uid not in (None, event.uid):
+            if event.recurring:
+                return self._sibling(appointment, event)
             return self._duplicate(appointment, event)
+        if event.recurring and appointment.create_attempted_at is not None and not (
+                event.series_uid and event.start == appointment.start_time):
+            # One of the occurrences of the series calsync's create asked for, ahead of its answer:
+            # the answer says which is the appointment's own (the first); the others follow it.
+            self.waiting_for = awaiting_create(appointment.id)
+            return WAITING
         if appointment.create_attempted_at is not None:
             self.answered_creates.add(appointment.id)
         self._store_booking(appointment.id, event)
@@ -376,6 +394,18 @@ class Applier:
         self._emit(appointment.id, events.SYNCED)
         return "applied"
 
+    def _sibling(self, appointment: Appointment, event: CalcomEvent) -> str:
+        """Another occurrence of the series calsync booked for ``appointment`` (every occurrence
+        carries the create's metadata): an appointment of its own in the same series (DESIGN §10),
+        with the CRM's description of the first. A delivery does not name the series: it waits
+        while Cal.com's REST answer says whether this is one (reconcile_series), not a duplicate."""
+        if not event.series_uid:
+            self.series_checks.setdefault(event.booked_uid, "link")
+            return WAITING
+        if event.series_uid != appointment.recurring_booking_uid:
+            return self._duplicate(appointment, event)
+        return self._import(event, like=appointment)
+
     def _duplicate(self, appointment: Appointment, event: CalcomEvent) -> str:
         """A second booking naming an appointment that is booked as another uid: recorded, so
         converge cancels it (gaps.duplicates)."""
@@ -386,9 +416,10 @@ class Applier:
             self._settle(appointment.id)
         return "applied"
 
-    def _import(self, event: CalcomEvent) -> str:
+    def _import(self, event: CalcomEvent, like: Appointment | None = None) -> str:
         """A booking made in Cal.com (a public page): a new appointment, source calcom, named after
-        the first booking of its chain whatever order the chain's deliveries came in."""
+        the first booking of its chain whatever order the chain's deliveries came in. ``like``: the
+        appointment whose series this occurrence belongs to, whose CRM fields it takes."""
         attendee = event.attendees[0] if event.attendees else None
         if attendee is None:
             return "ignored"
@@ -396,10 +427,15 @@ class Applier:
         name = f"calcom:{event.origin_uid or event.uid}"
         if self.seat:  # one booking, several attendees: a name per seat
             name += ":" + hashlib.blake2b(self.seat.encode(), digest_size=6).hexdigest()
+        described: dict[str, Any] = {} if like is None else {
+            "title": like.title, "description": like.description, "label": like.label,
+            "business_name": like.business_name, "call_type": like.call_type,
+            "attendee_phone": like.attendee_phone, "metadata": dict(like.metadata or {})}
         appointment = Appointment.create(
             id=new_id("apt"), account=self.account_id,
             external_id=name, seat_uid=event.seat_uid if self.seat else None,
-            source="calcom", title=event.title or "Cal.com booking",
+            recurring_booking_uid=event.series_uid,
+            source="calcom", **{"title": event.title or "Cal.com booking", **described},
             attendee_name=(attendee.name or attendee.email)[:calcom_events.NAME_LENGTH],
             attendee_email=attendee.email, attendee_time_zone=attendee.time_zone or "UTC",
             event_type_id=event.event_type_id or 0, start_time=event.start, end_time=event.end,
@@ -579,6 +615,10 @@ class Applier:
                     {"status": status, "reason": event.cancellation_reason or event.rejection_reason,
                      "cancelled_by": who if status == "cancelled" else None})
         self._emit(appointment.id, events.CANCELLED if status == "cancelled" else events.DECLINED)
+        if status == "cancelled" and not event.series_uid and (
+                event.recurring or appointment.recurring_booking_uid):
+            # An occurrence's cancel may have ended the rest of its series with it, unannounced.
+            self.series_checks[booking.uid] = "compare"
         return "applied"
 
     @staticmethod

@@ -111,6 +111,11 @@ class CalcomEvent:
     # (``rescheduleRequested``/``requestReschedule`` in newer payloads; a reason that starts
     # "Please reschedule." in every version).
     reschedule_requested: bool = False
+    # An occurrence of a recurring series: Cal.com's deliveries say so (``recurringEvent``, the
+    # series' rule) without naming the series; the REST API names it (``recurringBookingUid``).
+    # A series cancel's delivery carries ``recurringEvent`` and names one occurrence.
+    recurring: bool = False
+    series_uid: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -304,8 +309,15 @@ def parse(body: Any, raw_body: bytes) -> CalcomEvent:
         seat_uid=_seat_uid(payload.get("attendeeSeatId")),
         seated=_seat_uid(payload.get("attendeeSeatId")) is not None,
         reschedule_requested=_reschedule_requested(payload),
+        recurring=isinstance(payload.get("recurringEvent"), dict) or _series_uid(payload) is not None,
+        series_uid=_series_uid(payload),
         raw=body,
     )
+
+
+def _series_uid(payload: dict[str, Any]) -> str | None:
+    """The series' uid where a payload names it (the REST shape's name, or the database's)."""
+    return _uid(payload.get("recurringBookingUid")) or _uid(payload.get("recurringEventId"))
 
 
 def from_booking(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str | None = None) -> CalcomEvent:
@@ -331,4 +343,6 @@ def from_booking(booking: CalcomBooking, trigger: Trigger, reschedule_uid: str |
         origin_uid=_origin(booking.ics_uid), seat_uid=_seat_uid(booking.seat_uid),
         reschedule_requested=booking.status == "cancelled" and not booking.rescheduled_to_uid
         and _asks_to_reschedule(booking.cancellation_reason),
-        seated=bool(booking.seat) or booking.seated, seat=booking.seat, raw=clean_json(booking.raw))
+        seated=bool(booking.seat) or booking.seated, seat=booking.seat,
+        recurring=booking.recurring_booking_uid is not None,
+        series_uid=_uid(booking.recurring_booking_uid), raw=clean_json(booking.raw))

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import importer, listing
+from connector import events, importer, listing
 from connector.api import jobs as jobs_api
 from connector.inputs import (
     MAX_PAGE,
@@ -76,6 +76,7 @@ APPOINTMENT = _object({
     "strategy": _null({"enum": ["individual", "round_robin", "collective", "group"]}),
     "seat_uid": _null(STRING),
     "attendee_count": _null(INTEGER),
+    "recurring_booking_uid": _null(STRING),
     "created_at": INSTANT, "updated_at": INSTANT, "version": INTEGER,
 })
 SCHEMAS: dict[str, dict] = {
@@ -221,6 +222,8 @@ def document() -> dict:
                        "Words in the title, attendee name, business name or label (any case)."),
                 _query("status", STRING, "Statuses, comma-separated."),
                 _query("label", {"type": "string", "maxLength": 100}),
+                _query("recurring_booking_uid", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                       "The occurrences of one recurring series."),
                 _query("from", INSTANT, "Start at or after (with an offset)."),
                 _query("to", INSTANT, "Start before (with an offset)."),
                 _query("sort", {"enum": sorted(listing.SORTABLE)}),
@@ -331,10 +334,32 @@ def document() -> dict:
                                 "Errors are RFC 9457 problem+json."},
         "servers": [{"url": "/"}],
         "paths": paths,
+        "webhooks": _crm_events(),
         "components": {"schemas": SCHEMAS, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
             "feedToken": {"type": "apiKey", "in": "query", "name": "token"}}},
     }
+
+
+def _crm_events() -> dict:
+    """The events calsync posts to the account's callback URL (docs/events.md), signed with
+    Standard Webhooks headers."""
+    headers = [{"name": name, "in": "header", "required": True, "schema": STRING}
+               for name in ("webhook-id", "webhook-timestamp", "webhook-signature")]
+
+    def event(name: str, data: dict, summary: str) -> dict:
+        body = _object({"type": {"const": name}, "timestamp": INSTANT, "data": data})
+        return {"post": {"summary": summary, "parameters": headers, "requestBody": {
+            "required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {"2XX": {"description": "Received; any other answer is retried."}}}}
+
+    hooks = {name: event(name, _ref("Appointment"), f"{name}: the appointment right after the change")
+             for name in events.APPOINTMENT_EVENTS}
+    hooks[events.EVENT_TYPES_CHANGED] = event(events.EVENT_TYPES_CHANGED, _object({
+        "added": {"type": "array", "items": INTEGER}, "changed": {"type": "array", "items": INTEGER},
+        "removed": {"type": "array", "items": INTEGER}, "flagged": INTEGER}),
+        "An event-type refresh found changes")
+    return hooks
 
 
 def routes() -> list[Route]:

@@ -162,10 +162,13 @@ class CalcomClient:
         """``POST /v2/bookings``. An unknown outcome raises CalcomOutcomeUnknown: search first."""
         data = self._call("POST", "/v2/bookings", family="bookings", json=body)
         if isinstance(data, list):
-            # A recurring event type answers with one booking per occurrence (REFERENCE §5.1).
-            if not data:
+            # A recurring event type answers with one booking per occurrence (REFERENCE §5.1): the
+            # appointment is the first; the others become appointments of their own (connector/series.py).
+            occurrences = [self._parse(from_calcom.parse_booking, item, "POST /v2/bookings", unsafe=True)
+                           for item in data]
+            if not occurrences:
                 raise errors.CalcomOutcomeUnknown("Cal.com answered an empty booking list")
-            data = data[0]
+            return min(occurrences, key=lambda booking: booking.start)
         return self._parse(from_calcom.parse_booking, data, "POST /v2/bookings", unsafe=True)
 
     def reschedule_booking(self, uid: str, body: dict[str, Any]) -> CalcomBooking:
@@ -227,6 +230,16 @@ class CalcomClient:
         if isinstance(data, list):  # a recurring series uid
             data = data[0] if data else {}
         return self._parse(from_calcom.parse_booking, data, "GET /v2/bookings/{uid}")
+
+    def get_series(self, uid: str) -> list[CalcomBooking]:
+        """``GET /v2/bookings/{uid}`` of a recurring series' uid: its occurrences, earliest first
+        (a plain booking's uid answers that booking alone)."""
+        path = f"/v2/bookings/{quote(uid, safe='')}"
+        data = self._call("GET", path, family="bookings")
+        items = data if isinstance(data, list) else [data]
+        occurrences = [self._parse(from_calcom.parse_booking, item, "GET /v2/bookings/{uid}")
+                       for item in items]
+        return sorted(occurrences, key=lambda booking: booking.start)
 
     def list_bookings(self, filters: BookingFilters | None = None) -> BookingPage:
         """One page of ``GET /v2/bookings``."""

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.clock import Clock
 from connector.sandbox import wire
-from connector.sandbox.calendar import SandboxCalendar, refuse_unknown
+from connector.sandbox.calendar import CANCEL_KEYS, SandboxCalendar, refuse_unknown
 from connector.sandbox.catalog import TEAM, Host
 from connector.sandbox.faults import FaultRule, Faults
 from connector.sandbox.ratelimit import Throttler
@@ -191,6 +191,9 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
     async def create_booking(request: Request, host: Host) -> Response:
         booking, seat_uid = calendar.book(await json_body(request), path_of(request),
                                           meeting_base_of(request), host=host)
+        if booking.recurring_uid:  # a recurring event type: every occurrence (REFERENCE §5.1)
+            return JSONResponse(wire.success([shown(b) for b in calendar.series(booking.recurring_uid)]),
+                                status_code=201)
         return JSONResponse(wire.success(shown(booking, seat_uid)), status_code=201)
 
     def meeting_base_of(request: Request) -> str:
@@ -212,8 +215,14 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
     @calcom_endpoint("POST /v2/bookings/{uid}/cancel", "bookings", auth_required=True)
     async def cancel_booking(request: Request, host: Host) -> Response:
-        booking = calendar.cancel(request.path_params["uid"], await json_body(request),
-                                  path_of(request), by_host=True, host=host)
+        uid, body = request.path_params["uid"], await json_body(request)
+        if uid not in calendar.bookings and calendar.series(uid, host):
+            # A series' uid: every remaining occurrence (REFERENCE §5.5); answers the series.
+            refuse_unknown(body, CANCEL_KEYS, path_of(request), clock.now())
+            calendar.cancel_remaining(uid, body.get("cancellationReason"), path_of(request),
+                                      by_host=True, host=host)
+            return JSONResponse(wire.success([shown(b) for b in calendar.series(uid, host)]))
+        booking = calendar.cancel(uid, body, path_of(request), by_host=True, host=host)
         return JSONResponse(wire.success(shown(booking)))
 
     @calcom_endpoint("POST /v2/bookings/{uid}/confirm", "bookings", auth_required=True)
@@ -286,7 +295,11 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
 
     @calcom_endpoint("GET /v2/bookings/{uid}", "bookings", auth_required=True)
     async def get_booking(request: Request, host: Host) -> Response:
-        booking = calendar.get_booking(request.path_params["uid"], path_of(request), host)
+        uid = request.path_params["uid"]
+        occurrences = calendar.series(uid, host) if uid not in calendar.bookings else []
+        if occurrences:  # a recurring series' uid answers its occurrences (REFERENCE §5.2)
+            return JSONResponse(wire.success([shown(b) for b in occurrences]))
+        booking = calendar.get_booking(uid, path_of(request), host)
         return JSONResponse(wire.success(shown(booking)))
 
     @calcom_endpoint("GET /v2/bookings", "bookings", auth_required=True)
@@ -410,6 +423,10 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
                 booking = calendar.reschedule(uid, {"start": body.get("start"), "rescheduledBy": attendee,
                                                     **seat},
                                               path, meeting_base_of(request), via_link=True, host=host)
+            elif action == "cancel" and body.get("all_remaining") and held.recurring_uid:
+                # The link of a recurring booking cancels every remaining occurrence.
+                calendar.cancel_remaining(uid, body.get("reason") or "", path, by_host=False, host=host)
+                booking = held
             elif action == "cancel":
                 booking = calendar.cancel(uid, {"cancellationReason": body.get("reason") or "", **seat},
                                           path, by_host=False, host=host)
@@ -430,6 +447,24 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         except wire.SandboxError as error:
             return fail(error)
         return JSONResponse(wire.success(shown(booking)))
+
+    async def book_on_public_page(request: Request, host: Host | None) -> Response:
+        """An attendee books on the user's public page (``host``: the key's user; for the control
+        token, the first user): Cal.com's create rules and webhooks, without calsync's metadata. A
+        recurring event type books its series, as the page's "repeats N times" does."""
+        path = path_of(request)
+        try:
+            body = await json_body(request)
+            refuse_unknown(body, {"start", "eventTypeId", "attendee", "recurrenceCount", "guests",
+                                  "lengthInMinutes"}, path, clock.now())
+            booking, seat_uid = calendar.book(body, path, meeting_base_of(request),
+                                              host=host or calendar.host)
+        except wire.SandboxError as error:
+            return fail(error)
+        if booking.recurring_uid:
+            return JSONResponse(wire.success([shown(b) for b in calendar.series(booking.recurring_uid)]),
+                                status_code=201)
+        return JSONResponse(wire.success(shown(booking, seat_uid)), status_code=201)
 
     async def control_webhooks(request: Request, _: None) -> Response:
         if request.method == "PUT":
@@ -481,6 +516,7 @@ def create_sandbox(clock: Clock, settings: SandboxSettings | None = None, *, see
         Route("/_sandbox/rate-limit", control(control_rate_limit), methods=["PUT"]),
         Route("/_sandbox/webhooks", control(control_webhooks), methods=["GET", "PUT"]),
         Route("/_sandbox/act/{uid}/{action}", control(act, users_may_act=True), methods=["POST"]),
+        Route("/_sandbox/book", control(book_on_public_page, users_may_act=True), methods=["POST"]),
     ]
     app = _ThrottleMiddleware(Starlette(routes=routes), throttler, clock)
     return Sandbox(calendar=calendar, faults=faults, throttler=throttler, hub=hub, app=app)

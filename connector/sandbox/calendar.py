@@ -40,6 +40,8 @@ CREATE_KEYS = {
 ATTENDEE_KEYS = {"name", "email", "timeZone", "phoneNumber", "language"}
 RESCHEDULE_KEYS = {"start", "rescheduledBy", "reschedulingReason", "emailVerificationCode", "seatUid"}
 CANCEL_KEYS = {"cancellationReason", "cancelSubsequentBookings", "seatUid"}
+# Cal.com's RecurringEvent.freq is rrule's Frequency (packages/types/Calendar.d.ts).
+RRULE_FREQUENCY = {"yearly": 0, "monthly": 1, "weekly": 2}
 MARK_ABSENT_KEYS = {"host", "attendees"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LIVE = ("accepted", "pending")
@@ -73,6 +75,7 @@ class SandboxBooking:
     organizer: Host | None = None  # a team booking's assigned host (round robin); else the owner
     reschedule_requested: bool = False  # cancelled by the host's "request reschedule" (DB rescheduled)
     ical_uid: str = ""  # "<uid of the chain's first booking>@Cal.com", kept across reschedules
+    recurring_uid: str | None = None  # the series an occurrence belongs to (recurringEventId)
 
     def __post_init__(self) -> None:
         self.ical_uid = self.ical_uid or f"{self.uid}@Cal.com"
@@ -138,6 +141,8 @@ class SandboxBooking:
             "guests": list(self.guests),
             "bookingFieldsResponses": dict(self.responses),
         })
+        if self.recurring_uid:  # RecurringBookingOutput_2024_08_13
+            body["recurringBookingUid"] = self.recurring_uid
         return body
 
 
@@ -206,8 +211,8 @@ class SandboxCalendar:
         now = self.clock.now()
         # class-validator with forbidNonWhitelisted (REFERENCE §3), message verbatim in form.
         refuse_unknown(body, CREATE_KEYS, path, now)
-        if "recurrenceCount" in body or body.get("instant"):
-            raise wire.bad_request("the sandbox books neither recurring nor instant events", path, now)
+        if body.get("instant"):
+            raise wire.bad_request("the sandbox books no instant events", path, now)
         start_text = body.get("start")
         if not isinstance(start_text, str):
             raise wire.bad_request("start must be a valid ISO 8601 date string", path, now)
@@ -226,6 +231,11 @@ class SandboxCalendar:
         guests = self._guests(body.get("guests"), path, now)
         metadata = self._metadata(body.get("metadata"), path, now)
         end = start + timedelta(minutes=length)
+        if event_type.recurrence is not None:
+            return self._book_series(host, event_type, start, end, attendee, guests, metadata, meeting_base,
+                                     body, path, now), None
+        if "recurrenceCount" in body:
+            raise wire.bad_request("recurrenceCount is only for recurring event types", path, now)
         if event_type.seats is not None:
             return self._take_seat(host, event_type, start, end, attendee, metadata, meeting_base,
                                    body.get("bookingFieldsResponses") or {}, path, now)
@@ -255,6 +265,97 @@ class SandboxCalendar:
         trigger = "BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED"
         self._notify(trigger, self.webhook_payload(booking, times="Z"), booking)
         return booking, None
+
+    # --- recurring series (REFERENCE §5.1, §5.5, §7.4; Cal.com's handleNewRecurringBooking) ---
+
+    def _book_series(self, host: Host, event_type: SandboxEventType, start: datetime, end: datetime,
+                     attendee: dict[str, Any], guests: list[str], metadata: dict[str, Any],
+                     meeting_base: str, body: dict[str, Any], path: str, now: datetime) -> SandboxBooking:
+        """One booking per occurrence, each with its own uid and meeting, all sharing the series'
+        uid; every occurrence's webhook says it recurs (``recurringEvent``) without naming the
+        series. Answers the first occurrence (the route answers them all)."""
+        rule = event_type.recurrence or {}
+        most = int(rule.get("occurrences", 1))
+        count = body.get("recurrenceCount", most)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= most:
+            raise wire.bad_request(f"recurrenceCount must be between 1 and {most}", path, now)
+        starts = [_nth(start, rule, k) for k in range(count)]
+        length = end - start
+        with self.lock:
+            mine = self._calendar_of(host)
+            if start < now + timedelta(minutes=event_type.minimum_notice_minutes):
+                raise wire.bad_request("Attempting to book a meeting in the past.", path, now)
+            for when in starts:
+                if (not self.schedule.is_open(when, when + length, self.zone)
+                        or any(b.overlaps(when, when + length) for b in mine)):
+                    raise wire.bad_request(
+                        "User either already has booking at this time or is not available", path, now)
+            series_uid = new_uid()
+            occurrences = []
+            for when in starts:
+                booking = self._insert(host, event_type, when, when + length, attendee, guests, metadata,
+                                       meeting_base, body.get("bookingFieldsResponses") or {}, now)
+                booking.recurring_uid = series_uid
+                occurrences.append(booking)
+            self.created_count += len(occurrences)
+        for booking in occurrences:
+            payload = self.webhook_payload(booking, times="Z")
+            payload["recurringEvent"] = self.recurring_event(booking, count)
+            self._notify("BOOKING_REQUESTED" if booking.status == "pending" else "BOOKING_CREATED",
+                         payload, booking)
+        return occurrences[0]
+
+    @staticmethod
+    def recurring_event(booking: SandboxBooking, count: int | None = None) -> dict[str, Any]:
+        """Cal.com's RecurringEvent as its webhooks carry it: the rule, with the count booked."""
+        rule = booking.event_type.recurrence or {}
+        return {"freq": RRULE_FREQUENCY.get(str(rule.get("frequency")), 2),
+                "count": count or int(rule.get("occurrences", 1)), "interval": int(rule.get("interval", 1))}
+
+    def series(self, series_uid: str, host: Host | None = None) -> list[SandboxBooking]:
+        """The occurrences of a series, earliest first; empty if ``host`` has none of it."""
+        with self.lock:
+            return sorted((b for b in self.bookings.values() if b.recurring_uid == series_uid
+                           and (host is None or b.owner == host.id)), key=lambda b: b.start)
+
+    def _cancel_occurrences(self, named: SandboxBooking, since: datetime, reason: str, *, by_host: bool,
+                            announce_series: bool) -> list[SandboxBooking]:
+        """Cancel ``named``'s series from ``since`` on (Cal.com's updateMany), with one webhook
+        about ``named``; ``announce_series``: it carries ``recurringEvent`` (allRemainingBookings)."""
+        now = self.clock.now()
+        with self.lock:
+            cancelled = [b for b in self.series(named.recurring_uid or "") if b.start >= since
+                         and b.status in LIVE]
+            for booking in cancelled:
+                booking.status = "cancelled"
+                booking.cancellation_reason = reason
+                booking.cancelled_by_email = (self.host_of(booking).email if by_host
+                                              else booking.attendees[0]["email"])
+                booking.updated_at = now
+        payload = self.webhook_payload(named, times="+00:00", with_metadata=False)
+        payload.update(status="CANCELLED", cancellationReason=reason,
+                       cancelledBy=self.host_of(named).email if by_host else named.attendees[0]["email"])
+        if announce_series:
+            payload["recurringEvent"] = self.recurring_event(named)
+        self._notify("BOOKING_CANCELLED", payload, named)
+        return cancelled
+
+    def cancel_remaining(self, uid: str, reason: str | None, path: str, *, by_host: bool,
+                         host: Host | None = None) -> list[SandboxBooking]:
+        """Every occurrence of a series from now on: the series' uid cancelled through the API, or
+        an occurrence's "cancel all remaining" link (allRemainingBookings). One webhook, naming
+        the occurrence (the series' first remaining one, for the series' uid)."""
+        now = self.clock.now()
+        if by_host and not reason:
+            raise wire.core_error(400, "Cancellation reason is required when you are the host")
+        with self.lock:
+            named = self.bookings.get(uid)
+            if named is None or named.recurring_uid is None or (host is not None and named.owner != host.id):
+                remaining = [b for b in self.series(uid, host) if b.start >= now and b.status in LIVE]
+                if not remaining:
+                    raise wire.not_found(f"Booking with uid={uid} was not found in the database", path, now)
+                named = remaining[0]
+        return self._cancel_occurrences(named, now, reason or "", by_host=by_host, announce_series=True)
 
     # --- seats (REFERENCE §6, §8.5; Cal.com's handleSeats) -------------------------------
 
@@ -604,8 +705,18 @@ class SandboxCalendar:
             if not isinstance(body["seatUid"], str):
                 raise wire.bad_request("seatUid must be a string", path, now)
             return self.cancel_seat(uid, body["seatUid"], reason, path, by_host=by_host, host=host)
+        subsequent = body.get("cancelSubsequentBookings")
+        if subsequent is not None and not isinstance(subsequent, bool):
+            raise wire.bad_request("cancelSubsequentBookings must be a boolean value", path, now)
         with self.lock:
             booking = self.get_booking(uid, path, host)
+            if subsequent and booking.recurring_uid and booking.status in LIVE:
+                if by_host and not reason:
+                    raise wire.core_error(400, "Cancellation reason is required when you are the host")
+                # This occurrence and the later ones; the webhook names this one only.
+                self._cancel_occurrences(booking, booking.start, reason or "", by_host=by_host,
+                                         announce_series=False)
+                return booking
             if booking.status == "cancelled":
                 raise wire.bad_request(
                     f"Can't cancel booking with uid={uid} because it has been cancelled already. "
@@ -944,7 +1055,7 @@ def _in_bucket(booking: SandboxBooking, bucket: str, now: datetime) -> bool:
     if bucket == "upcoming":
         return booking.end >= now and live
     if bucket == "recurring":
-        return False  # the sandbox books no recurring events
+        return booking.end >= now and live and booking.recurring_uid is not None
     if bucket == "past":
         return booking.end <= now and live
     if bucket == "cancelled":
@@ -987,3 +1098,15 @@ def _day_bound(text: str, *, end: bool) -> datetime:
     if instant.hour == instant.minute == instant.second == 0 and end:
         instant += timedelta(days=1) - timedelta(seconds=1)
     return instant
+
+
+def _nth(start: datetime, rule: dict[str, Any], k: int) -> datetime:
+    """The k-th occurrence's start of a Recurrence_2024_06_14 rule (0 is ``start``)."""
+    step = int(rule.get("interval", 1)) * k
+    frequency = rule.get("frequency")
+    if frequency == "weekly":
+        return start + timedelta(weeks=step)
+    months = step * (12 if frequency == "yearly" else 1)
+    year, month = divmod(start.month - 1 + months, 12)
+    day = min(start.day, 28)  # the sandbox's simplification: a day every month has
+    return start.replace(year=start.year + year, month=month + 1, day=day)

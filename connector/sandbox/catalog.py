@@ -35,6 +35,8 @@ class SandboxEventType:
     seats: int | None = None  # seats per time slot: a seated (group) event type
     team_id: int | None = None  # a team's event type (listed under the team, not the user)
     scheduling_type: str | None = None  # roundRobin, collective, managed (v2's camelCase)
+    # A recurring event type: Recurrence_2024_06_14 ({frequency, interval, occurrences}).
+    recurrence: dict[str, Any] | None = None
 
 
     def allows_length(self, minutes: int) -> bool:
@@ -59,7 +61,7 @@ class SandboxEventType:
             "minimumBookingNotice": self.minimum_notice_minutes,
             "beforeEventBuffer": 0,
             "afterEventBuffer": 0,
-            "recurrence": None,
+            "recurrence": dict(self.recurrence) if self.recurrence else None,
             "metadata": dict(self.metadata),
             "price": 0,
             "currency": "usd",
@@ -128,4 +130,6 @@ def default_event_types() -> tuple[SandboxEventType, ...]:
         SandboxEventType(124000, "group-workshop", "Group Workshop", 60, (CAL_VIDEO,), seats=3),
         SandboxEventType(124100, "team-intro", "Team Intro", 30, (CAL_VIDEO,), team_id=TEAM_ID,
                          scheduling_type="roundRobin"),
+        SandboxEventType(124200, "weekly-coaching", "Weekly Coaching", 30, (CAL_VIDEO,),
+                         recurrence={"frequency": "weekly", "interval": 1, "occurrences": 4}),
     )

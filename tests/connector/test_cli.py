@@ -165,7 +165,7 @@ def test_reconcile_and_event_types_refresh_against_a_sandbox(run, monkeypatch):
         assert f"{account_id}: full pass, 1 pages, 1 bookings, repairs: imported 1" in out
         code, out, err = run("event-types", "refresh", "--account", account_id)
         assert code == 0, err
-        assert out.startswith(f"{account_id}: added 6 (123456, 123457, 123789, 123999, 124000, 124100), changed 0, removed 0")
+        assert out.startswith(f"{account_id}: added 7 (123456, 123457, 123789, 123999, 124000, 124100, 124200), changed 0, removed 0")
     sandbox.hub.close()
 
 

@@ -19,7 +19,7 @@ def test_refresh_adds_changes_and_retires(db, clock, sandbox, make_account):
     account = make_account()[0]
     clients = sandbox_clients(sandbox)
     first = event_types.refresh(db, clock, clients, account.id)
-    assert first.added == (123456, 123457, 123789, 123999, 124000, 124100) and not first.changed
+    assert first.added == (123456, 123457, 123789, 123999, 124000, 124100, 124200) and not first.changed
     confirm = EventType.get(EventType.calcom_id == 123789)
     assert confirm.requires_confirmation and confirm.length_minutes == 45
     assert EventType.get(EventType.calcom_id == 123457).length_options == [15, 30, 60]

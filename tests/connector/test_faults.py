@@ -105,7 +105,8 @@ def world(db, clock, make_account, sealer):
     reconciler = Reconciler(db, clock, clients, "https://cal.com")
     worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(ctx),
                                 calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock),
-                                queue.RECONCILE: ReconcileHandler(reconciler)},
+                                queue.RECONCILE: ReconcileHandler(reconciler),
+                                queue.RECONCILE_SERIES: ReconcileHandler(reconciler)},
                     RetryPolicy(max_attempts=10, base_seconds=2, max_seconds=120),
                     WorkerConfig(lease_seconds=60), rng=random.Random(SEED))
     account = make_account(event_type_id=123456, public_url="https://calsync.example.test")[0]

@@ -50,7 +50,8 @@ def make_world(db, clock, make_account, sealer, *, seed: int = 7) -> World:
     reconciler = Reconciler(db, clock, clients, "https://cal.com")
     worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(sync_context(db, clock, clients)),
                                 calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock),
-                                queue.RECONCILE: ReconcileHandler(reconciler)},
+                                queue.RECONCILE: ReconcileHandler(reconciler),
+                                queue.RECONCILE_SERIES: ReconcileHandler(reconciler)},
                     RetryPolicy(max_attempts=5, base_seconds=1, max_seconds=5), WorkerConfig(),
                     rng=random.Random(seed))
     account = make_account(public_url="https://calsync.example.test")[0]

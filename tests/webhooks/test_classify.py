@@ -66,3 +66,25 @@ def test_a_delivery_is_read_by_its_payload(trigger, payload, kind):
 def test_a_meeting_snapshot_says_the_meeting_ended_whatever_status_it_carries():
     body = {"triggerEvent": "MEETING_ENDED", "uid": UID, "status": "ACCEPTED", **TIMES}
     assert kind_of(parse(body, json.dumps(body).encode())) is Kind.MEETING_ENDED
+
+
+RULE = {"freq": 2, "count": 4, "interval": 1}  # Cal.com's RecurringEvent: weekly, four times
+
+
+@pytest.mark.parametrize(("trigger", "payload", "kind", "recurring", "series"), [
+    # Each occurrence's create says it recurs (the event type's rule), never which series.
+    ("BOOKING_CREATED", {"status": "ACCEPTED", "recurringEvent": RULE}, Kind.BOOKED, True, None),
+    # A whole series cancelled ("all remaining"): one delivery naming one occurrence, with the rule.
+    ("BOOKING_CANCELLED", {"status": "CANCELLED", "recurringEvent": RULE}, Kind.CANCELLED, True, None),
+    # An occurrence and the later ones (cancelSubsequentBookings): nothing says a series is involved.
+    ("BOOKING_CANCELLED", {"status": "CANCELLED"}, Kind.CANCELLED, False, None),
+    # A payload that does name its series (a newer Cal.com, or the database's name for it).
+    ("BOOKING_CREATED", {"status": "ACCEPTED", "recurringEventId": OLD}, Kind.BOOKED, True, OLD),
+    ("BOOKING_CREATED", {"status": "ACCEPTED", "recurringBookingUid": OLD}, Kind.BOOKED, True, OLD),
+    # A rule that is not an object, or a series uid that is not a uid, says nothing.
+    ("BOOKING_CREATED", {"status": "ACCEPTED", "recurringEvent": "weekly",
+                         "recurringEventId": "not a uid!"}, Kind.BOOKED, False, None),
+])
+def test_a_series_occurrence_is_read_by_its_payload(trigger, payload, kind, recurring, series):
+    read = event(trigger, **payload)
+    assert (kind_of(read), read.recurring, read.series_uid) == (kind, recurring, series)

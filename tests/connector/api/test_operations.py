@@ -29,9 +29,9 @@ def test_event_types_refresh_lists_and_reports_changes(client, crm, sandbox, tok
     assert client.post("/v1/event-types/refresh", headers=reader).status_code == 403
     first = client.post("/v1/event-types/refresh", headers=admin)
     assert first.status_code == 200
-    assert first.json() == {"added": [123456, 123457, 123789, 123999, 124000, 124100], "changed": [], "removed": []}
+    assert first.json() == {"added": [123456, 123457, 123789, 123999, 124000, 124100, 124200], "changed": [], "removed": []}
     listed = client.get("/v1/event-types", headers=reader).json()["items"]
-    assert {item["id"] for item in listed} == {123456, 123457, 123789, 123999, 124000, 124100}
+    assert {item["id"] for item in listed} == {123456, 123457, 123789, 123999, 124000, 124100, 124200}
     assert all(item["active"] for item in listed)
     changes = [job for job in Job.select().where(Job.kind == "deliver_event")
                if job.payload["type"] == "event_types.changed"]

@@ -65,6 +65,24 @@ def test_create_returns_a_typed_booking(api, client):
     assert json.loads(route.calls.last.request.content) == CREATE_BODY
 
 
+def _occurrence(uid: str, start: str, series: str = "series0000000000000001") -> dict:
+    end = start.replace(":00:00.000Z", ":30:00.000Z")
+    return {**calcom_shapes.booking(uid=uid), "start": start, "end": end, "recurringBookingUid": series}
+
+
+def test_a_series_create_answers_its_first_occurrence_and_a_series_reads_every_one(api, client):
+    later = _occurrence("occ2uid000000000000000", "2026-03-24T14:00:00.000Z")
+    first = _occurrence("occ1uid000000000000000", "2026-03-17T14:00:00.000Z")
+    api.post("/v2/bookings").respond(201, json=calcom_shapes.envelope([later, first]))
+    created = client.create_booking(CREATE_BODY)
+    assert (created.uid, created.recurring_booking_uid) == ("occ1uid000000000000000", "series0000000000000001")
+    api.get("/v2/bookings/series0000000000000001").respond(json=calcom_shapes.envelope([later, first]))
+    assert [b.uid for b in client.get_series("series0000000000000001")] == [
+        "occ1uid000000000000000", "occ2uid000000000000000"]
+    api.get("/v2/bookings/occ1uid000000000000000").respond(json=calcom_shapes.envelope(first))
+    assert [b.uid for b in client.get_series("occ1uid000000000000000")] == ["occ1uid000000000000000"]
+
+
 @pytest.mark.parametrize("failure", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("reset"),
                                      httpx.WriteTimeout("slow")])
 def test_a_post_without_an_answer_has_an_unknown_outcome(api, client, failure, sleeps):

@@ -93,3 +93,37 @@ def test_reschedule_cancel_and_mark_absent_match_the_spec(http, clock):
                           headers=BOOKINGS)
     assert spec.errors_of(spec.response_validator("/v2/bookings/{bookingUid}/cancel", "post", 200),
                           cancelled.json()) == []
+
+
+def test_a_recurring_series_matches_the_spec(http, clock):
+    """Create and GET of a series answer an array of RecurringBookingOutput_2024_08_13; cancelling
+    the series' uid answers the series; the event type names its Recurrence_2024_06_14."""
+    created = _book(http, event_type=124200, recurrenceCount=3)
+    assert created.status_code == 201
+    occurrences = created.json()["data"]
+    assert isinstance(occurrences, list) and len(occurrences) == 3
+    assert spec.errors_of(spec.response_validator("/v2/bookings", "post", 201), created.json()) == []
+    recurring = spec.component("RecurringBookingOutput_2024_08_13")
+    for occurrence in occurrences:
+        assert spec.errors_of(recurring, occurrence) == []
+    series_uid = occurrences[0]["recurringBookingUid"]
+    assert {o["recurringBookingUid"] for o in occurrences} == {series_uid}
+    assert len({o["uid"] for o in occurrences}) == len({o["location"] for o in occurrences}) == 3
+    got = http.get(f"/v2/bookings/{series_uid}", headers=BOOKINGS)
+    assert [o["uid"] for o in got.json()["data"]] == [o["uid"] for o in occurrences]
+    assert spec.errors_of(spec.response_validator("/v2/bookings/{bookingUid}", "get", 200), got.json()) == []
+    cancelled = http.post(f"/v2/bookings/{series_uid}/cancel", json={"cancellationReason": "x"},
+                          headers=BOOKINGS)
+    assert {o["status"] for o in cancelled.json()["data"]} == {"cancelled"}
+    assert spec.errors_of(spec.response_validator("/v2/bookings/{bookingUid}/cancel", "post", 200),
+                          cancelled.json()) == []
+    types = http.get("/v2/event-types", headers={"cal-api-version": "2024-06-14",
+                                                 "Authorization": "Bearer cal_test"}).json()["data"]
+    rule = next(t["recurrence"] for t in types if t["id"] == 124200)
+    assert spec.errors_of(spec.component("Recurrence_2024_06_14"), rule) == []
+
+
+def test_a_recurring_event_type_refuses_more_occurrences_than_its_rule(http):
+    refused = _book(http, event_type=124200, recurrenceCount=9)
+    assert refused.status_code == 400
+    assert "recurrenceCount" in refused.json()["error"]["message"]
