@@ -8,12 +8,18 @@ test judges each occurrence's appointment against what the sandbox holds for it.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import jsonschema
 import pytest
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
-from connector import accounts, listing
-from mappings.models import Appointment, Job
+from connector import accounts, appointments, events, listing
+from connector.api import spec
+from connector.inputs import CancelInput
+from mappings.models import Account, Appointment, Job
 from mappings.times import to_api
 from tests.support.factories import put, sandbox_user
 from tests.support.world import make_world
@@ -90,8 +96,10 @@ def test_cancelling_this_and_all_remaining_cancels_exactly_those(db, clock, worl
     occurrences = book_series_in_calcom(world, start)
     world.run_all(clock)
     clock.advance(days=2)  # the first occurrence is over: "all remaining" starts after it
-    third = occurrences[2]
+    third, sent = occurrences[2], len(world.sandbox.hub.sent)
     world.sandbox.calendar.cancel_remaining(third.uid, "moving away", PATH, by_host=False)
+    announced = [json.loads(d.body)["payload"] for d in world.sandbox.hub.sent[sent:]]
+    assert [(p["uid"], "recurringEvent" in p) for p in announced] == [(third.uid, True)]  # one webhook
     world.run_all(clock)
     assert [b.status for b in occurrences] == ["accepted", "cancelled", "cancelled", "cancelled"]
     assert_mirrors(world, occurrences)
@@ -104,10 +112,12 @@ def test_cancelling_an_occurrence_and_the_later_ones_is_followed_though_one_is_n
     """cancelSubsequentBookings: Cal.com's webhook names the occurrence cancelled, not the others."""
     occurrences = book_series_in_calcom(world, start)
     world.run_all(clock)
-    third = occurrences[2]
+    third, sent = occurrences[2], len(world.sandbox.hub.sent)
     world.sandbox.calendar.cancel(third.uid, {"cancelSubsequentBookings": True,
                                               "cancellationReason": "course ends early"},
                                   PATH, by_host=True)
+    announced = [json.loads(d.body)["payload"] for d in world.sandbox.hub.sent[sent:]]
+    assert [(p["uid"], "recurringEvent" in p) for p in announced] == [(third.uid, False)]
     world.run_all(clock)
     assert [b.status for b in occurrences] == ["accepted", "accepted", "cancelled", "cancelled"]
     assert_mirrors(world, occurrences)
@@ -157,9 +167,6 @@ def test_a_crm_appointment_on_a_recurring_event_type_books_the_series_once(db, c
 
 
 def test_the_crm_cancelling_one_occurrence_leaves_the_others(db, clock, world, start):
-    from connector import appointments
-    from connector.inputs import CancelInput
-
     put(db, world.account, "crm-course", now=clock.now(), start_time=to_api(start), event_type_id=COACHING)
     world.run_all(clock)
     crm = Appointment.get(Appointment.external_id == "crm-course")
@@ -174,16 +181,6 @@ def test_the_crm_cancelling_one_occurrence_leaves_the_others(db, clock, world, s
 
 def test_every_crm_event_of_a_series_matches_its_documented_schema(db, clock, world, start):
     """The CRM hears of each occurrence alone, in bodies /openapi.json's ``webhooks`` describe."""
-    import json
-
-    import jsonschema
-    from referencing import Registry
-    from referencing.jsonschema import DRAFT202012
-
-    from connector import events
-    from connector.api import spec
-    from mappings.models import Account
-
     Account.update(callback_url="https://crm.example.test/hooks").where(
         Account.id == world.account.id).execute()
     put(db, world.account, "crm-course", now=clock.now(), start_time=to_api(start), event_type_id=COACHING)

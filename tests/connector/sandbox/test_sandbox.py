@@ -407,3 +407,26 @@ def test_the_controls_need_the_control_token(clock, method, path):
     closed = TestClient(create_sandbox(clock, SandboxSettings()).app)
     off = closed.request(method, path, json={}, headers=CONTROL)
     assert off.status_code == 403 and "control_token" in off.json()["error"]
+
+
+# --- the public page and recurring series -------------------------------------------
+
+
+def test_an_attendee_books_a_series_on_the_public_page_and_cancels_all_remaining(http, clock):
+    page = {"start": "2026-03-17T10:00:00Z", "eventTypeId": 124200,
+            "attendee": {"name": "Robin", "email": "robin@example.org", "timeZone": "UTC"}}
+    assert http.post("/_sandbox/book", json=page).status_code == 401  # a key or the control token
+    refused = http.post("/_sandbox/book", json={**page, "metadata": {"x": "y"}},
+                        headers={"Authorization": "Bearer cal_test"})
+    assert refused.status_code == 400  # a public page carries no API metadata
+    booked = http.post("/_sandbox/book", json=page, headers={"Authorization": "Bearer cal_test"})
+    assert booked.status_code == 201
+    occurrences = booked.json()["data"]
+    assert [o["start"][:10] for o in occurrences] == ["2026-03-17", "2026-03-24", "2026-03-31", "2026-04-07"]
+    assert {o["metadata"] == {} for o in occurrences} == {True}
+    listed = http.get("/v2/bookings", params={"status": "recurring"}, headers=V_BOOKINGS).json()["data"]
+    assert len(listed) == 4  # the key's user owns the series
+    clock.set(datetime(2026, 3, 20, 9, 0, tzinfo=UTC))  # the first occurrence is over
+    http.post(f"/_sandbox/act/{occurrences[2]['uid']}/cancel", json={"all_remaining": True}, headers=CONTROL)
+    series = http.get(f"/v2/bookings/{occurrences[0]['recurringBookingUid']}", headers=V_BOOKINGS).json()["data"]
+    assert [o["status"] for o in series] == ["accepted", "cancelled", "cancelled", "cancelled"]
