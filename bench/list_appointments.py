@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connector import accounts, listing  # noqa: E402
+from connector import listing  # noqa: E402
+from connector.core import accounts
 from mappings.db import (  # noqa: E402
     bulk_insert,
     database,

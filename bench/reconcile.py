@@ -44,10 +44,10 @@ def child(database_url: str, sandbox_url: str, account_id: str) -> None:
     import peewee
 
     from connector.calcom.client import BookingFilters
-    from connector.clients import CalcomClients
+    from connector.calcom.clients import CalcomClients
+    from connector.calcom.ratelimit import RateLimiter
     from connector.clock import SystemClock
-    from connector.ratelimit import RateLimiter
-    from connector.reconcile import ReconcileOptions, Reconciler
+    from connector.core.reconcile import ReconcileOptions, Reconciler
     from connector.settings import Settings
     from mappings.db import open_database, session
     from mappings.models import Account
@@ -193,8 +193,8 @@ def main() -> None:
         child(*args.child)
         return
 
-    from connector import accounts
     from connector.clock import SystemClock
+    from connector.core import accounts
     from connector.sandbox.app import create_sandbox
     from connector.settings import SandboxSettings
     from mappings.db import open_database, session

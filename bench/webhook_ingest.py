@@ -165,7 +165,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("webhook_ingest needs wrk on PATH (Debian: apt-get install wrk)")
 
-    from connector import accounts
+    from connector.core import accounts
     from mappings.db import open_database, session
     from mappings.migrations import migrate
     from mappings.models import WebhookDelivery

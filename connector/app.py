@@ -20,7 +20,6 @@ from peewee import Database
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from connector import events, queue, subscription, sweeps
 from connector.api import account_settings as settings_api
 from connector.api import appointments as appointments_api
 from connector.api import health
@@ -33,18 +32,21 @@ from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
 from connector.api.parameters import DeclaredParameters
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
-from connector.clients import CalcomClients
+from connector.calcom.clients import CalcomClients
+from connector.calcom.ratelimit import RateLimiter
 from connector.clock import Clock, SystemClock
-from connector.event_types import RefreshHandler
-from connector.ratelimit import RateLimiter
-from connector.reconcile import ReconcileHandler, ReconcileOptions, Reconciler
-from connector.retry import RetryPolicy
+from connector.core import subscription
+from connector.core.event_types import RefreshHandler
+from connector.core.reconcile import ReconcileHandler, ReconcileOptions, Reconciler
+from connector.core.slots import SlotCache
+from connector.core.sync import ConvergeHandler, SyncContext
+from connector.jobs import queue, sweeps
+from connector.jobs.retry import RetryPolicy
+from connector.jobs.scheduler import PeriodicTask, Scheduler, for_every_account
+from connector.jobs.worker import Worker, WorkerConfig
+from connector.outputs import events
 from connector.sandbox.app import Sandbox
-from connector.scheduler import PeriodicTask, Scheduler, for_every_account
 from connector.settings import Settings
-from connector.slots import SlotCache
-from connector.sync import ConvergeHandler, SyncContext
-from connector.worker import Worker, WorkerConfig
 from mappings.db import open_database, refresh_statistics
 from mappings.sealing import Sealer
 from webhooks import calcom as calcom_webhooks

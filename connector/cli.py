@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from connector import accounts, errors, job_admin, queue
+from connector import errors
 from connector.clock import SystemClock
+from connector.core import accounts
+from connector.jobs import job_admin, queue
 from connector.settings import Settings
 from connector.settings import load as load_settings
 from mappings.db import open_database, redact_url, session
@@ -362,8 +364,8 @@ def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _calcom_clients(settings: Settings, http):
     """Cal.com clients as `calsync serve` makes them, paced by this process's own limiter."""
-    from connector.clients import CalcomClients
-    from connector.ratelimit import RateLimiter
+    from connector.calcom.clients import CalcomClients
+    from connector.calcom.ratelimit import RateLimiter
     from connector.serve import sandbox_plan
 
     sandbox_url, _ = sandbox_plan(settings)  # where `calsync serve` mounts it, or a sandbox elsewhere
@@ -380,7 +382,7 @@ def _targets(account_id: str | None) -> list[Account]:
 def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    from connector import subscription
+    from connector.core import subscription
 
     db = _database(settings)
     sealer = Sealer(settings.security.secret_key)
@@ -407,7 +409,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
     import httpx
 
-    from connector.reconcile import ReconcileOptions, Reconciler
+    from connector.core.reconcile import ReconcileOptions, Reconciler
 
     db = _database(settings)
     failed = 0
@@ -468,7 +470,7 @@ def _counted(name: str, ids: list[int]) -> str:
 def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    from connector import event_types
+    from connector.core import event_types
 
     db = _database(settings)
     with session(db), httpx.Client() as http:
@@ -483,7 +485,7 @@ def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from connector import importer
+    from connector.core import importer
 
     fmt = args.format or ("ndjson" if args.file.endswith((".ndjson", ".jsonl")) else "csv")
     media = importer.NDJSON if fmt == "ndjson" else importer.CSV

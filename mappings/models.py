@@ -219,7 +219,7 @@ class EventType(BaseModel):
 
 
 class Job(BaseModel):
-    """The durable queue; connector/queue.py is the only writer of its state."""
+    """The durable queue; connector/jobs/queue.py is the only writer of its state."""
 
     id = BigAutoField()
     kind = CharField(max_length=40)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import pytest
 from starlette.testclient import TestClient
 
-from connector import accounts, event_types
 from connector.app import create_app
 from connector.clock import FakeClock
+from connector.core import accounts, event_types
 from connector.sandbox.app import create_sandbox
 from connector.settings import SandboxSettings, Settings
 from mappings.db import database, make_database, session

@@ -10,7 +10,7 @@ Rules (DESIGN §10, REFERENCE §7–§8):
   made after Cal.com's change stands and is converged onto the new booking. The
   audit shows both.
 - Recording what Cal.com holds never settles a version by itself: only a fresh
-  comparison (connector/gaps.py) does, so a CRM edit still on its way is never
+  comparison (connector/core/gaps.py) does, so a CRM edit still on its way is never
   marked synced unsent; when a gap is left, a converge is queued.
 - A live booking that names an appointment already booked as another uid is a
   duplicate: it is recorded, and converge cancels it.
@@ -37,8 +37,11 @@ from typing import Any
 
 from peewee import Database, fn
 
-from connector import audit, events, gaps, metrics, queue, sweeps
+from connector import metrics
 from connector.clock import Clock
+from connector.core import gaps
+from connector.jobs import queue, sweeps
+from connector.outputs import audit, events
 from mappings import bookings
 from mappings.db import write_transaction
 from mappings.models import Appointment, Booking, EventType, Job, WebhookDelivery, new_id
@@ -158,7 +161,7 @@ class Applier:
         self.waiting_for: str | None = None  # what a waiting event waits for, when not its booking
         self.seat = ""  # the seat of a seated booking the event being applied is about (seats.py)
         # Occurrences of recurring series whose series is to be compared with Cal.com's, because a
-        # delivery said too little of it (connector/reconcile.py reconcile_series).
+        # delivery said too little of it (connector/core/reconcile.py reconcile_series).
         self.series_checks: dict[str, str] = {}  # occurrence uid → why (queue.SERIES_CHECKS)
 
     def apply(self, event: CalcomEvent) -> str:

@@ -22,8 +22,9 @@ from typing import Any, cast
 
 from peewee import Database
 
-from connector import errors, queue
-from connector.accounts import webhook_secrets
+from connector import errors
+from connector.core.accounts import webhook_secrets
+from connector.jobs import queue
 from mappings import bookings
 from mappings.db import bulk_insert, write_transaction
 from mappings.models import Account, Appointment, WebhookDelivery

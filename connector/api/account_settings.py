@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import account_settings, accounts
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
+from connector.core import account_settings, accounts
 from connector.inputs import SettingsInput, parse
 from mappings.db import session
 from mappings.models import Account

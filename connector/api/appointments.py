@@ -10,12 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, appointments, host_actions
-from connector import resources as render
 from connector.api import waiting
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
+from connector.core import accounts, appointments, host_actions
 from connector.inputs import (
     AppointmentInput,
     AttendanceInput,
@@ -26,6 +25,7 @@ from connector.inputs import (
     check_external_id,
     parse,
 )
+from connector.outputs import resources as render
 from mappings.db import session
 from mappings.models import Appointment
 

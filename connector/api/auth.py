@@ -5,8 +5,9 @@ from __future__ import annotations
 from peewee import Database
 from starlette.requests import Request
 
-from connector import accounts, errors
+from connector import errors
 from connector.clock import Clock
+from connector.core import accounts
 
 
 def principal_for(db: Database, clock: Clock, token: str) -> accounts.Principal:

@@ -12,9 +12,9 @@ from connector.clock import Clock
 from connector.settings import Settings
 
 if TYPE_CHECKING:
-    from connector.clients import CalcomClients
-    from connector.reconcile import Reconciler
-    from connector.slots import SlotCache
+    from connector.calcom.clients import CalcomClients
+    from connector.core.reconcile import Reconciler
+    from connector.core.slots import SlotCache
 
 
 @dataclass(frozen=True)

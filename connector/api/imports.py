@@ -7,9 +7,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, errors, importer
+from connector import errors
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
+from connector.core import accounts, importer
 from mappings.db import session
 
 PATH = "/v1/appointments/import"

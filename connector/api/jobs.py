@@ -7,10 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, errors, job_admin
+from connector import errors
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
+from connector.core import accounts
 from connector.inputs import paging, whole_number
+from connector.jobs import job_admin
 from mappings.db import session
 from mappings.models import WebhookDelivery
 from mappings.times import to_api

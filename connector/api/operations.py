@@ -16,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, errors, event_types, resources, slots
+from connector import errors
 from connector.api.auth import authenticate
 from connector.api.context import ApiContext
 from connector.api.problems import json_body_required
-from connector.appointments import cached_event_type
+from connector.core import accounts, event_types, slots
+from connector.core.appointments import cached_event_type
 from connector.inputs import LATEST, MAX_CALCOM_ID, ReconcileInput, parse, whole_number
+from connector.outputs import resources
 from connector.timezones import is_iana_zone
 from mappings.db import session
 from mappings.models import Account, EventType, ReconcileRun

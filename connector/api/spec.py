@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import events, importer, listing
 from connector.api import jobs as jobs_api
+from connector.core import importer, listing
 from connector.inputs import (
     MAX_PAGE,
     PER_PAGE_CHOICES,
@@ -28,6 +28,7 @@ from connector.inputs import (
     ReconcileInput,
     SettingsInput,
 )
+from connector.outputs import events
 
 REF = "#/components/schemas/{model}"
 PROBLEM = "application/problem+json"

@@ -14,9 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector import accounts, appointments, errors, ics, listing, resources
+from connector import errors
 from connector.api.auth import authenticate, principal_for
 from connector.api.context import ApiContext
+from connector.core import accounts, appointments, listing
+from connector.outputs import ics, resources
 from mappings import bookings
 from mappings.db import session
 from mappings.models import Account, Appointment

@@ -150,7 +150,7 @@ class CalcomClient:
         self._read_attempts = max(1, read_attempts)
         self._sleep = sleep
         self._on_rate_limit = on_rate_limit
-        # Called before every request; may wait, or raise RateLimitDeferred (connector/ratelimit.py).
+        # Called before every request; may wait, or raise RateLimitDeferred (connector/calcom/ratelimit.py).
         self._before_request = before_request
 
     def __repr__(self) -> str:  # never show the key
@@ -163,7 +163,7 @@ class CalcomClient:
         data = self._call("POST", "/v2/bookings", family="bookings", json=body)
         if isinstance(data, list):
             # A recurring event type answers with one booking per occurrence (REFERENCE §5.1): the
-            # appointment is the first; the others become appointments of their own (connector/series.py).
+            # appointment is the first; the others become appointments of their own (Reconciler.reconcile_series).
             occurrences = [self._parse(from_calcom.parse_booking, item, "POST /v2/bookings", unsafe=True)
                            for item in data]
             if not occurrences:

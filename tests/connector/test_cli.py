@@ -205,7 +205,7 @@ def test_import_a_file_then_again_changes_nothing(run, tmp_path):
 
 
 def test_jobs_list_and_retry_a_dead_job(run, db, clock):
-    from connector import queue
+    from connector.jobs import queue
     from mappings.models import Job
 
     # Before the first command: each command binds the models to a database of its own.

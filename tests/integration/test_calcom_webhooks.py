@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connector import subscription
 from connector.app import create_app
 from connector.clock import SystemClock
+from connector.core import subscription
 from connector.sandbox.app import create_sandbox
 from connector.settings import SandboxSettings
 from mappings.db import session

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from connector import accounts, appointments
-from connector.clients import CalcomClients
+from connector.calcom.clients import CalcomClients
+from connector.core import accounts, appointments
+from connector.core.sync import SyncContext
 from connector.inputs import AppointmentInput
 from connector.settings import Settings
-from connector.sync import SyncContext
 from mappings.sealing import Sealer
 from tests.support.asgi import SyncASGITransport
 

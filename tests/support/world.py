@@ -7,14 +7,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from connector import queue, subscription
-from connector.clients import CalcomClients
-from connector.reconcile import ReconcileHandler, Reconciler
-from connector.retry import RetryPolicy
+from connector.calcom.clients import CalcomClients
+from connector.core import subscription
+from connector.core.reconcile import ReconcileHandler, Reconciler
+from connector.core.sync import ConvergeHandler
+from connector.jobs import queue
+from connector.jobs.retry import RetryPolicy
+from connector.jobs.worker import Worker, WorkerConfig
 from connector.sandbox.app import Sandbox, create_sandbox
 from connector.settings import SandboxSettings
-from connector.sync import ConvergeHandler
-from connector.worker import Worker, WorkerConfig
 from mappings.models import Account
 from tests.support.factories import sandbox_clients, sync_context
 from webhooks import calcom as calcom_webhooks

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector.sync import converge
-from connector.worker import Worker
+from connector.core.sync import converge
+from connector.jobs.worker import Worker
 from mappings.models import Appointment, AuditEvent, Booking, Job, WebhookDelivery
 from tests.support.factories import put, sandbox_clients, sync_context
 from tests.support.shared import fixture, needs_shared
@@ -117,7 +117,7 @@ def test_booking_created_names_an_appointment_whose_answer_was_lost(deliver, db,
 
 
 def test_adopting_a_lost_create_never_settles_an_edit_the_crm_made_meanwhile(deliver, db, clock, account):
-    from connector import accounts, appointments
+    from connector.core import accounts, appointments
 
     appointment, body = _lost_create(db, clock, account)
     principal = accounts.Principal(account.id, "tok", "crm", frozenset(accounts.SCOPES))
@@ -133,7 +133,7 @@ def test_adopting_a_lost_create_never_settles_an_edit_the_crm_made_meanwhile(del
 def test_an_adopted_length_survives_a_later_edit_of_another_field(deliver, db, clock, account):
     """The CRM left the length to the event type; the adopted booking's end must not vanish when
     the CRM then edits the title (the fault test found calsync saying "no end" of a live booking)."""
-    from connector import accounts, appointments
+    from connector.core import accounts, appointments
 
     appointment, body = _lost_create(db, clock, account)
     assert appointment.duration_minutes is None and appointment.end_time is None
@@ -149,7 +149,7 @@ def test_a_delivery_naming_an_appointment_queues_behind_its_converge(client, acc
     """Until the create's answer is recorded, only the metadata links the booking to the
     appointment: its delivery takes the appointment's serial key all the same."""
     appointment, body = _lost_create(db, clock, account)
-    from connector import queue
+    from connector.jobs import queue
 
     converge = queue.enqueue_converge(db, appointment.id, account.id, now=clock.now())
     assert queue.claim_next(db, "converging", now=clock.now(), lease_seconds=60).id == converge

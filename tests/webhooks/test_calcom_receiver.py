@@ -91,8 +91,8 @@ def test_unpaired_surrogates_and_nul_in_a_signed_body_are_stored_and_applied_cle
 
 
 def _owner(account) -> dict[str, str]:
-    from connector import accounts
     from connector.clock import SystemClock
+    from connector.core import accounts
     from mappings.db import database
 
     _, token = accounts.create_token(database, account.id, "admin", frozenset({accounts.ADMIN}),

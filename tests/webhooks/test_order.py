@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.worker import Worker
+from connector.jobs.worker import Worker
 from mappings.models import Appointment, Booking, Job
 from webhooks.calcom import APPLY_WEBHOOK
 

@@ -103,7 +103,7 @@ def test_an_event_is_dead_after_the_configured_attempts_and_can_be_replayed(stac
 
 
 def test_no_callback_url_means_no_event(db, clock, make_account):
-    from connector import events
+    from connector.outputs import events
 
     account = make_account()[0]
     assert events.emit(db, account.id, events.SYNCED, {}, now=clock.now(), order_key="x") is None

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from connector import queue
-from connector.clients import CalcomClients
-from connector.reconcile import Reconciler
+from connector.calcom.clients import CalcomClients
+from connector.core.reconcile import Reconciler
+from connector.jobs import queue
 from mappings.models import Appointment, AuditEvent, Booking, Job, WebhookDelivery
 from tests.fixtures import calcom_shapes
 from webhooks.calcom import APPLY_WEBHOOK
@@ -56,7 +56,7 @@ def b_booked(client, tenants, run_jobs, db, sandbox):
 
 
 def _token(db, account) -> dict[str, str]:
-    from connector import accounts
+    from connector.core import accounts
 
     _, token = accounts.create_token(db, account.id, "crm", frozenset(accounts.OWNER_SCOPES),
                                      now=datetime(2026, 3, 16, tzinfo=UTC))

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from connector import queue
+from connector.jobs import queue
 from connector.sandbox.faults import FaultRule
 from mappings.models import Appointment, WebhookDelivery
 from mappings.times import to_api

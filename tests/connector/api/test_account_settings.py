@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from connector import accounts
+from connector.core import accounts
 from mappings.models import Account, AuditEvent
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

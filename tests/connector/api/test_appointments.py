@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from connector import accounts
+from connector.core import accounts
 from mappings.models import Appointment, AuditEvent, Job
 
 BODY = {

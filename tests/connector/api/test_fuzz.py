@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from peewee import fn
 
-from connector import accounts
 from connector.api import spec
+from connector.core import accounts
 from mappings.models import (
     Account,
     Appointment,
@@ -153,7 +153,7 @@ def _state() -> tuple:
 @pytest.fixture(name="settings")
 def unpaced_settings(settings):
     """The fake clock never moves, so calsync's own pacing would soon answer 503 for Cal.com:
-    lifted here, where the subject is input, not rate limits (tests/connector/test_ratelimit.py)."""
+    lifted here, where the subject is input, not rate limits (tests/connector/calcom/test_ratelimit.py)."""
     return settings.replace(calcom={"rate_limit_per_window": 10**9})
 
 

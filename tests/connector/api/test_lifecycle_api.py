@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connector import accounts
+from connector.core import accounts
 from connector.sandbox.faults import FaultRule
 from mappings.models import Job
 

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector import metrics
-from connector.ratelimit import RateLimiter
+from connector.calcom.ratelimit import RateLimiter
 from mappings.models import Job
 
 BODY = {

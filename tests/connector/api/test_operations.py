@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from connector.core.slots import day_bounds
 from connector.sandbox.faults import FaultRule
-from connector.slots import day_bounds
 from mappings.models import Account, Appointment, Job, ReconcileRun
 
 BODY = {"title": "Intro call", "attendee_name": "Alex Prospect",
@@ -145,7 +145,7 @@ def test_an_account_whose_key_cannot_be_read_gets_a_502_not_a_500(client, crm):
 
 def test_calsyncs_own_pacing_is_a_503_that_says_so_with_retry_after(client, crm, app, clock):
     """Cal.com answered nothing wrong: calsync held the call back to keep within the limit."""
-    from connector.ratelimit import RateLimiter
+    from connector.calcom.ratelimit import RateLimiter
 
     app.state.runtime.clients.limiter = RateLimiter(clock, limit=1, window_seconds=60)
     assert client.get("/v1/slots", params={"date": "2026-03-17"}, headers=crm[1]).status_code == 200

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from connector import accounts, resources
 from connector.api import spec
+from connector.core import accounts
+from connector.outputs import resources
 
 TOKENS = {
     "read": {accounts.READ},

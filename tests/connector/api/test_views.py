@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import vobject  # an independent iCalendar parser: the output is not checked by the library that wrote it
 
-from connector import accounts
+from connector.core import accounts
 from mappings.models import Appointment, Booking, EventType
 
 BODY = {
