@@ -20,6 +20,7 @@ from peewee import Database
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
+from connector import console
 from connector.api import account_settings as settings_api
 from connector.api import appointments as appointments_api
 from connector.api import health
@@ -182,7 +183,8 @@ def create_app(
     routes: list[BaseRoute] = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
               *appointments_api.routes(ctx),
               *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx),
-              *spec_api.routes()]
+              *spec_api.routes(),
+              *console.routes(ctx, secret_key=runtime.settings.security.secret_key or None)]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

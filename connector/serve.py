@@ -109,6 +109,10 @@ def serve(settings: Settings, db: Database) -> None:
     log.info(f"calsync serving on http://{host}:{port} (database {redact_url(settings.database.url)})",
              extra={"action": "serve.start", "host": host, "port": port})
     _announce(settings, db, sandbox_url, embedded=sandbox is not None)
+    log.info(f"operator console on http://{host}:{port}/console (sign in with a calsync token)"
+             + ("" if settings.security.secret_key else
+                "; without CALSYNC_SECRET_KEY its sessions end when calsync restarts"),
+             extra={"action": "serve.console", "url": f"http://{host}:{port}/console"})
     runtime = build_runtime(settings, clock=clock, db=db, sandbox=sandbox, sandbox_url=sandbox_url)
     app = create_app(settings, runtime=runtime, run_background=True)
     uvicorn.Server(server_config(app, settings, host, port)).run()

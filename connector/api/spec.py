@@ -71,7 +71,7 @@ APPOINTMENT = _object({
     "sync_state": {"enum": ["pending", "synced", "retrying", "dead"]},
     "booking_uid": _null(STRING), "meeting_url": _null(STRING), "location": _null(STRING),
     "cancellation_reason": _null(STRING), "cancelled_by": _null(STRING),
-    "source": {"enum": ["crm", "calcom"]}, "last_error": _null(STRING),
+    "source": {"enum": ["crm", "calcom", "import", "console", "assistant"]}, "last_error": _null(STRING),
     "occurrences": {"type": "array", "items": OCCURRENCE},
     "manage_links": _null(_object({"booking": STRING, "reschedule": STRING, "cancel": STRING})),
     "strategy": _null({"enum": ["individual", "round_robin", "collective", "group"]}),

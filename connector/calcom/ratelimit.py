@@ -75,6 +75,15 @@ class RateLimiter:
             metrics.rate_limit_wait_seconds.inc(wait)
             self.clock.sleep(wait)
 
+    def headroom(self, account_id: str) -> tuple[int, int, datetime | None]:
+        """Calls left in the window now, the window's limit, and a pause Cal.com asked for."""
+        with self._lock:
+            now = self.clock.now()
+            state = self._state(account_id)
+            used = sum(1 for sent in state.sent if sent > now - self.window)
+            paused = state.paused_until if state.paused_until and state.paused_until > now else None
+            return max(0, state.limit - used), state.limit, paused
+
     def observe(self, account_id: str, info: RateLimitInfo) -> None:
         """Learn from Cal.com's headers: its limit, and a pause when nothing remains."""
         with self._lock:

@@ -45,12 +45,17 @@ class Principal:
     token_id: str
     token_name: str
     scopes: frozenset[str]
+    # The edge the token is used through: the API ("crm") or the operator console ("console").
+    # It names the ``source`` of what this principal creates and prefixes its audit entries.
+    source: str = "crm"
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or ADMIN in self.scopes
 
     @property
     def actor(self) -> str:
+        if self.source != "crm":
+            return f"{self.source}:{self.token_name}"
         return f"{'admin' if ADMIN in self.scopes else 'crm'}:{self.token_name}"
 
 
@@ -258,6 +263,16 @@ def revoke_token(db: Database, token_id: str, *, now: datetime) -> ApiToken:
             row.revoked_at = now
             row.save()
     return row
+
+
+def principal_of_token(db: Database, token_id: str, *, source: str) -> Principal:
+    """The principal of a token known by its id (a console session names its token so); Unauthorized
+    once the token is revoked or gone, so revoking a token ends its sessions too."""
+    row = ApiToken.get_or_none(ApiToken.id == token_id)
+    if row is None or row.revoked_at is not None:
+        raise errors.Unauthorized("The session's token is unknown or revoked: sign in again.")
+    return Principal(account_id=row.account_id, token_id=row.id, token_name=row.name,
+                     scopes=frozenset(row.scopes.split()), source=source)
 
 
 def authenticate(db: Database, token: str, *, now: datetime) -> Principal:

@@ -146,7 +146,7 @@ def put(db: Database, principal: Principal, external_id: str, data: AppointmentI
 def _create(db: Database, account: Account, external_id: str, desired: dict[str, Any],
             principal: Principal, now: datetime) -> Appointment:
     appointment = Appointment.create(
-        id=new_id("apt"), account=account.id, external_id=external_id, source="crm",
+        id=new_id("apt"), account=account.id, external_id=external_id, source=principal.source,
         desired_status="active", desired_version=1, status="pending", sync_state="pending",
         created_at=now, updated_at=now, **desired,
     )

@@ -56,12 +56,14 @@ def test_serve_books_through_the_built_in_sandbox_and_says_so(db, tmp_path):
         assert httpx.get(shown["meeting_url"]).status_code == 200
         # A token in a URL (the feed's way) reaches the access log only redacted.
         assert httpx.get(f"{base}/v1/calendar.ics", params={"token": created["token"]}).status_code == 403
+        assert "Sign in" in httpx.get(f"{base}/console/sign-in").text  # the console, same process
     finally:
         process.terminate()
         process.wait(timeout=20)
     output = log_path.read_text()
     first_lines = "\n".join(output.splitlines()[:6])
     assert "sandbox" in first_lines.lower()
+    assert f"{base}/console" in output  # the log names the console's address
     access = [json.loads(line)["msg"] for line in output.splitlines()
               if line.startswith("{") and json.loads(line)["logger"] == "uvicorn.access"]
     assert any('"GET /healthz HTTP/1.1" 200' in line for line in access)  # server.access_log = true
