@@ -24,8 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connector import listing  # noqa: E402
-from connector.core import accounts
+from connector.core import accounts, listing  # noqa: E402
 from mappings.db import (  # noqa: E402
     bulk_insert,
     database,

@@ -25,10 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connector import appointments  # noqa: E402
 from connector.app import build_runtime  # noqa: E402
 from connector.clock import SystemClock  # noqa: E402
-from connector.core import accounts
+from connector.core import accounts, appointments  # noqa: E402
 from connector.inputs import AppointmentInput  # noqa: E402
 from connector.sandbox.app import create_sandbox  # noqa: E402
 from connector.settings import SandboxSettings, Settings  # noqa: E402

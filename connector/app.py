@@ -36,7 +36,7 @@ from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
 from connector.calcom.clients import CalcomClients
 from connector.calcom.ratelimit import RateLimiter
 from connector.clock import Clock, SystemClock
-from connector.core import subscription
+from connector.core import import_runs, subscription
 from connector.core.event_types import RefreshHandler
 from connector.core.reconcile import ReconcileHandler, ReconcileOptions, Reconciler
 from connector.core.slots import SlotCache
@@ -132,6 +132,7 @@ def build_runtime(
             subscription.REGISTER_WEBHOOK: subscription.RegisterHandler(db, clock, clients, sealer),
             queue.RECONCILE: ReconcileHandler(reconciler),
             queue.RECONCILE_SERIES: ReconcileHandler(reconciler),
+            import_runs.IMPORT_FILE: import_runs.ImportHandler(db, clock),
         },
         policy=policy,
         config=WorkerConfig(
@@ -200,7 +201,8 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes,
-                       larger={imports_api.PATH: settings.server.max_import_bytes})
+                       larger={imports_api.PATH: settings.server.max_import_bytes,
+                        console.IMPORT_PATH: settings.server.max_import_bytes})
     app.add_middleware(DeclaredParameters, document=spec_api.document())
     # Outermost but for the 500 handler: Cal.com's deliveries skip the router (its docstring says why).
     app.add_middleware(webhooks_api.CalcomWebhookRoute, ctx=ctx, writer=runtime.ingest)

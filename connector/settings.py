@@ -92,6 +92,7 @@ class ServerSettings:
     port: int = _setting(8000, _port)
     max_body_bytes: int = _setting(1_048_576, _positive)
     max_import_bytes: int = _setting(16_777_216, _positive)
+    import_background_rows: int = _setting(500, _positive)
     access_log: bool = _setting(False)
     max_header_bytes: int = _setting(16_384, _positive)
     max_headers: int = _setting(100, _positive)

@@ -33,7 +33,14 @@ from playhouse.migrate import migrate as apply_changes
 
 from mappings.db import is_postgres, write_transaction
 from mappings.fields import UTCDateTimeField
-from mappings.models import ALL_MODELS, Account, PeriodicClaim, ReconcileCheckpoint, ReconcileRun
+from mappings.models import (
+    ALL_MODELS,
+    Account,
+    ImportRun,
+    PeriodicClaim,
+    ReconcileCheckpoint,
+    ReconcileRun,
+)
 
 log = logging.getLogger("calsync.migrations")
 
@@ -126,6 +133,12 @@ def _recurring(db: Database) -> None:
         migrator.add_index("appointment", ("account_id", "recurring_booking_uid"), unique=False))
 
 
+def _import_runs(db: Database) -> None:
+    """Large imports run in the background; a console import waits for review after its dry run."""
+    with db.bind_ctx([ImportRun]):
+        db.create_tables([ImportRun])
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -140,6 +153,7 @@ STEPS: list[Step] = [
     Step(8, "seats: an appointment per attendee of a seated booking, a booking row per seat", _seats),
     Step(9, "appointment: the host's confirm, decline and reassign asked for from the CRM", _host_actions),
     Step(10, "appointment: the recurring series an occurrence belongs to", _recurring),
+    Step(11, "import runs: large files in the background, console imports held for review", _import_runs),
 ]
 
 

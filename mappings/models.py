@@ -277,6 +277,30 @@ class WebhookDelivery(BaseModel):
                    (("account", "outcome"), False))
 
 
+class ImportRun(BaseModel):
+    """A file of appointments imported in the background (too large for one request), or held
+    for review after a dry run (the console's import): its rows, its progress, its report."""
+
+    id = CharField(primary_key=True, max_length=40)
+    account = ForeignKeyField(Account, backref="imports", on_delete="CASCADE")
+    account_id: str
+    token_id = CharField(max_length=40)  # whose import it is: rows are written as that token
+    status = CharField(max_length=10)  # review | queued | running | done | failed
+    media_type = CharField(max_length=40)
+    override_conflicts = BooleanField(default=False)
+    content = TextField()  # the file as sent (UTF-8 text), until it has been imported
+    total = IntegerField(default=0)
+    done = IntegerField(default=0)
+    report = JSONField(null=True)  # ImportReport.as_dict(), once done (or the dry run's)
+    error = TextField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+    finished_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("account", "created_at"), False),)
+
+
 class AuditEvent(BaseModel):
     """Append-only history: who changed what, with before and after values."""
 
@@ -352,4 +376,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     ReconcileRun,
     ReconcileCheckpoint,
     PeriodicClaim,
+    ImportRun,
 ]

@@ -137,6 +137,11 @@ SCHEMAS: dict[str, dict] = {
             "errors": {"type": "array", "items": _object({"field": STRING, "message": STRING})},
             "conflicts_with": STRING}, required=["row", "external_id", "outcome", "errors"])}}),
     "WebhookReceipt": _object({"status": STRING, "delivery_id": INTEGER}),
+    "ImportRun": _object({
+        "id": STRING, "status": {"enum": ["review", "queued", "running", "done", "failed"]},
+        "total": INTEGER, "done": INTEGER, "override_conflicts": BOOLEAN,
+        "report": _null(_ref("ImportReport")), "error": _null(STRING), "created_at": INSTANT,
+        "finished_at": _null(INSTANT), "links": _object({"self": STRING})}),
 }
 SCHEMAS["AppointmentPage"]["properties"]["links"] = _object(
     {name: _null(STRING) for name in ("self", "first", "prev", "next", "last")})
@@ -264,10 +269,19 @@ def document() -> dict:
             errors=(404, 409, 422))},
         "/v1/appointments/import": {"post": _operation(
             "Import appointments from CSV or JSON lines; a result per row", WRITE,
-            _json(_ref("ImportReport")), errors=(413, 415, 422),
-            parameters=[_query("override_conflicts", {"enum": ["true", "false", "1", "0"]})],
+            _json(_ref("ImportReport"), "Imported (or, with dry_run, what each row would come to)."),
+            errors=(413, 415, 422),
+            parameters=[_query("override_conflicts", {"enum": ["true", "false", "1", "0"]}),
+                        _query("dry_run", {"enum": ["true", "false", "1", "0"]},
+                               "Validate and check conflicts, write nothing.")],
             body={"required": True, "content": {
-                importer.CSV: {"schema": STRING}, importer.NDJSON: {"schema": STRING}}})},
+                importer.CSV: {"schema": STRING}, importer.NDJSON: {"schema": STRING}}},
+            extra_ok={"202": {**_json(_ref("ImportRun")),
+                              "description": "A large file: imported in the background; poll Location."}})},
+        "/v1/imports/{import_id}": {"parameters": [{
+            "name": "import_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 40}}],
+            "get": _operation("A background import: its progress, and its report once done", WRITE,
+                              _json(_ref("ImportRun")), errors=(404,))},
         "/v1/calendar": {"get": _operation(
             "A month's days → appointments, in the account's time zone; cancelled hidden", READ,
             _json(_ref("Calendar")), errors=(422,),

@@ -15,11 +15,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from connector.api.context import ApiContext
-from connector.console import admin, appointments
+from connector.console import admin, appointments, imports
 from connector.console.frame import STATIC, Console
 from connector.console.session import SessionCodec
 
 SESSION_LIFETIME = timedelta(hours=8)
+IMPORT_PATH = imports.PATH  # takes files as large as the API's import (server.max_import_bytes)
 
 
 def routes(ctx: ApiContext, *, secret_key: str | None) -> list[BaseRoute]:
@@ -31,6 +32,7 @@ def routes(ctx: ApiContext, *, secret_key: str | None) -> list[BaseRoute]:
         Route("/sign-out", console.sign_out, methods=["POST"]),
         *appointments.routes(console),
         *admin.routes(console),
+        *imports.routes(console),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     return [Mount("/console", routes=inner)]

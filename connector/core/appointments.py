@@ -156,8 +156,9 @@ def _create(db: Database, account: Account, external_id: str, desired: dict[str,
     return appointment
 
 
-def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
-             principal: Principal, now: datetime) -> PutResult:
+def planned_changes(appointment: Appointment, desired: dict[str, Any]) -> dict[str, Any]:
+    """What a PUT of ``desired`` would change on ``appointment`` (empty: nothing), refused as PUT
+    refuses it; writes nothing (an import's dry run asks this too)."""
     if appointment.desired_status == "cancelled":
         raise errors.Conflict("The appointment is cancelled; cancelled appointments are final.")
     changed = {name: value for name, value in desired.items()
@@ -167,7 +168,7 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
         raise errors.ValidationFailed([
             errors.FieldError(name, "is locked once the appointment exists") for name in locked])
     if not changed:
-        return PutResult(appointment, created=False, changed=False)
+        return {}
     if appointment.status == "reschedule_requested" and {"start_time", "duration_minutes"} & set(changed):
         # Cal.com cancelled the booking for the attendee to pick a time; a second time from the CRM
         # would race their pick into two bookings.
@@ -179,6 +180,14 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
         # Attendance belongs to an occurrence: a new start is a new occurrence.
         changed.update({name: "unknown" for name in ("desired_attendance", "attendance")
                         if getattr(appointment, name) != "unknown"})
+    return changed
+
+
+def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
+             principal: Principal, now: datetime) -> PutResult:
+    changed = planned_changes(appointment, desired)
+    if not changed:
+        return PutResult(appointment, created=False, changed=False)
     before = {name: getattr(appointment, name) for name in changed}
     version = appointment.desired_version + 1
     Appointment.update(desired_version=version, sync_state="pending", updated_at=now,

@@ -15,6 +15,7 @@ a 10,000-row file is 50 commits rather than 10,000.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 from collections import Counter
@@ -128,43 +129,125 @@ def parse_file(raw: bytes, media_type: str) -> list[ParsedRow]:
 
 
 def run(db: Database, principal: Principal, rows: list[ParsedRow], *, override_conflicts: bool,
-        now_of: Callable[[], Any], progress: Callable[[int, int], None] | None = None) -> ImportReport:
-    """Validate and write each row; ``progress(done, total)`` after every chunk."""
+        now_of: Callable[[], Any], progress: Callable[[int, int], None] | None = None,
+        dry_run: bool = False) -> ImportReport:
+    """Validate and write each row; ``progress(done, total)`` after every chunk. A ``dry_run``
+    answers what each row would come to — the same validation and conflict checks, the
+    earlier rows of the file included — and writes nothing."""
     report = ImportReport()
     first_seen: dict[str, int] = {}
     event_type_of = _memoised(appointments.cached_event_type)
+    planned = _PlannedSlots()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
         now = now_of()
-        with write_transaction(db):
+        if dry_run:
             account = Account.get_by_id(principal.account_id)
+            existing = _existing(account.id, chunk)
             for parsed in chunk:
-                report.rows.append(_import_row(db, principal, account, parsed, first_seen,
-                                               override_conflicts, now, event_type_of))
+                report.rows.append(_preview_row(account, parsed, first_seen, override_conflicts,
+                                                event_type_of, existing, planned))
+        else:
+            with write_transaction(db):
+                account = Account.get_by_id(principal.account_id)
+                for parsed in chunk:
+                    report.rows.append(_import_row(db, principal, account, parsed, first_seen,
+                                                   override_conflicts, now, event_type_of))
         if progress is not None:
             progress(min(start + CHUNK, len(rows)), len(rows))
     return report
 
 
+def _checked(parsed: ParsedRow, first_seen: dict[str, int]) -> tuple[str, AppointmentInput]:
+    """A row's external_id and fields, validated as PUT validates them; ValidationFailed if not."""
+    fields = dict(parsed.fields or {})
+    external_id = fields.pop("external_id", None)
+    if not isinstance(external_id, str):
+        raise errors.ValidationFailed.one("external_id", "is required")
+    check_external_id(external_id)
+    if external_id in first_seen:
+        raise errors.ValidationFailed.one(
+            "external_id", f"repeats row {first_seen[external_id]}; each appointment once per file")
+    first_seen[external_id] = parsed.row
+    try:
+        return external_id, AppointmentInput.model_validate(fields)
+    except ValidationError as exc:
+        raise errors.ValidationFailed(field_errors(exc)) from None
+
+
+def _external_id_of(parsed: ParsedRow) -> str | None:
+    return _text((parsed.fields or {}).get("external_id"))
+
+
+def _existing(account_id: str, chunk: list[ParsedRow]) -> dict[str, Appointment]:
+    wanted = sorted({external_id for parsed in chunk if (external_id := _external_id_of(parsed))})
+    if not wanted:
+        return {}
+    return {row.external_id: row for row in Appointment.select().where(
+        (Appointment.account == account_id) & Appointment.external_id.in_(wanted))}
+
+
+class _PlannedSlots:
+    """The slots a dry run's earlier rows would take, per event type: what the database would
+    hold by the time a real import reached the next row."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[int, list[tuple[Any, Any, str]]] = {}
+
+    def clash(self, event_type_id: int, start: Any, end: Any, external_id: str) -> str | None:
+        taken = self._by_type.get(event_type_id, [])
+        low = bisect.bisect_left(taken, (start - LONGEST_MEETING,))
+        for other_start, other_end, other_id in taken[low:]:
+            if other_start >= end:
+                break
+            if other_end > start and other_id != external_id:
+                return other_id
+        return None
+
+    def take(self, event_type_id: int, start: Any, end: Any, external_id: str) -> None:
+        bisect.insort(self._by_type.setdefault(event_type_id, []), (start, end, external_id))
+
+
+def _preview_row(account: Account, parsed: ParsedRow, first_seen: dict[str, int], override_conflicts: bool,
+                 event_type_of: appointments.EventTypeLookup, existing: dict[str, Appointment],
+                 planned: _PlannedSlots) -> RowResult:
+    if parsed.problems:
+        return RowResult(parsed.row, _external_id_of(parsed), "invalid", parsed.problems)
+    try:
+        external_id, data = _checked(parsed, first_seen)
+        desired = appointments.desired_state(account, data, event_type_of)
+        event_type = event_type_of(account.id, desired["event_type_id"])
+        start = desired["start_time"]
+        end = desired["end_time"] or start + timedelta(minutes=1)
+        grouped = resources.strategy(event_type) == "group"
+        if not override_conflicts and not grouped:
+            clash = _overlapping(account, external_id, data, event_type_of)
+            clash_id = clash.external_id if clash is not None else planned.clash(
+                desired["event_type_id"], start, end, external_id)
+            if clash_id is not None:
+                return RowResult(parsed.row, external_id, "conflict", (errors.FieldError(
+                    "start_time", f"overlaps {clash_id!r} of the same event type"),), conflicts_with=clash_id)
+        current = existing.get(external_id)
+        outcome = "created" if current is None else (
+            "updated" if appointments.planned_changes(current, desired) else "unchanged")
+        if not grouped:
+            planned.take(desired["event_type_id"], start, end, external_id)
+    except errors.ValidationFailed as exc:
+        return RowResult(parsed.row, _external_id_of(parsed), "invalid", tuple(exc.errors))
+    except errors.Conflict as exc:
+        return RowResult(parsed.row, _external_id_of(parsed), "invalid",
+                         (errors.FieldError("external_id", exc.message),))
+    return RowResult(parsed.row, external_id, outcome)
+
+
 def _import_row(db: Database, principal: Principal, account: Account, parsed: ParsedRow,
                 first_seen: dict[str, int], override_conflicts: bool, now: Any,
                 event_type_of: appointments.EventTypeLookup) -> RowResult:
-    fields = dict(parsed.fields or {})
-    external_id = fields.pop("external_id", None)
+    external_id: str | None = _external_id_of(parsed)
     if parsed.problems:
-        return RowResult(parsed.row, _text(external_id), "invalid", parsed.problems)
+        return RowResult(parsed.row, external_id, "invalid", parsed.problems)
     try:
-        if not isinstance(external_id, str):
-            raise errors.ValidationFailed.one("external_id", "is required")
-        check_external_id(external_id)
-        if external_id in first_seen:
-            raise errors.ValidationFailed.one(
-                "external_id", f"repeats row {first_seen[external_id]}; each appointment once per file")
-        first_seen[external_id] = parsed.row
-        try:
-            data = AppointmentInput.model_validate(fields)
-        except ValidationError as exc:
-            raise errors.ValidationFailed(field_errors(exc)) from None
+        external_id, data = _checked(parsed, first_seen)
         if not override_conflicts:
             clash = _overlapping(account, external_id, data, event_type_of)
             if clash is not None:
@@ -176,7 +259,7 @@ def _import_row(db: Database, principal: Principal, account: Account, parsed: Pa
         result = appointments.put(db, principal, external_id, data, now=now,
                                   event_type_of=event_type_of)
     except errors.ValidationFailed as exc:
-        return RowResult(parsed.row, _text(external_id), "invalid", tuple(exc.errors))
+        return RowResult(parsed.row, external_id, "invalid", tuple(exc.errors))
     except errors.Conflict as exc:
         return RowResult(parsed.row, external_id, "invalid", (errors.FieldError("external_id", exc.message),))
     outcome = "created" if result.created else "updated" if result.changed else "unchanged"

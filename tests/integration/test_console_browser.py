@@ -264,3 +264,30 @@ def test_a_read_only_token_sees_no_action_and_hostile_text_stays_text(browser, s
                                form={"csrf": csrf, "reason": "forged"})
     assert answer.status == 403
     assert Appointment.get(Appointment.external_id == "crm-x").desired_status == "active"
+
+
+def test_an_import_is_reviewed_then_confirmed_and_a_large_one_shows_progress(browser, stack, shots, tmp_path):
+    calsync, sandbox, account, token, api = stack
+    from datetime import UTC, datetime
+    start = (datetime.now(UTC) + timedelta(days=5)).replace(hour=6, minute=0, second=0, microsecond=0)
+    lines = ["external_id,title,attendee_name,attendee_email,start_time"]
+    lines += [f"bulk-{n},Call {n},Person {n},p{n}@example.org,{(start + timedelta(minutes=30 * n)).isoformat()}"
+              for n in range(600)]  # past server.import_background_rows: the worker imports it
+    lines.append(f"clash,Late,Zed,zed@example.org,{(start + timedelta(minutes=10)).isoformat()}")
+    lines.append("broken,Bad,Cy,not-an-email,2030-01-01T09:00:00Z")
+    path = tmp_path / "appointments.csv"
+    path.write_text("\n".join(lines))
+    page = browser.new_page(viewport=DESKTOP)
+    _sign_in(page, calsync.url, token)
+    page.get_by_role("link", name="Import").click()
+    page.get_by_label("CSV or JSON-lines file").set_input_files(str(path))
+    page.get_by_role("button", name="Check the file").click()
+    page.get_by_text("nothing is written yet").wait_for()
+    assert "conflict 1" in page.content() and "invalid 1" in page.content()
+    assert Appointment.select().count() == 0
+    shots(page, "13-import-review")
+    page.get_by_role("button", name="Import 600 rows in the background").click()
+    page.get_by_role("heading", name="Imported").wait_for(timeout=60_000)
+    assert "created 600" in page.content()
+    shots(page, "14-import-done")
+    assert Appointment.select().where(Appointment.source == "import").count() == 600

@@ -134,7 +134,23 @@ function drawer() {
   });
 }
 
+// A background import's progress, until it is done; then the page shows the report.
+function importProgress(bar) {
+  const tick = async () => {
+    const answer = await fetch(bar.dataset.importProgress, { credentials: "same-origin", cache: "no-store" });
+    if (!answer.ok) return;
+    const state = await answer.json();
+    bar.max = state.total; bar.value = state.done;
+    const done = document.querySelector("[data-import-done]");
+    if (done) done.textContent = String(state.done);
+    if (state.status === "queued" || state.status === "running") setTimeout(tick, 1000);
+    else window.location.reload();
+  };
+  setTimeout(tick, 1000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-import-progress]").forEach(importProgress);
   document.querySelectorAll("[data-live-search]").forEach(liveSearch);
   document.querySelectorAll("[data-appointment-form]").forEach(slotPicker);
   document.querySelectorAll("[data-sync-watch]").forEach(syncWatch);

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from connector.core import accounts
-from mappings.models import Appointment, AuditEvent, Job
+from connector.core import accounts, import_runs
+from mappings.models import Appointment, AuditEvent, ImportRun, Job
 
 CSV_FILE = (
     "external_id,title,attendee_name,attendee_email,start_time,label,guests,metadata.deal\n"
@@ -130,20 +130,71 @@ def test_import_needs_the_write_scope(client, tenant, token_with):
     assert Appointment.select().count() == 0
 
 
-def test_a_large_file_goes_in_across_chunks(client, tenant, statements):
-    """1,200 rows (six chunks); bench/import.py times the 10,000-row maximum."""
+def _bulk(count: int, first: str = "bulk") -> bytes:
     from datetime import UTC, datetime, timedelta
 
     start = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
     lines = ["external_id,title,attendee_name,attendee_email,start_time"]
-    lines += [f"bulk-{index},Call {index},Person {index},p{index}@example.org,"
-              f"{(start + timedelta(minutes=30 * index)).isoformat()}" for index in range(1_200)]
+    lines += [f"{first}-{index},Call {index},Person {index},p{index}@example.org,"
+              f"{(start + timedelta(minutes=30 * index)).isoformat()}" for index in range(count)]
+    return "\n".join(lines).encode()
+
+
+def test_a_large_file_runs_in_the_background_and_reports_its_progress(client, tenant, statements, run_jobs,
+                                                                      db, clock):
+    """1,200 rows (six chunks, past server.import_background_rows): 202 and a Location to poll;
+    bench/import.py times the 10,000-row maximum."""
     statements.clear()
-    answer = post(client, tenant[1], "\n".join(lines).encode())
-    assert answer.status_code == 200
-    assert answer.json()["counts"]["created"] == 1_200
-    assert Appointment.select().count() == 1_200
+    answer = post(client, tenant[1], _bulk(1_200))
+    assert answer.status_code == 202, answer.text
+    location = answer.headers["location"]
+    assert answer.json()["status"] == "queued" and answer.json()["total"] == 1_200
+    assert Appointment.select().count() == 0  # nothing yet: the request did not hold the import
+    job = Job.get(Job.kind == import_runs.IMPORT_FILE)
+    statements.clear()
+    import_runs.ImportHandler(db, clock).run(job)  # the worker's handler, alone, to count its statements
     assert len(statements) / 1_200 < 16  # a bounded number of statements per row, no N+1
+    run_jobs()
+    done = client.get(location, headers=tenant[1]).json()
+    assert (done["status"], done["done"], done["report"]["counts"]["created"]) == ("done", 1_200, 1_200)
+    assert Appointment.select().count() == 1_200
+    assert {row.source for row in Appointment.select(Appointment.source)} == {"import"}
+    assert client.get("/v1/imports/imp_nope", headers=tenant[1]).status_code == 404
+
+
+def test_a_background_import_of_a_revoked_token_fails_and_writes_nothing(client, tenant, run_jobs, db, clock):
+    answer = post(client, tenant[1], _bulk(600))
+    token_id = accounts.authenticate(db, tenant[1]["Authorization"][7:], now=clock.now()).token_id
+    accounts.revoke_token(db, token_id, now=clock.now())
+    run_jobs()
+    run = ImportRun.get_by_id(answer.json()["id"])
+    assert run.status == "failed" and "revoked" in run.error
+    assert Appointment.select().count() == 0
+
+
+def test_a_dry_run_answers_what_the_import_would_do_and_writes_nothing(client, tenant):
+    _, auth = tenant
+    preview = post(client, auth, CSV_FILE, query="?dry_run=true")
+    assert preview.status_code == 200
+    assert (Appointment.select().count(), Job.select().count(), AuditEvent.select().count()) == (0, 0, 0)
+    real = post(client, auth, CSV_FILE)
+    assert preview.json() == real.json()  # every row's outcome, errors and conflicts alike
+    again = post(client, auth, CSV_FILE, query="?dry_run=1")
+    assert again.json()["counts"] == {"created": 0, "updated": 0, "unchanged": 2, "conflict": 1, "invalid": 1}
+    changed = CSV_FILE.replace(b"Follow-up", b"Follow-up call")
+    assert post(client, auth, changed, query="?dry_run=true").json()["counts"]["updated"] == 1
+    bad = post(client, auth, CSV_FILE, query="?dry_run=perhaps")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "dry_run"
+
+
+def test_a_dry_run_sees_conflicts_between_rows_of_the_same_file(client, tenant):
+    """A real import writes row 1 before it checks row 300; a dry run must see row 1 too."""
+    _, auth = tenant
+    body = _bulk(300) + b"\nclash,Late,Zed,zed@example.org,2027-01-04T08:10:00+00:00"
+    preview = post(client, auth, body, query="?dry_run=true")
+    rows = by_row(preview)
+    assert rows[301]["outcome"] == "conflict" and rows[301]["conflicts_with"] == "bulk-0"
+    assert preview.json() == post(client, auth, body).json()
 
 
 def test_unreadable_files_are_422_or_invalid_rows_never_500(client, tenant):

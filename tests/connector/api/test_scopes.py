@@ -20,7 +20,7 @@ TOKENS = {
     "admin": {accounts.ADMIN},
     "feed": {accounts.FEED},
 }
-PATH_VALUES = {"external_id": "crm-1", "job_id": "1"}
+PATH_VALUES = {"external_id": "crm-1", "job_id": "1", "import_id": "imp_none"}
 BODY = {"title": "Intro call", "attendee_name": "Alex Prospect", "attendee_email": "alex@example.org",
         "start_time": "2026-03-17T11:00:00+01:00"}
 

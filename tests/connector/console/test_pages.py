@@ -207,3 +207,42 @@ def test_the_calendar_lists_a_day_and_hides_cancelled(signed_in, owner, run_jobs
     # The view is kept for the session.
     assert "Calendar" in signed_in.get("/console/appointments").text
     assert 'class="calendar"' in signed_in.get("/console/appointments").text
+
+
+IMPORT_CSV = (b"external_id,title,attendee_name,attendee_email,start_time\n"
+              b"imp-1,Survey,Ana,ana@example.org,2026-03-20T09:00:00Z\n"
+              b"imp-2,Intro,Bo,bo@example.org,2026-03-20T09:15:00Z\n"
+              b"imp-3,Bad,Cy,not-an-email,2026-03-21T09:00:00Z\n")
+
+
+def upload(client, csrf: str, body: bytes = IMPORT_CSV, name: str = "file.csv", **extra):
+    return client.post("/console/import", data={"csrf": csrf, **extra},
+                       files={"file": (name, body, "text/csv")}, follow_redirects=False)
+
+
+def test_an_import_is_reviewed_before_anything_is_written_then_confirmed(signed_in, owner, fill_event_types):
+    fill_event_types(owner[0])
+    page = signed_in.get("/console/import").text
+    answer = upload(signed_in, csrf_of(page))
+    assert answer.status_code == 303
+    review = signed_in.get(answer.headers["location"]).text
+    assert "nothing is written yet" in review and "conflict 1" in review and "invalid 1" in review
+    assert Appointment.select().count() == 0
+    run_path = answer.headers["location"]
+    rechecked = signed_in.post(run_path + "/recheck", data={"csrf": csrf_of(review), "override_conflicts": "on"},
+                               follow_redirects=True)
+    assert "created 2" in rechecked.text and "conflict 0" in rechecked.text
+    done = signed_in.post(run_path + "/confirm", data={"csrf": csrf_of(rechecked.text)}, follow_redirects=True)
+    assert "Imported" in done.text and "created 2" in done.text
+    assert {row.source for row in Appointment.select()} == {"import"}
+    again = signed_in.post(run_path + "/confirm", data={"csrf": csrf_of(done.text)})
+    assert again.status_code == 409  # a confirmed import cannot run twice
+
+
+def test_a_bad_file_is_named_and_writes_nothing(signed_in):
+    page = signed_in.get("/console/import").text
+    wrong = upload(signed_in, csrf_of(page), body=b"\xff\xfe", name="x.csv")
+    assert wrong.status_code == 422 and "UTF-8" in wrong.text
+    other = upload(signed_in, csrf_of(page), body=b"hello", name="x.txt")
+    assert other.status_code == 422
+    assert Appointment.select().count() == 0
