@@ -498,7 +498,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     with session(db):
         accounts.get_account(args.account)
         principal = accounts.Principal(account_id=args.account, token_id="cli", token_name="cli",
-                                       scopes=frozenset({accounts.ADMIN}))  # audited as admin:cli
+                                       scopes=frozenset({accounts.ADMIN}), source="import")  # import:cli
         try:
             rows = importer.parse_file(raw, media)
         except errors.ApiError as exc:

@@ -131,26 +131,26 @@ class AppointmentPages:
             year, number = listing.parse_month(month_text or f"{today.year:04d}-{today.month:02d}")
         except errors.ValidationFailed:
             year, number = today.year, today.month
-        month = listing.month(caller.account, year, number, self.console.booker_url)
+        days = listing.month_outline(caller.account, year, number)
         first = date(year, number, 1)
         start = first - timedelta(days=first.weekday())
         weeks = []
         cursor = start
-        while cursor <= max(date.fromisoformat(d) for d in month["days"]) or cursor.weekday() != 0:
+        while cursor <= max(date.fromisoformat(d) for d in days) or cursor.weekday() != 0:
             week = []
             for _ in range(7):
                 key = cursor.isoformat()
                 week.append({"date": cursor, "in_month": cursor.month == number,
-                             "items": month["days"].get(key, []), "today": cursor == today})
+                             "items": days.get(key, []), "today": cursor == today})
                 cursor += timedelta(days=1)
             weeks.append(week)
         previous = (first - timedelta(days=1)).replace(day=1)
         following = (first + timedelta(days=32)).replace(day=1)
         chosen = None
-        if day_text and day_text in month["days"]:
-            chosen = {"date": date.fromisoformat(day_text), "items": month["days"][day_text]}
+        if day_text and day_text in days:
+            chosen = {"date": date.fromisoformat(day_text), "items": days[day_text]}
         return {"month_title": first.strftime("%B %Y"), "weeks": weeks, "chosen": chosen,
-                "month_key": f"{year:04d}-{number:02d}", "month_total": month["total"],
+                "month_key": f"{year:04d}-{number:02d}", "month_total": sum(len(v) for v in days.values()),
                 "previous": previous.strftime("%Y-%m"), "following": following.strftime("%Y-%m"),
                 "instant": _instant}
 

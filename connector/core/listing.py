@@ -32,6 +32,7 @@ from connector.inputs import (
 from connector.outputs import resources
 from mappings.db import database, is_postgres
 from mappings.models import Account, Appointment
+from mappings.times import to_api
 
 STATUSES = ("pending", "active", "rescheduled", "completed", "cancelled",
             "awaiting_confirmation", "reschedule_requested", "rejected", "failed")
@@ -184,21 +185,41 @@ def parse_month(value: str | None) -> tuple[int, int]:
     return year, number
 
 
-def month(account: Account, year: int, number: int, booker_url: str) -> dict[str, Any]:
-    """Every local day of the month → that day's appointments (cancelled and rejected hidden)."""
+def _month_rows(account: Account, year: int, number: int, *columns: Any) -> tuple[list[Appointment], dict]:
+    """The month's appointments on the calendar (cancelled and rejected hidden), in start order,
+    and an empty list for each of its local days."""
     zone = ZoneInfo(account.time_zone)
     first = date(year, number, 1)
     days = calendar_math.monthrange(year, number)[1]
-    after = first + timedelta(days=days)
     start = datetime.combine(first, time(), zone)
-    end = datetime.combine(after, time(), zone)
-    rows = list(Appointment.select()
+    end = datetime.combine(first + timedelta(days=days), time(), zone)
+    rows = list(Appointment.select(*columns)
                 .where((Appointment.account == account.id)
                        & (Appointment.start_time >= start) & (Appointment.start_time < end)
                        & Appointment.status.not_in(HIDDEN_ON_CALENDAR))
                 .order_by(Appointment.start_time, Appointment.id))
-    by_day: dict[str, list[dict[str, Any]]] = {
-        (first + timedelta(days=offset)).isoformat(): [] for offset in range(days)}
+    return rows, {(first + timedelta(days=offset)).isoformat(): [] for offset in range(days)}
+
+
+def month_outline(account: Account, year: int, number: int) -> dict[str, list[dict[str, Any]]]:
+    """Every local day of the month → its appointments as a month grid shows them (title, times,
+    status, attendee): the console's calendar, without rendering each whole resource."""
+    zone = ZoneInfo(account.time_zone)
+    rows, by_day = _month_rows(account, year, number, Appointment.external_id, Appointment.title,
+                               Appointment.status, Appointment.start_time, Appointment.attendee_name)
+    for row in rows:
+        local = row.start_time.astimezone(zone)
+        by_day[local.date().isoformat()].append({
+            "external_id": row.external_id, "title": row.title, "status": row.status,
+            "attendee_name": row.attendee_name, "start_time": to_api(row.start_time),
+            "local_start_time": local.isoformat()})
+    return by_day
+
+
+def month(account: Account, year: int, number: int, booker_url: str) -> dict[str, Any]:
+    """Every local day of the month → that day's appointments (cancelled and rejected hidden)."""
+    zone = ZoneInfo(account.time_zone)
+    rows, by_day = _month_rows(account, year, number)
     for item, row in zip(resources.render(account.id, rows, booker_url), rows, strict=True):
         local = row.start_time.astimezone(zone)
         by_day[local.date().isoformat()].append({**item, "local_start_time": local.isoformat()})
