@@ -263,6 +263,11 @@ def test_a_read_only_token_sees_no_action_and_hostile_text_stays_text(browser, s
     answer = page.request.post(f"{calsync.url}/console/appointments/crm-x/cancel",
                                form={"csrf": csrf, "reason": "forged"})
     assert answer.status == 403
+    # And without a CSRF token, even a token that may write is refused.
+    owner = browser.new_page(viewport=DESKTOP)
+    _sign_in(owner, calsync.url, token)
+    bare = owner.request.post(f"{calsync.url}/console/appointments/crm-x/cancel", form={"reason": "no token"})
+    assert bare.status == 403 and "security token" in bare.text()
     assert Appointment.get(Appointment.external_id == "crm-x").desired_status == "active"
 
 
