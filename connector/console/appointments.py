@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -322,90 +323,68 @@ class AppointmentPages:
     # --- actions ----------------------------------------------------------------------------
 
     async def reschedule(self, request: Request) -> Response:
-        def perform(caller: Caller, form: FormData) -> Response:
-            row = self._row(request, caller)
-            if row is None:
-                return self._detail(request, caller)
-            typed = {"start_local": form_value(form, "start_local"), "offset": form_value(form, "offset"),
-                     "message": form_value(form, "message")}
-            try:
-                start = _local_start(typed["start_local"], typed["offset"], caller.zone)
-                if len(typed["message"]) > REASON_LIMIT:
-                    raise errors.ValidationFailed.one("message", f"must be at most {REASON_LIMIT} characters")
-                appointments.patch(self.ctx.db, caller.principal, row.external_id,
-                                   json.dumps({"start_time": start.isoformat()}).encode(), now=self.ctx.clock.now())
-                if typed["message"]:
-                    audit.record(account_id=caller.account.id, appointment_id=row.id,
-                                 actor=caller.principal.actor, action="appointment.reschedule_message",
-                                 now=self.ctx.clock.now(), after={"message": typed["message"]})
-            except (errors.ValidationFailed, errors.Conflict) as failed:
-                problems = (field_messages(failed) if isinstance(failed, errors.ValidationFailed)
-                            else {"start_local": str(failed)})
-                if "start_time" in problems:
-                    problems["start_local"] = problems.pop("start_time")
-                return self._detail(request, caller, dialog="reschedule", problems=problems, typed=typed,
-                                    status=422)
-            return redirect(f"/console/appointments/{row.external_id}", saved="1")
+        def change(caller: Caller, row: Appointment, typed: dict[str, str]) -> None:
+            start = _local_start(typed["start_local"], typed["offset"], caller.zone)
+            if len(typed["message"]) > REASON_LIMIT:
+                raise errors.ValidationFailed.one("message", f"must be at most {REASON_LIMIT} characters")
+            appointments.patch(self.ctx.db, caller.principal, row.external_id,
+                               json.dumps({"start_time": start.isoformat()}).encode(), now=self.ctx.clock.now())
+            if typed["message"]:
+                audit.record(account_id=caller.account.id, appointment_id=row.id, actor=caller.principal.actor,
+                             action="appointment.reschedule_message", now=self.ctx.clock.now(),
+                             after={"message": typed["message"]})
 
-        return await self.console.act(request, accounts.WRITE, perform)
+        return await self._change(request, change, ("start_local", "offset", "message"), dialog="reschedule",
+                                  rename={"start_time": "start_local"})
 
     async def cancel(self, request: Request) -> Response:
-        def perform(caller: Caller, form: FormData) -> Response:
-            row = self._row(request, caller)
-            if row is None:
-                return self._detail(request, caller)
-            typed = {"reason": form_value(form, "reason")}
-            try:
-                data = parse(CancelInput, json.dumps({"reason": typed["reason"] or None}).encode())
-                appointments.cancel(self.ctx.db, caller.principal, row.external_id, data, now=self.ctx.clock.now())
-            except (errors.ValidationFailed, errors.Conflict) as failed:
-                problems = (field_messages(failed) if isinstance(failed, errors.ValidationFailed)
-                            else {"reason": str(failed)})
-                return self._detail(request, caller, dialog="cancel", problems=problems, typed=typed, status=422)
-            return redirect(f"/console/appointments/{row.external_id}", saved="1")
+        def change(caller: Caller, row: Appointment, typed: dict[str, str]) -> None:
+            data = parse(CancelInput, json.dumps({"reason": typed["reason"] or None}).encode())
+            appointments.cancel(self.ctx.db, caller.principal, row.external_id, data, now=self.ctx.clock.now())
 
-        return await self.console.act(request, accounts.WRITE, perform)
+        return await self._change(request, change, ("reason",), dialog="cancel")
 
     async def attendance(self, request: Request) -> Response:
-        def perform(caller: Caller, form: FormData) -> Response:
-            row = self._row(request, caller)
-            if row is None:
-                return self._detail(request, caller)
-            try:
-                data = parse(AttendanceInput, json.dumps({"attendance": form_value(form, "attendance")}).encode())
-                appointments.set_attendance(self.ctx.db, caller.principal, row.external_id, data,
-                                            now=self.ctx.clock.now())
-            except (errors.ValidationFailed, errors.Conflict) as failed:
-                message = (next(iter(field_messages(failed).values())) if isinstance(failed, errors.ValidationFailed)
-                           else str(failed))
-                return self._detail(request, caller, problems={"attendance": message}, status=422)
-            return redirect(f"/console/appointments/{row.external_id}", saved="1")
-
-        return await self.console.act(request, accounts.WRITE, perform)
-
-    async def confirm(self, request: Request) -> Response:
-        return await self._host_answer(request, lambda caller, row, form: host_actions.confirm(
-            self.ctx.db, caller.principal, row.external_id, now=self.ctx.clock.now()))
-
-    async def decline(self, request: Request) -> Response:
-        def answer(caller: Caller, row: Appointment, form: FormData) -> Any:
-            data = parse(DeclineInput, json.dumps({"reason": form_value(form, "reason") or None}).encode())
-            return host_actions.decline(self.ctx.db, caller.principal, row.external_id, data,
+        def change(caller: Caller, row: Appointment, typed: dict[str, str]) -> None:
+            data = parse(AttendanceInput, json.dumps({"attendance": typed["attendance"]}).encode())
+            appointments.set_attendance(self.ctx.db, caller.principal, row.external_id, data,
                                         now=self.ctx.clock.now())
 
-        return await self._host_answer(request, answer)
+        return await self._change(request, change, ("attendance",), banner="attendance")
 
-    async def _host_answer(self, request: Request, answer: Any) -> Response:
+    async def confirm(self, request: Request) -> Response:
+        def change(caller: Caller, row: Appointment, typed: dict[str, str]) -> None:
+            host_actions.confirm(self.ctx.db, caller.principal, row.external_id, now=self.ctx.clock.now())
+
+        return await self._change(request, change, (), banner="host")
+
+    async def decline(self, request: Request) -> Response:
+        def change(caller: Caller, row: Appointment, typed: dict[str, str]) -> None:
+            data = parse(DeclineInput, json.dumps({"reason": typed["reason"] or None}).encode())
+            host_actions.decline(self.ctx.db, caller.principal, row.external_id, data, now=self.ctx.clock.now())
+
+        return await self._change(request, change, ("reason",), banner="host")
+
+    async def _change(self, request: Request, change: Callable[[Caller, Appointment, dict[str, str]], None],
+                      fields: tuple[str, ...], *, dialog: str | None = None, banner: str | None = None,
+                      rename: dict[str, str] | None = None) -> Response:
+        """One action on the appointment of the path: the form's ``fields`` to ``change``; a refusal
+        shows the page again with what was typed, the message beside its field (in ``dialog``) or
+        above the page (``banner``); success goes back to the page, following the sync state."""
         def perform(caller: Caller, form: FormData) -> Response:
             row = self._row(request, caller)
             if row is None:
                 return self._detail(request, caller)
+            typed = {name: form_value(form, name) for name in fields}
             try:
-                answer(caller, row, form)
+                change(caller, row, typed)
             except (errors.ValidationFailed, errors.Conflict) as failed:
-                message = (next(iter(field_messages(failed).values())) if isinstance(failed, errors.ValidationFailed)
-                           else str(failed))
-                return self._detail(request, caller, problems={"host": message}, status=422)
+                problems = (field_messages(failed) if isinstance(failed, errors.ValidationFailed)
+                            else {fields[0] if fields else "host": failed.message})
+                problems = {(rename or {}).get(name, name): message for name, message in problems.items()}
+                if banner is not None:
+                    problems = {banner: "; ".join(problems.values())}
+                return self._detail(request, caller, dialog=dialog, problems=problems, typed=typed, status=422)
             return redirect(f"/console/appointments/{row.external_id}", saved="1")
 
         return await self.console.act(request, accounts.WRITE, perform)
