@@ -146,6 +146,10 @@ class Console:
         return self.render(request, "sign_in.html", None, next=_safe_next(request.query_params.get("next")))
 
     async def sign_in(self, request: Request) -> Response:
+        if not _same_origin(request):
+            # No session yet, so no CSRF token: a browser's Origin header says where the form was.
+            return self.render(request, "refused.html", None, status=403,
+                               reason="Sign in from calsync's own sign-in page.")
         form = await request.form(max_files=0, max_fields=10)
         token = (_text(form.get("token")) or "").strip()
         target = _safe_next(_text(form.get("next")))
@@ -175,6 +179,16 @@ class Console:
             return response
 
         return await self.act(request, accounts.READ, signed_out)
+
+
+def _same_origin(request: Request) -> bool:
+    """A form posted from this site (or by a client that sends no Origin, which no browser omits on
+    a cross-site POST)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
 
 
 def is_http(url: Any) -> bool:

@@ -60,6 +60,13 @@ def test_pages_need_a_session_and_the_cookie_is_strict_httponly_and_expiring(cli
     assert client.get("/console/appointments", follow_redirects=False).status_code == 303
 
 
+def test_a_sign_in_posted_from_another_site_is_refused(client, owner):
+    forged = client.post("/console/sign-in", data={"token": owner[1]}, headers={"Origin": "https://evil.example"},
+                         follow_redirects=False)
+    assert forged.status_code == 403 and "set-cookie" not in forged.headers
+    assert sign_in(client, owner[1]).status_code == 303  # TestClient's own origin: no header
+
+
 def test_sign_out_ends_the_session_and_revoking_the_token_ends_it_too(client, owner, db, clock):
     sign_in(client, owner[1])
     page = client.get("/console/appointments").text
