@@ -78,12 +78,20 @@ def describe(run: ImportRun, *, reveal: bool = True) -> dict[str, Any]:
     """``GET /v1/imports/{id}``: state and progress; the report once done."""
     report = run.report
     if report is not None and not reveal:
-        report = {**report, "rows": [{k: v for k, v in row.items() if k != "conflicts_with"}
-                                     for row in report.get("rows", [])]}
+        report = {**report, "rows": [_hidden(row) for row in report.get("rows", [])]}
     return {"id": run.id, "status": run.status, "total": run.total, "done": run.done,
             "override_conflicts": run.override_conflicts, "report": report, "error": run.error,
             "created_at": to_api(run.created_at), "finished_at": to_api(run.finished_at),
             "links": {"self": f"/v1/imports/{run.id}"}}
+
+
+def _hidden(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as a token that may not read sees it: no other appointment's id (RowResult.as_dict)."""
+    if "conflicts_with" not in row:
+        return row
+    shown = {k: v for k, v in row.items() if k != "conflicts_with"}
+    shown["errors"] = [{"field": "start_time", "message": importer.HIDDEN_CONFLICT}]
+    return shown
 
 
 class ImportHandler:

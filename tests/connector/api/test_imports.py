@@ -162,6 +162,19 @@ def test_a_large_file_runs_in_the_background_and_reports_its_progress(client, te
     assert client.get("/v1/imports/imp_nope", headers=tenant[1]).status_code == 404
 
 
+def test_a_write_only_token_polling_its_import_sees_no_other_appointment(client, tenant, token_with, run_jobs):
+    post(client, tenant[1], _bulk(1, first="held"))
+    writer = token_with(tenant[0], accounts.WRITE)
+    body = _bulk(600).replace(b"bulk-0,", b"clash,").replace(b"2027-01-04T08:00:00+00:00",
+                                                             b"2027-01-04T08:10:00+00:00", 1)
+    answer = post(client, writer, body)
+    run_jobs()
+    report = client.get(answer.headers["location"], headers=writer).json()["report"]
+    clash = report["rows"][0]
+    assert clash["outcome"] == "conflict" and "conflicts_with" not in clash
+    assert "held-0" not in json.dumps(report)
+
+
 def test_a_background_import_of_a_revoked_token_fails_and_writes_nothing(client, tenant, run_jobs, db, clock):
     answer = post(client, tenant[1], _bulk(600))
     token_id = accounts.authenticate(db, tenant[1]["Authorization"][7:], now=clock.now()).token_id
