@@ -188,7 +188,8 @@ def test_import_a_file_then_again_changes_nothing(run, tmp_path):
     assert code == 1  # a row was invalid
     assert "row 2 c-2: invalid: attendee_email is not a valid email address" in out
     assert "created 1" in out and "invalid 1" in out
-    assert AuditEvent.get(AuditEvent.action == "appointment.created").actor == "admin:cli"
+    assert AuditEvent.get(AuditEvent.action == "appointment.created").actor == "import:cli"
+    assert Appointment.get().source == "import"
     code, out, _ = run("import", "--account", account_id, "--json", str(path))
     assert json.loads(out)["counts"]["unchanged"] == 1
     assert Appointment.select().count() == 1
