@@ -34,7 +34,7 @@ from connector.api.context import ApiContext
 from connector.api.parameters import DeclaredParameters
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
 from connector.calcom.clients import CalcomClients
-from connector.calcom.ratelimit import RateLimiter
+from connector.calcom.ratelimit import DatabaseWindows, RateLimiter
 from connector.clock import Clock, SystemClock
 from connector.core import import_runs, subscription
 from connector.core.event_types import RefreshHandler
@@ -108,7 +108,8 @@ def build_runtime(
     http = httpx.Client(transport=transport, follow_redirects=False,
                         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     limiter = RateLimiter(clock, limit=settings.calcom.rate_limit_per_window,
-                          window_seconds=settings.calcom.rate_limit_window_seconds)
+                          window_seconds=settings.calcom.rate_limit_window_seconds,
+                          windows=DatabaseWindows(db))  # one allowance per key across processes
     clients = CalcomClients(http, settings, sealer, sandbox_url=sandbox_url, limiter=limiter)
     reconciler = Reconciler(db, clock, clients, settings.calcom.booker_url, ReconcileOptions(
         page_size=settings.reconcile.page_size,

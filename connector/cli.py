@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from peewee import Database
+
 from connector import errors
 from connector.clock import SystemClock
 from connector.core import accounts
@@ -362,15 +364,16 @@ def _tokens_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _calcom_clients(settings: Settings, http):
-    """Cal.com clients as `calsync serve` makes them, paced by this process's own limiter."""
+def _calcom_clients(settings: Settings, http, db: Database):
+    """Cal.com clients as `calsync serve` makes them, spending the same allowance as every process."""
     from connector.calcom.clients import CalcomClients
-    from connector.calcom.ratelimit import RateLimiter
+    from connector.calcom.ratelimit import DatabaseWindows, RateLimiter
     from connector.serve import sandbox_plan
 
     sandbox_url, _ = sandbox_plan(settings)  # where `calsync serve` mounts it, or a sandbox elsewhere
     limiter = RateLimiter(SystemClock(), limit=settings.calcom.rate_limit_per_window,
-                          window_seconds=settings.calcom.rate_limit_window_seconds, max_wait_seconds=120)
+                          window_seconds=settings.calcom.rate_limit_window_seconds, max_wait_seconds=120,
+                          windows=DatabaseWindows(db))
     return CalcomClients(http, settings, Sealer(settings.security.secret_key), sandbox_url=sandbox_url,
                          limiter=limiter)
 
@@ -387,7 +390,7 @@ def _webhooks_register(args: argparse.Namespace, settings: Settings) -> int:
     db = _database(settings)
     sealer = Sealer(settings.security.secret_key)
     with session(db), httpx.Client() as http:
-        clients = _calcom_clients(settings, http)
+        clients = _calcom_clients(settings, http, db)
         if args.account:
             targets = _targets(args.account)
         else:
@@ -417,7 +420,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
         options = ReconcileOptions(page_size=settings.reconcile.page_size,
                                    window_before=timedelta(days=settings.reconcile.window_before_days),
                                    window_after=timedelta(days=settings.reconcile.window_after_days))
-        reconciler = Reconciler(db, SystemClock(), _calcom_clients(settings, http),
+        reconciler = Reconciler(db, SystemClock(), _calcom_clients(settings, http, db),
                                 settings.calcom.booker_url, options)
         for account in _targets(args.account):
             bar = _ProgressBar(f"{account.id} {'full' if args.full else 'incremental'}")
@@ -474,7 +477,7 @@ def _event_types_refresh(args: argparse.Namespace, settings: Settings) -> int:
 
     db = _database(settings)
     with session(db), httpx.Client() as http:
-        clients = _calcom_clients(settings, http)
+        clients = _calcom_clients(settings, http, db)
         for account in _targets(args.account):
             try:
                 result = event_types.refresh(db, SystemClock(), clients, account.id)

@@ -38,6 +38,7 @@ from mappings.models import (
     Account,
     ImportRun,
     PeriodicClaim,
+    RateWindow,
     ReconcileCheckpoint,
     ReconcileRun,
 )
@@ -139,6 +140,12 @@ def _import_runs(db: Database) -> None:
         db.create_tables([ImportRun])
 
 
+def _rate_windows(db: Database) -> None:
+    """Each Cal.com key's allowance in the database, shared by every process."""
+    with db.bind_ctx([RateWindow]):
+        db.create_tables([RateWindow])
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -154,6 +161,7 @@ STEPS: list[Step] = [
     Step(9, "appointment: the host's confirm, decline and reassign asked for from the CRM", _host_actions),
     Step(10, "appointment: the recurring series an occurrence belongs to", _recurring),
     Step(11, "import runs: large files in the background, console imports held for review", _import_runs),
+    Step(12, "rate windows: one Cal.com allowance per key, whatever the number of processes", _rate_windows),
 ]
 
 

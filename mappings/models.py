@@ -19,6 +19,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -301,6 +302,16 @@ class ImportRun(BaseModel):
         indexes = ((("account", "created_at"), False),)
 
 
+class RateWindow(BaseModel):
+    """One Cal.com key's request allowance, shared by every process (connector/calcom/ratelimit.py):
+    its limit, the times of its requests still in the window, a pause Cal.com asked for."""
+
+    bucket = CharField(primary_key=True, max_length=64)  # a hash of the key and where it is used
+    limit = IntegerField()
+    sent = JSONField(default=list)  # epoch seconds
+    paused_until = DoubleField(null=True)  # epoch seconds (PostgreSQL real would round to minutes)
+
+
 class AuditEvent(BaseModel):
     """Append-only history: who changed what, with before and after values."""
 
@@ -377,4 +388,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     ReconcileCheckpoint,
     PeriodicClaim,
     ImportRun,
+    RateWindow,
 ]

@@ -7,6 +7,7 @@ An account without one talks to the sandbox when one is configured
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -46,9 +47,9 @@ class CalcomClients:
         base_url, key = self._destination(account, candidate_key)
         extra: dict[str, Any] = {} if self._sleep is None else {"sleep": self._sleep}
         if self.limiter is not None:
-            limiter, account_id = self.limiter, account.id
-            extra["before_request"] = lambda: limiter.acquire(account_id, patient=patient)
-            extra["on_rate_limit"] = lambda info: limiter.observe(account_id, info)
+            limiter, bucket = self.limiter, allowance_of(base_url, key)
+            extra["before_request"] = lambda: limiter.acquire(bucket, patient=patient)
+            extra["on_rate_limit"] = lambda info: limiter.observe(bucket, info)
         return CalcomClient(
             self.http,
             base_url=base_url,
@@ -58,6 +59,13 @@ class CalcomClients:
             read_attempts=self.settings.calcom.read_attempts,
             **extra,
         )
+
+    def allowance(self, account: Account) -> str | None:
+        """The rate-limit bucket the account's calls spend (None when its key cannot be read)."""
+        try:
+            return allowance_of(*self._destination(account, None))
+        except errors.CalcomAuthError:
+            return None
 
     def _destination(self, account: Account, candidate_key: str | None) -> tuple[str, str]:
         """The base URL and key the account's calls go to."""
@@ -80,3 +88,9 @@ class CalcomClients:
                 "the account has no Cal.com API key; set one with "
                 "'calsync accounts update ID --calcom-api-key …'")
         return own_base_url, key
+
+
+def allowance_of(base_url: str, key: str) -> str:
+    """Cal.com's allowance is per API key: accounts (and processes) sharing a key share it. The
+    key itself is never stored; a hash of it and of where it is used names the bucket."""
+    return hashlib.sha256(f"{base_url}\0{key}".encode()).hexdigest()[:40]

@@ -127,8 +127,8 @@ class AdminPages:
             WebhookDelivery.id, WebhookDelivery.trigger, WebhookDelivery.received_at, WebhookDelivery.outcome,
             WebhookDelivery.booking_uid, WebhookDelivery.error).where(WebhookDelivery.account == account_id)
             .order_by(WebhookDelivery.id.desc()).limit(LIST_LIMIT))
-        limiter = self.ctx.clients.limiter
-        headroom = limiter.headroom(account_id) if limiter is not None else None
+        limiter, bucket = self.ctx.clients.limiter, self.ctx.clients.allowance(caller.account)
+        headroom = limiter.headroom(bucket) if limiter is not None and bucket is not None else None
         registration = (Job.select().where((Job.account_id == account_id) & (Job.kind == "register_webhook"))
                         .order_by(Job.id.desc()).first())
         return self.console.render(

@@ -6,7 +6,7 @@ import pytest
 
 from connector import errors
 from connector.calcom import RateLimitInfo
-from connector.calcom.ratelimit import MARGIN, RateLimiter
+from connector.calcom.ratelimit import MARGIN, DatabaseWindows, RateLimiter
 from connector.core.sync import ConvergeHandler
 from connector.jobs import queue
 from connector.jobs.retry import RetryPolicy
@@ -82,9 +82,48 @@ def test_a_429_pauses_the_account_until_the_reset_without_spending_attempts(db, 
     clock.advance(seconds=30)
     assert not worker.run_once()  # not due; and the limiter would hold it back anyway
     with pytest.raises(errors.RateLimitDeferred):
-        limiter.acquire(account.id)
+        limiter.acquire(clients.allowance(account))
     assert sandbox.throttler.refused == calls_before  # nothing was sent during the block
     clock.advance(seconds=31)
     assert worker.run_once()
     assert Appointment.get_by_id(appointment.id).status == "active"
     assert sandbox.calendar.created_count == 1
+
+
+def test_processes_share_one_allowance_through_the_database(db, clock):
+    """Each process has its own limiter; the window is the database's, per key: two processes
+    together get the allowance once, and a process started later does not get a fresh one."""
+    first, second = (RateLimiter(clock, limit=3, window_seconds=60, max_wait_seconds=0,
+                                 windows=DatabaseWindows(db)) for _ in range(2))
+    first.acquire("key-a")
+    second.acquire("key-a")
+    first.acquire("key-a")
+    restarted = RateLimiter(clock, limit=3, window_seconds=60, max_wait_seconds=0, windows=DatabaseWindows(db))
+    for limiter in (first, second, restarted):
+        with pytest.raises(errors.RateLimitDeferred):
+            limiter.acquire("key-a")
+    restarted.acquire("key-b")  # another key, another allowance
+    assert second.headroom("key-a")[:2] == (0, 3) and second.headroom("key-b")[:2] == (2, 3)
+    clock.advance(seconds=60 * (1 + MARGIN) + 1)
+    restarted.acquire("key-a")
+
+
+def test_a_pause_cal_com_asks_for_holds_every_process(db, clock):
+    first, second = (RateLimiter(clock, limit=120, window_seconds=60, max_wait_seconds=0,
+                                 windows=DatabaseWindows(db)) for _ in range(2))
+    first.acquire("key")
+    first.observe("key", RateLimitInfo(limit=100, remaining=0, reset_seconds=30))
+    with pytest.raises(errors.RateLimitDeferred) as held:
+        second.acquire("key")
+    assert held.value.retry_after == pytest.approx(30)
+    assert second.headroom("key")[1] == 100  # the limit it learned too
+    clock.advance(seconds=31)
+    second.acquire("key")
+
+
+def test_accounts_sharing_a_key_share_its_allowance(db, make_account, sealer):
+    from connector.calcom.clients import allowance_of
+
+    assert allowance_of("https://api.cal.com", "cal_a") == allowance_of("https://api.cal.com", "cal_a")
+    assert allowance_of("https://api.cal.com", "cal_a") != allowance_of("https://api.cal.com", "cal_b")
+    assert "cal_a" not in allowance_of("https://api.cal.com", "cal_a")
