@@ -44,11 +44,12 @@ from connector.core.sync import ConvergeHandler, SyncContext
 from connector.jobs import queue, sweeps
 from connector.jobs.retry import RetryPolicy
 from connector.jobs.scheduler import PeriodicTask, Scheduler, for_every_account
+from connector.jobs.settled import Settled
 from connector.jobs.worker import Worker, WorkerConfig
 from connector.outputs import events
 from connector.sandbox.app import Sandbox
 from connector.settings import Settings
-from mappings.db import open_database, refresh_statistics
+from mappings.db import dedicated_connection, is_postgres, open_database, refresh_statistics
 from mappings.sealing import Sealer
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import ApplyHandler
@@ -73,6 +74,7 @@ class Runtime:
     ingest: IngestWriter
     sandbox: Sandbox | None = None
     background: bool = field(default=False)
+    settled: Settled = field(default_factory=Settled)
 
     def start_background(self) -> None:
         self.worker.start()
@@ -88,6 +90,7 @@ class Runtime:
 
     def close(self) -> None:
         self.stop_background()
+        self.settled.stop()
         self.ingest.stop()
         self.http.close()
 
@@ -162,8 +165,15 @@ def build_runtime(
         PeriodicTask("refresh_statistics", timedelta(seconds=periods.statistics_seconds),
                      lambda now: int(refresh_statistics(db))),
     ])
-    return Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, reconciler, slot_cache,
-                   IngestWriter(db), sandbox)
+    runtime = Runtime(settings, clock, db, sealer, http, clients, worker, scheduler, reconciler, slot_cache,
+                      IngestWriter(db), sandbox)
+
+    def after_job() -> None:
+        runtime.settled.wake()  # this process's waiting requests
+        Settled.announce(db)  # and, on PostgreSQL, every other process's
+
+    worker.after_job = after_job
+    return runtime
 
 
 def create_app(
@@ -181,7 +191,7 @@ def create_app(
                                        sandbox=sandbox, sandbox_url=sandbox_url)
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake, clients=runtime.clients,
-                     reconciler=runtime.reconciler, slot_cache=runtime.slot_cache)
+                     reconciler=runtime.reconciler, slot_cache=runtime.slot_cache, settled=runtime.settled)
     routes: list[BaseRoute] = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
               *appointments_api.routes(ctx),
               *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx),
@@ -192,6 +202,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if is_postgres(runtime.db):  # a worker in another process settles appointments too
+            runtime.settled.listen(lambda: dedicated_connection(runtime.db))
         if run_background:
             runtime.start_background()
         try:

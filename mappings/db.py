@@ -72,6 +72,15 @@ def make_database(url: str, *, pool_size: int = 32) -> Database:
     raise ValueError(f"unsupported database URL scheme in {redact_url(url)!r}")
 
 
+def dedicated_connection(db: Database) -> Any:
+    """A PostgreSQL connection of its own, outside the pool (a LISTEN must keep its connection)."""
+    import psycopg2
+
+    target = getattr(db, "obj", db)
+    params = {k: v for k, v in target.connect_params.items() if v is not None}
+    return psycopg2.connect(dbname=target.database, **params)
+
+
 def open_database(url: str, *, pool_size: int = 32) -> Database:
     """Create the database for ``url`` and bind the models to it."""
     db = make_database(url, pool_size=pool_size)

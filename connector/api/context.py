@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from connector.calcom.clients import CalcomClients
     from connector.core.reconcile import Reconciler
     from connector.core.slots import SlotCache
+    from connector.jobs.settled import Settled
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,4 @@ class ApiContext:
     reconciler: Reconciler
     slot_cache: SlotCache
     wake_worker: Callable[[], None] = field(default=lambda: None)
+    settled: Settled | None = None  # wakes Prefer: wait the moment a job finishes

@@ -1,7 +1,8 @@
 """``Prefer: wait=N`` (RFC 7240): answer once the appointment is synced or failed, or after N s.
 
-The wait polls the database (without blocking the event loop), so it works when
-another process's worker does the sync; N is capped at 30 seconds. A ``wait`` whose
+The wait is woken when a job finishes (connector/jobs/settled.py) and looks at the
+database again, without blocking the event loop; a slow poll remains for what no signal
+reaches; N is capped at 30 seconds. A ``wait`` whose
 value is not a whole number is refused (422 naming ``Prefer``) before anything is
 written; other preferences are ignored, as RFC 7240 asks.
 """
@@ -9,6 +10,7 @@ written; other preferences are ignored, as RFC 7240 asks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 
@@ -21,6 +23,7 @@ from mappings.db import session
 from mappings.models import Appointment
 
 MAX_WAIT_SECONDS = 30
+FALLBACK_POLL_SECONDS = 0.5
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?([^\",;\s]*)\"?", re.IGNORECASE)
 _SECONDS = re.compile(r"[0-9]+")  # ASCII digits: "\d" would take "٣"
 
@@ -47,11 +50,24 @@ def _settled(ctx: ApiContext, appointment_id: str) -> bool:
 
 
 async def until_settled(ctx: ApiContext, appointment_id: str, seconds: int) -> None:
-    """Return when the appointment's current version is synced (or failed, or dead), or in time."""
+    """Return when the appointment's current version is synced (or failed, or dead), or in time.
+
+    Woken when a job finishes (jobs/settled.py: in this process, or any on PostgreSQL); a poll
+    with growing pauses stays as the fallback for what no signal reaches."""
     deadline = time.monotonic() + seconds
-    pause = 0.02
-    while time.monotonic() < deadline:
-        if await run_in_threadpool(_settled, ctx, appointment_id):
-            return
-        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-        pause = min(pause * 2, 0.25)
+    if ctx.settled is None:
+        pause = 0.02
+        while time.monotonic() < deadline:
+            if await run_in_threadpool(_settled, ctx, appointment_id):
+                return
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 0.25)
+        return
+    with ctx.settled.watching() as woken:
+        while time.monotonic() < deadline:
+            woken.clear()
+            if await run_in_threadpool(_settled, ctx, appointment_id):
+                return
+            with contextlib.suppress(TimeoutError):  # the fallback poll, for what no signal reaches
+                await asyncio.wait_for(woken.wait(), min(FALLBACK_POLL_SECONDS,
+                                                         max(deadline - time.monotonic(), 0)))

@@ -15,7 +15,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,6 +68,8 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Called after every job, whatever its outcome: wakes requests waiting for it (jobs/settled.py).
+        self.after_job: Callable[[], None] | None = None
 
     # --- one job --------------------------------------------------------------
 
@@ -82,6 +84,8 @@ class Worker:
             if job is None:
                 return False
             self._run(job, worker_id)
+            if self.after_job is not None:
+                self.after_job()
             return True
 
     def _run(self, job: Job, worker_id: str) -> None:

@@ -56,5 +56,7 @@ def emit_for(db: Database, appointment_id: str, event_type: str, *, now: datetim
              booker_url: str) -> int | None:
     """An appointment event carrying the appointment as it is now (after the change)."""
     row = Appointment.get_by_id(appointment_id)
+    if not Account.select(Account.callback_url).where(Account.id == row.account_id).scalar():
+        return None  # no CRM to tell: the appointment is not rendered for nobody
     return emit(db, row.account_id, event_type, resources.appointment_with_chain(row, booker_url),
                 now=now, order_key=appointment_id)
