@@ -7,7 +7,13 @@ achieved requests/s (served, not 429) ÷ allowed requests/s over the complete
 windows of the run, and the 429s. The baseline, in the same run, is the same load with calsync's
 limiter switched off.
 
-    .venv/bin/python bench/sync_rate_limit.py [--appointments 480] [--workers 8]
+    .venv/bin/python bench/sync_rate_limit.py [--appointments 480] [--workers 8] [--database-url URL]
+
+A third phase runs calsync as a deployment would, on one key: ``calsync serve`` and three
+``calsync worker`` processes on one database (SQLite, or ``--database-url`` for PostgreSQL),
+each with its own limiter object and one allowance between them (the rate window lives in
+the database). Target: >= 95 % of the allowed rate and <= 1 % 429s, in the same run as the
+single-process figure.
 
 Bounded: each phase stops when every appointment is booked or after --timeout s.
 """
@@ -16,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,9 +45,10 @@ from mappings.migrations import migrate  # noqa: E402
 from mappings.models import Appointment  # noqa: E402
 from mappings.sealing import Sealer  # noqa: E402
 from mappings.times import to_api  # noqa: E402
-from tests.support.servers import ServerThread  # noqa: E402
+from tests.support.servers import ServerThread, free_port  # noqa: E402
 
 LIMIT, WINDOW = 120, 6
+SECRET = "bench-secret-key"
 
 
 class Recorder:
@@ -108,7 +118,83 @@ def run_phase(label: str, count: int, workers: int, limit_per_window: int | None
         with session(db):
             failures = [row.last_error for row in
                         Appointment.select().where(Appointment.status != "active").limit(3)]
-    seen = recorder.seen
+    return _figures(label, recorder.seen, booked, count, failures)
+
+
+def _seed(db_url: str, count: int, clock) -> None:
+    db = open_database(db_url)
+    with session(db):
+        migrate(db, clock.now())
+        account, _ = accounts.create_account(
+            db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(SECRET), now=clock.now())
+        principal = accounts.Principal(account.id, "tok", "bench", frozenset(accounts.SCOPES))
+        first = clock.now() + timedelta(days=1)
+        for index in range(count):
+            data = AppointmentInput.model_validate({
+                "title": f"Bulk {index}", "attendee_name": "Bulk Attendee",
+                "attendee_email": f"bulk{index}@example.org",
+                "start_time": to_api(first + timedelta(minutes=30 * index))}, strict=False)
+            appointments.put(db, principal, f"bulk-{index}", data, now=clock.now())
+    db.close()
+
+
+def run_processes(label: str, count: int, threads: int, workers: int, timeout: float,
+                  database_url: str | None) -> dict:
+    """``calsync serve`` plus ``workers`` ``calsync worker`` processes on one database and key."""
+    clock = SystemClock()
+    sandbox = create_sandbox(clock, SandboxSettings(
+        weekly_hours="Mon-Sun 00:00-24:00", rate_limit=LIMIT, rate_limit_window_seconds=WINDOW,
+        rate_limit_block_seconds=WINDOW))
+    recorder = Recorder(sandbox.app)
+    with tempfile.TemporaryDirectory() as folder, ServerThread(recorder) as calcom:
+        url = database_url or f"sqlite:///{folder}/bench.db"
+        if database_url:
+            _reset(database_url)
+        _seed(url, count, clock)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALSYNC_")}
+        env.update(CALSYNC_DATABASE_URL=url, CALSYNC_SANDBOX_URL=calcom.url, CALSYNC_SECRET_KEY=SECRET,
+                   CALSYNC_CALCOM_RATE_LIMIT_PER_WINDOW=str(LIMIT),
+                   CALSYNC_CALCOM_RATE_LIMIT_WINDOW_SECONDS=str(WINDOW),
+                   CALSYNC_WORKER_CONCURRENCY=str(threads), CALSYNC_WORKER_POLL_INTERVAL_SECONDS="0.01",
+                   CALSYNC_WORKER_BACKOFF_BASE_SECONDS="0.5", CALSYNC_WORKER_BACKOFF_MAX_SECONDS="5",
+                   CALSYNC_SCHEDULER_ENABLED="false", CALSYNC_LOG_LEVEL="error")
+        command = [sys.executable, "-m", "connector.cli"]
+        processes = [subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+                                      env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        processes += [subprocess.Popen([*command, "worker"], env=env, cwd=folder,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for _ in range(workers)]
+        db = open_database(url)
+        started = time.monotonic()
+        booked = 0
+        try:
+            while time.monotonic() - started < timeout:
+                with session(db):
+                    booked = Appointment.select().where(Appointment.status == "active").count()
+                if booked == count:
+                    break
+                time.sleep(0.2)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=30)
+        with session(db):
+            failures = [row.last_error for row in
+                        Appointment.select().where(Appointment.status != "active").limit(3)]
+    return _figures(label, recorder.seen, booked, count, failures)
+
+
+def _reset(database_url: str) -> None:
+    """An empty schema on a PostgreSQL given by URL (the bench owns it)."""
+    db = open_database(database_url)
+    with session(db):
+        db.execute_sql("DROP SCHEMA public CASCADE")
+        db.execute_sql("CREATE SCHEMA public")
+    db.close()
+
+
+def _figures(label: str, seen: list[tuple[float, int]], booked: int, count: int, failures: list) -> dict:
     t0, t_last = seen[0][0], seen[-1][0]
     windows = max(int((t_last - t0) // WINDOW), 1)
     # Served requests only: a refused one spends nothing useful.
@@ -127,6 +213,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without a limiter")
+    parser.add_argument("--database-url", help="PostgreSQL for the many-process phase (its public "
+                                               "schema is emptied); SQLite in a temporary folder if absent")
     args = parser.parse_args()
     allowed = LIMIT / WINDOW
     print(f"sync_rate_limit: {args.appointments} appointments, {args.workers} worker threads, "
@@ -134,8 +222,11 @@ def main() -> None:
     phases = [("calsync's limiter", LIMIT)]
     if not args.no_baseline:
         phases.append(("no limiter (baseline)", None))
-    for label, limit in phases:
-        result = run_phase(label, args.appointments, args.workers, limit, args.timeout)
+    results = [run_phase(label, args.appointments, args.workers, limit, args.timeout) for label, limit in phases]
+    results.append(run_processes("serve + 3 workers", args.appointments, max(1, args.workers // 4), 3,
+                                 args.timeout, args.database_url))
+    for result in results:
+        label = result["label"]
         share = 100 * result["refused"] / max(result["requests"], 1)
         print(f"  {label:<22} booked {result['booked']}/{result['count']} in {result['seconds']:.1f} s; "
               f"{result['requests']} requests; achieved {result['achieved']:.2f}/s = "
