@@ -191,7 +191,8 @@ def create_app(
                                        sandbox=sandbox, sandbox_url=sandbox_url)
     ctx = ApiContext(settings=runtime.settings, clock=runtime.clock, db=runtime.db,
                      wake_worker=runtime.worker.wake, clients=runtime.clients,
-                     reconciler=runtime.reconciler, slot_cache=runtime.slot_cache, settled=runtime.settled)
+                     reconciler=runtime.reconciler, slot_cache=runtime.slot_cache, settled=runtime.settled,
+                     run_now=lambda key: runtime.background and runtime.worker.run_now(key))
     routes: list[BaseRoute] = [*health.routes(ctx), *views_api.routes(ctx), *imports_api.routes(ctx),
               *appointments_api.routes(ctx),
               *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx),

@@ -61,12 +61,16 @@ def routes(ctx: ApiContext) -> list[Route]:
                 return body, principal, row.id, status, changed, wait
 
         body, principal, appointment_id, status, changed, wait = await run_in_threadpool(work)
-        if changed:
+        waits_here = changed and wait is not None and ctx.run_now is not None
+        if changed and not waits_here:
             ctx.wake_worker()
         headers = {"Location": f"/v1/appointments/{external_id}"} if status == 201 else {}
         if wait is not None:
             if changed:
+                # This request does its own change's job (waiting.until_settled): the worker threads
+                # are not woken to race it for the claim, only afterwards for what follows.
                 await waiting.until_settled(ctx, appointment_id, wait)
+                ctx.wake_worker()
             headers["Preference-Applied"] = f"wait={wait}"
 
         def reload() -> dict:

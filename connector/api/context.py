@@ -28,3 +28,5 @@ class ApiContext:
     slot_cache: SlotCache
     wake_worker: Callable[[], None] = field(default=lambda: None)
     settled: Settled | None = None  # wakes Prefer: wait the moment a job finishes
+    # Runs a queued job in the calling thread (a worker runs in this process); False: not taken.
+    run_now: Callable[[str], bool] | None = None

@@ -55,6 +55,10 @@ async def until_settled(ctx: ApiContext, appointment_id: str, seconds: int) -> N
     Woken when a job finishes (jobs/settled.py: in this process, or any on PostgreSQL); a poll
     with growing pauses stays as the fallback for what no signal reaches."""
     deadline = time.monotonic() + seconds
+    if ctx.run_now is not None:
+        # The change's converge is queued and committed: do it here rather than wait for a worker
+        # thread to wake, claim it and do it (another process's worker may have taken it: then wait).
+        await run_in_threadpool(ctx.run_now, f"converge:{appointment_id}")
     if ctx.settled is None:
         pause = 0.02
         while time.monotonic() < deadline:

@@ -125,8 +125,10 @@ def claim_next(
     now: datetime,
     lease_seconds: float,
     kinds: Iterable[str] | None = None,
+    dedupe_key: str | None = None,
 ) -> Job | None:
-    """Take the next due job for ``worker_id`` with a lease, or None if none is due."""
+    """Take the next due job for ``worker_id`` with a lease, or None if none is due; with
+    ``dedupe_key``, only the job queued under that key (by the same rules)."""
     other = Job.alias("other")
     busy_elsewhere = other.select(SQL("1")).where(
         (other.serial_key == Job.serial_key)
@@ -147,6 +149,8 @@ def claim_next(
     )
     if kinds is not None:
         query = query.where(Job.kind.in_(list(kinds)))
+    if dedupe_key is not None:
+        query = query.where(Job.dedupe_key == dedupe_key)
     postgres = is_postgres(db)
     if postgres:
         query = query.for_update(skip_locked=True)

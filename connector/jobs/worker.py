@@ -88,6 +88,22 @@ class Worker:
                 self.after_job()
             return True
 
+    def run_now(self, dedupe_key: str) -> bool:
+        """Claim and run the job queued under ``dedupe_key`` in the calling thread, if it is due and
+        no one holds it: a request that waits for its own change (``Prefer: wait``) does the work
+        instead of waiting for a worker thread to. Claimed like any job, so it runs once."""
+        worker_id = f"{self.name}:request:{threading.get_ident()}"
+        with session(self.db):
+            job = queue.claim_next(self.db, worker_id, now=self.clock.now(),
+                                   lease_seconds=self.config.lease_seconds, kinds=self.handlers.keys(),
+                                   dedupe_key=dedupe_key)
+            if job is None:
+                return False
+            self._run(job, worker_id)
+            if self.after_job is not None:
+                self.after_job()
+            return True
+
     def _run(self, job: Job, worker_id: str) -> None:
         metrics.job_queue_latency.labels(job.kind).observe(
             max(0.0, (self.clock.now() - job.run_at).total_seconds()))

@@ -26,7 +26,7 @@ def test_a_wake_between_the_look_and_the_wait_is_not_lost(monkeypatch):
         return True
 
     monkeypatch.setattr(waiting, "_settled", look)
-    ctx = SimpleNamespace(settled=settled)
+    ctx = SimpleNamespace(settled=settled, run_now=None)
     started = time.monotonic()
     asyncio.run(waiting.until_settled(ctx, "apt_1", 20))
     assert len(looks) == 2 and time.monotonic() - started < 5  # woken, not the 60 s poll
@@ -45,7 +45,7 @@ def test_a_wake_from_the_worker_thread_ends_the_wait(monkeypatch):
 
     threading.Thread(target=worker).start()
     started = time.monotonic()
-    asyncio.run(waiting.until_settled(SimpleNamespace(settled=settled), "apt_1", 20))
+    asyncio.run(waiting.until_settled(SimpleNamespace(settled=settled, run_now=None), "apt_1", 20))
     assert time.monotonic() - started < 5
 
 

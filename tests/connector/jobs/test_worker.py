@@ -130,3 +130,21 @@ def test_many_workers_never_run_one_job_twice(db, clock):
     assert statuses == {"done": total}
     assert sum(handler.runs.values()) == total and max(handler.runs.values()) == 1
     assert overlap == []
+
+
+def test_a_waiting_request_runs_its_own_job_once_and_only_its_own(db, clock):
+    """run_now: the request that waits for its change claims that job (by its dedupe key) like
+    any worker would; it is run once, a second claim finds nothing, and other jobs are left."""
+    handler = Recorder()
+    worker = _worker(db, clock, handler)
+    mine = queue.enqueue(db, "converge", now=clock.now(), payload={"appointment_id": "apt_1"},
+                         serial_key="appointment:apt_1", dedupe_key="converge:apt_1")
+    other = queue.enqueue(db, "converge", now=clock.now(), payload={"appointment_id": "apt_2"},
+                          serial_key="appointment:apt_2", dedupe_key="converge:apt_2")
+    assert worker.run_now("converge:apt_1") is True
+    assert worker.run_now("converge:apt_1") is False
+    assert handler.runs == {mine: 1}
+    assert (Job.get_by_id(mine).status, Job.get_by_id(other).status) == ("done", "queued")
+    held = queue.claim_next(db, "elsewhere", now=clock.now(), lease_seconds=60)  # a worker took it
+    assert held is not None and held.id == other
+    assert worker.run_now("converge:apt_2") is False  # running elsewhere: the request just waits
