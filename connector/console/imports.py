@@ -135,7 +135,11 @@ class ImportPages:
             except errors.Conflict as refused:
                 return self._show(request, caller, run, problem=refused.message, status=409)
             if not background:  # a small file goes in now, by the worker's own code
-                import_runs.ImportHandler(self.ctx.db, self.ctx.clock).execute(confirmed)
+                handler = import_runs.ImportHandler(self.ctx.db, self.ctx.clock)
+                try:
+                    handler.execute(confirmed)
+                except Exception as failure:  # noqa: BLE001 — the page says so; rows done stay done
+                    handler.fail(run.id, str(failure))
             return redirect(f"{PATH}/{run.id}")
 
         return await self.console.act(request, accounts.WRITE, perform)

@@ -113,7 +113,7 @@ class ImportHandler:
             principal = as_importer(accounts.principal_of_token(self.db, run.token_id, source=SOURCE))
             rows = importer.parse_file(run.content.encode(), run.media_type)
         except (errors.Unauthorized, errors.ValidationFailed, errors.UnsupportedMediaType) as refused:
-            self._fail(run.id, str(refused))  # the token was revoked, or the file cannot be read
+            self.fail(run.id, str(refused))  # the token was revoked, or the file cannot be read
             return
         with write_transaction(self.db):
             ImportRun.update(status="running", done=0, updated_at=self.clock.now()).where(
@@ -134,9 +134,9 @@ class ImportHandler:
 
     def failed(self, job: Job, error: BaseException, final: bool) -> None:
         if final:
-            self._fail(job.payload["import_id"], str(error))
+            self.fail(job.payload["import_id"], str(error))
 
-    def _fail(self, run_id: str, why: str) -> None:
+    def fail(self, run_id: str, why: str) -> None:
         with write_transaction(self.db):
             ImportRun.update(status="failed", error=why[:1000], finished_at=self.clock.now(),
                              updated_at=self.clock.now()).where(ImportRun.id == run_id).execute()

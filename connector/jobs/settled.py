@@ -70,6 +70,7 @@ class Settled:
         ``dsn_of()`` opens that connection. None on SQLite."""
         def run() -> None:
             while not self._stop.is_set():
+                connection = None
                 try:
                     connection = dsn_of()
                     connection.autocommit = True
@@ -85,6 +86,10 @@ class Settled:
                     log.warning("settle listener reconnecting", exc_info=True,
                                 extra={"action": "settled.listen_error"})
                     self._stop.wait(1.0)
+                finally:
+                    if connection is not None:
+                        with contextlib.suppress(Exception):
+                            connection.close()
 
         thread = threading.Thread(target=run, name="calsync-settled-listener", daemon=True)
         thread.start()
