@@ -41,7 +41,7 @@ from connector.core.event_types import RefreshHandler
 from connector.core.reconcile import ReconcileHandler, ReconcileOptions, Reconciler
 from connector.core.slots import SlotCache
 from connector.core.sync import ConvergeHandler, SyncContext
-from connector.jobs import queue, sweeps
+from connector.jobs import queue, reminders, sweeps
 from connector.jobs.retry import RetryPolicy
 from connector.jobs.scheduler import PeriodicTask, Scheduler, for_every_account
 from connector.jobs.settled import Settled
@@ -162,6 +162,8 @@ def build_runtime(
                      lambda now: sweeps.complete_ended(db, now, booker_url)),
         PeriodicTask("briefings", timedelta(seconds=periods.briefing_seconds),
                      lambda now: sweeps.send_briefings(db, now, booker_url, lead)),
+        PeriodicTask("reminders", timedelta(seconds=periods.reminder_seconds),
+                     lambda now: reminders.send_due(db, now, booker_url)),
         PeriodicTask("refresh_statistics", timedelta(seconds=periods.statistics_seconds),
                      lambda now: int(refresh_statistics(db))),
     ])

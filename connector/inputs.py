@@ -129,6 +129,23 @@ class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+REMINDER_CHANNELS = ("sms", "email", "voice", "push")
+MAX_REMINDER_LEAD_MINUTES = 10_080  # a week: the reminder sweep looks that far ahead
+MAX_REMINDERS = 10
+
+
+class ReminderInput(StrictBody):
+    """One reminder of an appointment: the CRM sends it on ``channel`` when calsync says it is due
+    (``appointment.reminder_due``, ``minutes_before`` the start)."""
+
+    channel: Literal["sms", "email", "voice", "push"]
+    minutes_before: Annotated[int, Field(ge=1, le=MAX_REMINDER_LEAD_MINUTES)]
+    template: Annotated[str, StringConstraints(max_length=500), STORABLE] | None = None
+
+
+Reminders = Annotated[list[ReminderInput], Field(max_length=MAX_REMINDERS)]
+
+
 class AppointmentInput(StrictBody):
     """The appointment fields a CRM writes (DESIGN §6)."""
 
@@ -150,6 +167,8 @@ class AppointmentInput(StrictBody):
     guests: Annotated[list[Email], Field(max_length=30)] = Field(default_factory=list)
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)] = Field(
         default_factory=dict)
+    reminders: Reminders | None = Field(
+        default=None, description="the appointment's reminders; absent or null: the account's defaults")
 
 
 class CancelInput(StrictBody):
@@ -307,6 +326,8 @@ class SettingsInput(StrictBody):
     callback_secret: SigningSecret | None = Field(
         default=None, description="whsec_… secret that signs events to the CRM; never shown again")
     public_url: HttpUrl | None = None
+    default_reminders: Reminders | None = Field(
+        default=None, description="the reminders of an appointment that names none")
 
 
 # --- query parameters ---------------------------------------------------------------

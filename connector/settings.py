@@ -142,6 +142,7 @@ class SchedulerSettings:
     full_reconcile_seconds: int = _setting(86_400, _positive)
     completion_sweep_seconds: int = _setting(60, _positive)
     briefing_seconds: int = _setting(300, _positive)
+    reminder_seconds: int = _setting(30, _positive)
     briefing_lead_minutes: int = _setting(60, _positive)
 
 

@@ -32,7 +32,7 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_changes
 
 from mappings.db import is_postgres, write_transaction
-from mappings.fields import UTCDateTimeField
+from mappings.fields import JSONField, UTCDateTimeField
 from mappings.models import (
     ALL_MODELS,
     Account,
@@ -41,6 +41,7 @@ from mappings.models import (
     RateWindow,
     ReconcileCheckpoint,
     ReconcileRun,
+    ReminderSent,
 )
 
 log = logging.getLogger("calsync.migrations")
@@ -146,6 +147,15 @@ def _rate_windows(db: Database) -> None:
         db.create_tables([RateWindow])
 
 
+def _reminders(db: Database) -> None:
+    """Reminders per appointment (and the account's defaults), each announced once."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(migrator.add_column("appointment", "reminders", JSONField(null=True)),
+                  migrator.add_column("account", "default_reminders", JSONField(null=True)))
+    with db.bind_ctx([ReminderSent]):
+        db.create_tables([ReminderSent])
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -162,6 +172,7 @@ STEPS: list[Step] = [
     Step(10, "appointment: the recurring series an occurrence belongs to", _recurring),
     Step(11, "import runs: large files in the background, console imports held for review", _import_runs),
     Step(12, "rate windows: one Cal.com allowance per key, whatever the number of processes", _rate_windows),
+    Step(13, "reminders: per appointment and account defaults, each announced once", _reminders),
 ]
 
 

@@ -57,6 +57,8 @@ class Account(BaseModel):
     public_url = TextField(null=True)
     # Sealed: the account's own key for the built-in sandbox, so no account reaches another's there.
     sandbox_api_key = TextField(null=True)
+    # The reminders of an appointment that names none: [{channel, minutes_before, template}].
+    default_reminders = JSONField(null=True)  # None or []: none
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
 
@@ -129,6 +131,8 @@ class Appointment(BaseModel):
     # One appointment per occurrence of a recurring series (DESIGN §10): the series' uid, shared by
     # its occurrences (Cal.com's recurringBookingUid), once known.
     recurring_booking_uid = CharField(max_length=64, null=True)
+    # [{channel, minutes_before, template}]; None: the account's default reminders.
+    reminders = JSONField(null=True)
     meeting_url = TextField(null=True)
     location = TextField(null=True)
     cancellation_reason = TextField(null=True)
@@ -312,6 +316,20 @@ class RateWindow(BaseModel):
     paused_until = DoubleField(null=True)  # epoch seconds (PostgreSQL real would round to minutes)
 
 
+class ReminderSent(BaseModel):
+    """A reminder announced to the CRM: one row per appointment, reminder and start, so each is
+    sent once (connector/jobs/reminders.py); a reschedule's new start is a new one."""
+
+    id = BigAutoField()
+    appointment = ForeignKeyField(Appointment, backref="reminders_sent", on_delete="CASCADE")
+    appointment_id: str
+    key = CharField(max_length=200)  # channel, lead and the start it was for
+    sent_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("appointment", "key"), True),)
+
+
 class AuditEvent(BaseModel):
     """Append-only history: who changed what, with before and after values."""
 
@@ -389,4 +407,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     PeriodicClaim,
     ImportRun,
     RateWindow,
+    ReminderSent,
 ]

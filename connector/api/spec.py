@@ -78,6 +78,9 @@ APPOINTMENT = _object({
     "seat_uid": _null(STRING),
     "attendee_count": _null(INTEGER),
     "recurring_booking_uid": _null(STRING),
+    "reminders": _null({"type": "array", "items": _object(
+        {"channel": {"enum": ["sms", "email", "voice", "push"]}, "minutes_before": INTEGER,
+         "template": _null(STRING)}, required=["channel", "minutes_before"])}),
     "created_at": INSTANT, "updated_at": INSTANT, "version": INTEGER,
 })
 SCHEMAS: dict[str, dict] = {
@@ -127,6 +130,7 @@ SCHEMAS: dict[str, dict] = {
         "default_event_type_id": _null(INTEGER), "time_zone": STRING,
         "duration_override_minutes": _null(INTEGER), "callback_url": _null(STRING),
         "callback_secret_set": BOOLEAN, "public_url": _null(STRING),
+        "default_reminders": {"type": "array", "items": {"type": "object"}},
         "changes": {"type": "array", "items": _object({"at": INSTANT, "actor": STRING,
                                                         "before": {}, "after": {}})}}),
     "ImportReport": _object({
@@ -370,6 +374,9 @@ def _crm_events() -> dict:
 
     hooks = {name: event(name, _ref("Appointment"), f"{name}: the appointment right after the change")
              for name in events.APPOINTMENT_EVENTS}
+    hooks[events.REMINDER_DUE] = event(events.REMINDER_DUE, {"allOf": [_ref("Appointment"), _object({
+        "reminder": _object({"channel": STRING, "minutes_before": INTEGER, "template": _null(STRING),
+                             "due_at": INSTANT})})]}, "A reminder is due: the CRM sends it")
     hooks[events.EVENT_TYPES_CHANGED] = event(events.EVENT_TYPES_CHANGED, _object({
         "added": {"type": "array", "items": INTEGER}, "changed": {"type": "array", "items": INTEGER},
         "removed": {"type": "array", "items": INTEGER}, "flagged": INTEGER}),

@@ -30,7 +30,7 @@ SECRETS = ("calcom_api_key", "callback_secret")
 COLUMNS = {"calcom_api_key": "calcom_api_key", "default_event_type_id": "default_event_type_id",
            "time_zone": "time_zone", "duration_override_minutes": "duration_override_minutes",
            "callback_url": "callback_url", "callback_secret": "callback_secret",
-           "public_url": "public_url"}
+           "public_url": "public_url", "default_reminders": "default_reminders"}
 NOT_CLEARABLE = ("calcom_api_key", "time_zone")
 CHANGED = "(changed)"
 
@@ -47,6 +47,7 @@ def describe(account: Account) -> dict[str, Any]:
         "callback_url": account.callback_url,
         "callback_secret_set": bool(account.callback_secret),
         "public_url": account.public_url,
+        "default_reminders": list(account.default_reminders or []),
     }
 
 
@@ -57,7 +58,10 @@ def update(db: Database, account_id: str, data: SettingsInput, *, sealer: Sealer
     ``check_key(account, key)`` raises if Cal.com refuses the key; it runs before the
     write transaction opens, so no lock is held while Cal.com is asked.
     """
-    given = data.model_dump(exclude_unset=True)
+    given = data.model_dump(exclude_unset=True, exclude_none=True) | {
+        name: None for name, value in data.model_dump(exclude_unset=True).items() if value is None}
+    if "default_reminders" in given and given["default_reminders"] is None:
+        given["default_reminders"] = []  # cleared: no reminders by default
     cleared = [name for name in NOT_CLEARABLE if name in given and given[name] is None]
     if cleared:
         raise errors.ValidationFailed([errors.FieldError(name, "cannot be cleared") for name in cleared])

@@ -103,6 +103,8 @@ def desired_state(account: Account, data: AppointmentInput,
         "end_time": data.start_time + timedelta(minutes=duration) if duration else None,
         "guests": list(data.guests),
         "metadata": dict(data.metadata),
+        "reminders": None if data.reminders is None else [
+            reminder.model_dump(exclude_none=True) for reminder in data.reminders],
     }
 
 

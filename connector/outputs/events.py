@@ -33,6 +33,8 @@ DECLINED = "appointment.declined"
 REASSIGNED = "appointment.reassigned"
 RESCHEDULE_REQUESTED = "appointment.reschedule_requested"
 EVENT_TYPES_CHANGED = "event_types.changed"
+# The appointment with the reminder that fell due (``data.reminder``): the CRM sends it.
+REMINDER_DUE = "appointment.reminder_due"
 # Every event whose ``data`` is the appointment (docs/events.md; the ``webhooks`` of /openapi.json).
 APPOINTMENT_EVENTS = (SYNCED, CREATED, RESCHEDULED, CANCELLED, FAILED, ATTENDANCE, COMPLETED,
                       UPCOMING, CONFIRMED, DECLINED, REASSIGNED, RESCHEDULE_REQUESTED)

@@ -190,7 +190,8 @@ def test_every_crm_event_of_a_series_matches_its_documented_schema(db, clock, wo
     world.sandbox.calendar.cancel_remaining(crm.recurring_booking_uid, "host away", PATH, by_host=True)
     world.run_all(clock)
     document = spec.document()
-    assert set(document["webhooks"]) == {*events.APPOINTMENT_EVENTS, events.EVENT_TYPES_CHANGED}
+    assert set(document["webhooks"]) == {*events.APPOINTMENT_EVENTS, events.EVENT_TYPES_CHANGED,
+                                         events.REMINDER_DUE}
     registry = Registry().with_resource("urn:calsync", DRAFT202012.create_resource(document))
     bodies = [json.loads(job.payload["body"]) for job in
               Job.select().where(Job.kind == events.DELIVER_EVENT).order_by(Job.id)]
