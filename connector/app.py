@@ -33,6 +33,8 @@ from connector.api import webhooks as webhooks_api
 from connector.api.context import ApiContext
 from connector.api.parameters import DeclaredParameters
 from connector.api.problems import EXCEPTION_HANDLERS, BodyLimit
+from connector.assistants.http import PATH as MCP_PATH
+from connector.assistants.http import McpEndpoint
 from connector.calcom.clients import CalcomClients
 from connector.calcom.ratelimit import DatabaseWindows, RateLimiter
 from connector.clock import Clock, SystemClock
@@ -200,6 +202,8 @@ def create_app(
               *jobs_api.routes(ctx), *operations_api.routes(ctx), *settings_api.routes(ctx),
               *spec_api.routes(),
               *console.routes(ctx, secret_key=runtime.settings.security.secret_key or None)]
+    mcp = McpEndpoint(ctx)
+    routes.append(Mount(MCP_PATH, app=mcp))
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 
@@ -210,7 +214,8 @@ def create_app(
         if run_background:
             runtime.start_background()
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             runtime.close()
 

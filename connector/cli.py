@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     command(commands, "migrate", "create or upgrade the database schema").set_defaults(run=_migrate)
+    command(commands, "mcp", "the MCP server over stdio for an AI assistant (token in CALSYNC_MCP_TOKEN)"
+            ).set_defaults(run=_mcp)
 
     sandbox = command(commands, "sandbox", "run the Cal.com sandbox alone")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -247,6 +249,13 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             raise errors.ConfigurationError("--concurrency must be 1 or more")
         settings = settings.replace(worker={"concurrency": args.concurrency})
     serve.run_worker(settings, _database(settings))
+    return 0
+
+
+def _mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.assistants import stdio
+
+    stdio.run(settings, _database(settings))
     return 0
 
 

@@ -71,7 +71,7 @@ APPOINTMENT = _object({
     "sync_state": {"enum": ["pending", "synced", "retrying", "dead"]},
     "booking_uid": _null(STRING), "meeting_url": _null(STRING), "location": _null(STRING),
     "cancellation_reason": _null(STRING), "cancelled_by": _null(STRING),
-    "source": {"enum": ["crm", "calcom", "import", "console", "assistant"]}, "last_error": _null(STRING),
+    "source": {"enum": list(listing.SOURCES)}, "last_error": _null(STRING),
     "occurrences": {"type": "array", "items": OCCURRENCE},
     "manage_links": _null(_object({"booking": STRING, "reschedule": STRING, "cancel": STRING})),
     "strategy": _null({"enum": ["individual", "round_robin", "collective", "group"]}),
@@ -232,6 +232,8 @@ def document() -> dict:
                        "Words in the title, attendee name, business name or label (any case)."),
                 _query("status", STRING, "Statuses, comma-separated."),
                 _query("label", {"type": "string", "maxLength": 100}),
+                _query("source", STRING, "Where they came from, comma-separated: "
+                                         "crm, calcom, import, console, assistant."),
                 _query("recurring_booking_uid", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                        "The occurrences of one recurring series."),
                 _query("from", INSTANT, "Start at or after (with an offset)."),

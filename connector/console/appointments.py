@@ -38,7 +38,7 @@ LIVE = ("pending", "active", "rescheduled", "awaiting_confirmation", "reschedule
 ENDED = ("cancelled", "rejected")
 VIEWS = ("table", "calendar")
 COLUMNS = (("title", "Title"), ("attendee_name", "Attendee"), ("start_time", "Start"),
-           ("status", "Status"), ("label", "Label"), ("sync_state", "Sync"))
+           ("status", "Status"), ("label", "Label"), ("source", "Source"), ("sync_state", "Sync"))
 REASON_LIMIT = 500
 
 
@@ -96,7 +96,8 @@ class AppointmentPages:
 
     def _table(self, caller: Caller, params: Any) -> dict[str, Any]:
         tab = params.get("tab") if params.get("tab") in TABS else "upcoming"
-        wanted = {name: params[name] for name in ("q", "sort", "order", "page", "per_page") if params.get(name)}
+        wanted = {name: params[name] for name in ("q", "sort", "order", "page", "per_page", "source")
+                  if params.get(name)}
         now = self.ctx.clock.now()
         search: dict[str, str] = dict(wanted)
         search.setdefault("sort", "start_time")
@@ -124,6 +125,7 @@ class AppointmentPages:
         items = [{**item, "start": _instant(item["start_time"])} for item in page.items]
         return {"tab": tab, "items": items, "total": page.total, "pages": page.pages, "query": query,
                 "q": wanted.get("q", ""), "columns": COLUMNS, "per_page_choices": PER_PAGE_CHOICES,
+                "sources": listing.SOURCES, "source": wanted.get("source", ""),
                 "link": link, "problems": problems}
 
     def _calendar(self, caller: Caller, month_text: str | None, day_text: str | None) -> dict[str, Any]:

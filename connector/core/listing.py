@@ -38,6 +38,7 @@ STATUSES = ("pending", "active", "rescheduled", "completed", "cancelled",
             "awaiting_confirmation", "reschedule_requested", "rejected", "failed")
 # Appointments that are not going to happen do not belong on a calendar.
 HIDDEN_ON_CALENDAR = ("cancelled", "rejected")
+SOURCES = ("crm", "calcom", "import", "console", "assistant")  # how an appointment came in
 SORTABLE: dict[str, Any] = {name: getattr(Appointment, name) for name in (
     "external_id", "title", "attendee_name", "attendee_email", "attendee_time_zone",
     "business_name", "label", "call_type", "event_type_id", "start_time", "end_time",
@@ -57,6 +58,7 @@ class SearchQuery:
     statuses: tuple[str, ...] = ()
     label: str | None = None
     recurring_booking_uid: str | None = None  # the occurrences of one recurring series
+    sources: tuple[str, ...] = ()  # crm, calcom, import, console, assistant
     start_from: datetime | None = None
     start_to: datetime | None = None
     sort: str = "start_time"
@@ -94,6 +96,13 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
     label = params.get("label") or None
     if label is not None and (len(label) > 100 or "\x00" in label):
         problems.append(errors.FieldError("label", "must be at most 100 characters"))
+    sources: tuple[str, ...] = ()
+    if params.get("source"):
+        sources = tuple(s.strip() for s in params["source"].split(",") if s.strip())
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            problems.append(errors.FieldError(
+                "source", f"must be among {', '.join(SOURCES)} (comma-separated); got {unknown[0]!r}"))
     series = params.get("recurring_booking_uid") or None
     if series is not None and not _SERIES_UID.fullmatch(series):
         problems.append(errors.FieldError("recurring_booking_uid",
@@ -116,7 +125,7 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
     problems += paging_problems
     if problems:
         raise errors.ValidationFailed(problems)
-    return SearchQuery(q=q, statuses=statuses, label=label, recurring_booking_uid=series,
+    return SearchQuery(q=q, statuses=statuses, label=label, recurring_booking_uid=series, sources=sources,
                        start_from=bounds["from"],
                        start_to=bounds["to"], sort=sort, order=order, page=page, per_page=per_page)
 
@@ -136,6 +145,8 @@ def search(account_id: str, query: SearchQuery, booker_url: str) -> SearchPage:
         condition &= Appointment.label == query.label
     if query.recurring_booking_uid:
         condition &= Appointment.recurring_booking_uid == query.recurring_booking_uid
+    if query.sources:
+        condition &= Appointment.source.in_(query.sources)
     if query.start_from:
         condition &= Appointment.start_time >= query.start_from
     if query.start_to:
