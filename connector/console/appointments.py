@@ -22,6 +22,7 @@ from connector.console.frame import Caller, Console, field_messages, form_value,
 from connector.core import accounts, appointments, host_actions, listing, slots
 from connector.inputs import (
     PER_PAGE_CHOICES,
+    REMINDER_CHANNELS,
     AppointmentInput,
     AttendanceInput,
     CancelInput,
@@ -233,7 +234,7 @@ class AppointmentPages:
                       "from_number": row.from_number or "", "event_type_id": str(row.event_type_id),
                       "description": row.description or "", "label": row.label or "",
                       "date": row.start_time.astimezone(caller.zone).date().isoformat(),
-                      "start_time": row.start_time.isoformat()}
+                      "start_time": row.start_time.isoformat(), **_reminder_values(row.reminders)}
         for name in ("date", "event_type_id"):
             if params.get(name):
                 values[name] = params[name]
@@ -242,7 +243,8 @@ class AppointmentPages:
         picker = None
         if values.get("date"):
             picker = self._slots(caller, values.get("date", ""), values.get("event_type_id", ""))
-        return {"row": row, "values": values, "problems": problems, "event_types": types, "picker": picker}
+        return {"row": row, "values": values, "problems": problems, "event_types": types, "picker": picker,
+                "reminder_rows": range(REMINDER_ROWS), "channels": REMINDER_CHANNELS}
 
     def _slots(self, caller: Caller, day_text: str, event_type_text: str) -> dict[str, Any]:
         """The free starts of a local day, or why there are none (the seed's "no slots" reasons)."""
@@ -394,12 +396,23 @@ class AppointmentPages:
 
 # --- helpers ------------------------------------------------------------------------------
 
+REMINDER_ROWS = 3
 _FIELDS = ("title", "attendee_name", "attendee_email", "to_number", "from_number", "event_type_id",
-           "description", "label", "date", "start_time")
+           "description", "label", "date", "start_time",
+           *(f"reminder_{part}_{n}" for n in range(REMINDER_ROWS) for part in ("channel", "minutes")))
 
 
 def _typed(form: FormData) -> dict[str, str]:
     return {name: form_value(form, name) for name in _FIELDS}
+
+
+def _reminder_values(reminders: list[dict[str, Any]] | None) -> dict[str, str]:
+    """An appointment's reminders as the drawer's rows."""
+    values: dict[str, str] = {}
+    for n, item in enumerate((reminders or [])[:REMINDER_ROWS]):
+        values[f"reminder_channel_{n}"] = str(item.get("channel", ""))
+        values[f"reminder_minutes_{n}"] = str(item.get("minutes_before", ""))
+    return values
 
 
 def _appointment_body(typed: dict[str, str], caller: Caller) -> dict[str, Any]:
@@ -411,6 +424,12 @@ def _appointment_body(typed: dict[str, str], caller: Caller) -> dict[str, Any]:
     if typed.get("event_type_id"):
         body["event_type_id"] = int(typed["event_type_id"]) if typed["event_type_id"].isdigit() else typed["event_type_id"]
     body["start_time"] = typed.get("start_time") or ""
+    rows = [(typed.get(f"reminder_channel_{n}", ""), typed.get(f"reminder_minutes_{n}", ""))
+            for n in range(REMINDER_ROWS)]
+    chosen = [{"channel": channel, "minutes_before": int(minutes) if minutes.isdigit() else minutes}
+              for channel, minutes in rows if channel or minutes]
+    if chosen:  # none chosen: the account's defaults (a new appointment), or as they were (an edit)
+        body["reminders"] = chosen
     return body
 
 

@@ -349,11 +349,31 @@ def _csv_fields(cells: dict[str, str]) -> dict[str, Any]:
             fields[name] = value if number is None else number
         elif name in LIST_COLUMNS:
             fields[name] = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        elif name == "reminders":
+            fields[name] = _csv_reminders(value)
         else:
             fields[name] = value
     if metadata:
         fields["metadata"] = metadata
     return fields
+
+
+def _csv_reminders(value: str) -> list[Any]:
+    """``sms:30;email:1440:See you soon`` → reminders: channel, minutes before, template (the
+    rest of the item, colons and all). What cannot be read is left for validation to name."""
+    found: list[Any] = []
+    for item in (part.strip() for part in value.split(";")):
+        if not item:
+            continue
+        channel, _, rest = item.partition(":")
+        minutes, _, template = rest.partition(":")
+        number = whole_number(minutes.strip(), low=0, high=10**7)
+        reminder: dict[str, Any] = {"channel": channel.strip(),
+                                    "minutes_before": minutes.strip() if number is None else number}
+        if template.strip():
+            reminder["template"] = template.strip()
+        found.append(reminder)
+    return found
 
 
 def _ndjson_rows(text: str) -> Iterator[ParsedRow]:

@@ -10,7 +10,9 @@ so it is sent once whatever the number of processes. Decided:
 - a reschedule moves them: the key names the start, so the new start's reminders are new,
   and the old start's that were not sent yet never will be;
 - a reminder is sent while its window is open, from its due time until the start: one whose
-  whole lead passed while calsync was down (it is the start already) is not sent late.
+  whole lead passed while calsync was down (it is the start already) is not sent late;
+- the briefing (``appointment.upcoming``, ``scheduler.briefing_lead_minutes`` before the start)
+  is one such reminder every appointment has, claimed the same way.
 """
 
 from __future__ import annotations
@@ -68,20 +70,51 @@ def send_due(db: Database, now: datetime, booker_url: str, *, account_id: str | 
 
 def _claim_and_send(db: Database, row: Appointment, reminder: dict[str, Any], due_at: datetime,
                     now: datetime, booker_url: str) -> bool:
-    key = key_of(reminder, row.start_time)
     with write_transaction(db):
-        fresh = Appointment.get_or_none(Appointment.id == row.id)
-        if fresh is None or fresh.start_time != row.start_time or fresh.status not in GOING_AHEAD:
-            return False  # moved or ended since it was read: the next sweep sees it as it is
-        if ReminderSent.select().where((ReminderSent.appointment == row.id) & (ReminderSent.key == key)).exists():
-            return False
-        try:
-            with db.atomic():  # a savepoint: another process may claim it at the same moment
-                ReminderSent.create(appointment=row.id, key=key, sent_at=now)
-        except IntegrityError:
+        fresh = _claim(db, row, key_of(reminder, row.start_time), now)
+        if fresh is None:
             return False
         data = {**resources.appointment_with_chain(fresh, booker_url),
                 "reminder": {"channel": reminder["channel"], "minutes_before": int(reminder["minutes_before"]),
                              "template": reminder.get("template"), "due_at": to_api(due_at)}}
         events.emit(db, row.account_id, events.REMINDER_DUE, data, now=now, order_key=row.id)
     return True
+
+
+def _claim(db: Database, row: Appointment, key: str, now: datetime) -> Appointment | None:
+    """The appointment as it is now, if this reminder of its start is this caller's to send (inside
+    the caller's transaction); None if it moved or ended since it was read, or went out already."""
+    fresh = Appointment.get_or_none(Appointment.id == row.id)
+    if fresh is None or fresh.start_time != row.start_time or fresh.status not in GOING_AHEAD:
+        return None  # the next sweep sees it as it is
+    if ReminderSent.select().where((ReminderSent.appointment == row.id) & (ReminderSent.key == key)).exists():
+        return None
+    try:
+        with db.atomic():  # a savepoint: another process may claim it at the same moment
+            ReminderSent.create(appointment=row.id, key=key, sent_at=now)
+    except IntegrityError:
+        return None
+    return fresh
+
+
+def send_briefings(db: Database, now: datetime, booker_url: str, lead: timedelta) -> int:
+    """The briefing, one of the reminders every appointment has: ``appointment.upcoming`` ``lead``
+    before the start, once per start (so a reschedule moves it), by the same claim; none for an
+    appointment created inside that window (its CRM made it knowing it is close)."""
+    rows = list(Appointment.select().where(
+        Appointment.status.in_(GOING_AHEAD) & (Appointment.desired_status == "active")
+        & (Appointment.start_time > now) & (Appointment.start_time <= now + lead))
+        .order_by(Appointment.start_time))
+    sent = 0
+    minutes = int(lead.total_seconds() // 60)
+    for row in rows:
+        if row.created_at > row.start_time - lead:
+            continue
+        with write_transaction(db):
+            fresh = _claim(db, row, f"briefing:{minutes}:{to_api(row.start_time)}", now)
+            if fresh is None:
+                continue
+            Appointment.update(briefing_sent_at=now).where(Appointment.id == row.id).execute()
+            events.emit_for(db, row.id, events.UPCOMING, now=now, booker_url=booker_url)
+            sent += 1
+    return sent

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from peewee import SQL, Database, Value, fn
 
-from connector.jobs import queue
+from connector.jobs import queue, reminders
 from connector.outputs import audit, events
 from mappings.db import write_transaction
 from mappings.models import Appointment, Job
@@ -49,24 +49,9 @@ def complete(db: Database, appointment: Appointment, now: datetime, booker_url: 
 
 
 def send_briefings(db: Database, now: datetime, booker_url: str, lead: timedelta = BRIEFING_LEAD) -> int:
-    """``appointment.upcoming`` about ``lead`` before start, once per appointment; none for an
-    appointment created inside that window (its CRM made it knowing it is close)."""
-    due = (Appointment.select(Appointment.id, Appointment.account, Appointment.start_time,
-                              Appointment.created_at)
-           .where(Appointment.status.in_(LIVE) & Appointment.briefing_sent_at.is_null()
-                  & (Appointment.start_time > now) & (Appointment.start_time <= now + lead))
-           .order_by(Appointment.start_time).limit(BATCH))
-    count = 0
-    for row in list(due):
-        if row.created_at > row.start_time - lead:
-            continue
-        with write_transaction(db):
-            claimed = Appointment.update(briefing_sent_at=now).where(
-                (Appointment.id == row.id) & Appointment.briefing_sent_at.is_null()).execute()
-            if claimed:
-                events.emit_for(db, row.id, events.UPCOMING, now=now, booker_url=booker_url)
-                count += 1
-    return count
+    """``appointment.upcoming`` about ``lead`` before start: a reminder like the others
+    (connector/jobs/reminders.py), once per start."""
+    return reminders.send_briefings(db, now, booker_url, lead)
 
 
 def sweep_stranded(db: Database, now: datetime, *, account_id: str | None = None) -> int:

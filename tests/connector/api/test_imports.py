@@ -223,3 +223,17 @@ def test_unreadable_files_are_422_or_invalid_rows_never_500(client, tenant):
     row = by_row(post(client, tenant[1], lone, "application/x-ndjson"))[1]
     assert row["outcome"] == "invalid" and row["errors"][0]["message"].startswith("is not valid JSON")
     assert Appointment.select().count() == 0
+
+
+def test_a_csv_row_names_its_reminders(client, tenant):
+    _, auth = tenant
+    body = (b"external_id,title,attendee_name,attendee_email,start_time,reminders\n"
+            b"rem-1,Call,Ann,ann@example.org,2026-03-20T09:00:00Z,sms:30;email:1440:See you: bring notes\n"
+            b"rem-2,Call,Bo,bo@example.org,2026-03-21T09:00:00Z,fax:ten\n")
+    rows = by_row(post(client, auth, body))
+    assert rows[1]["outcome"] == "created"
+    assert client.get("/v1/appointments/rem-1", headers=auth).json()["reminders"] == [
+        {"channel": "sms", "minutes_before": 30},
+        {"channel": "email", "minutes_before": 1440, "template": "See you: bring notes"}]
+    assert rows[2]["outcome"] == "invalid"
+    assert {e["field"] for e in rows[2]["errors"]} == {"reminders.0.channel", "reminders.0.minutes_before"}

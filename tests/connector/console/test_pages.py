@@ -253,3 +253,21 @@ def test_a_bad_file_is_named_and_writes_nothing(signed_in):
     other = upload(signed_in, csrf_of(page), body=b"hello", name="x.txt")
     assert other.status_code == 422
     assert Appointment.select().count() == 0
+
+
+def test_the_drawer_sets_reminders_and_names_a_bad_one(signed_in, owner, fill_event_types):
+    fill_event_types(owner[0])
+    page = signed_in.get("/console/appointments/new?date=2026-03-17&event_type_id=123456").text
+    slot = re.search(r'name="start_time" value="([^"]+)"', page).group(1)
+    form = {"csrf": csrf_of(page), "title": "Demo", "attendee_name": "Kim", "attendee_email": "kim@example.org",
+            "event_type_id": "123456", "date": "2026-03-17", "start_time": slot}
+    bad = signed_in.post("/console/appointments/new", data={**form, "reminder_channel_0": "sms",
+                                                             "reminder_minutes_0": "soon"})
+    assert bad.status_code == 422 and "reminders.0.minutes_before" in bad.text
+    made = signed_in.post("/console/appointments/new", data={**form, "reminder_channel_0": "sms",
+                                                              "reminder_minutes_0": "30"}, follow_redirects=False)
+    assert made.status_code == 303
+    row = Appointment.get(Appointment.attendee_email == "kim@example.org")
+    assert row.reminders == [{"channel": "sms", "minutes_before": 30}]
+    edit = signed_in.get(f"/console/appointments/{row.external_id}/edit").text
+    assert 'value="30"' in edit and '<option value="sms" selected>' in edit

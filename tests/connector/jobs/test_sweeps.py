@@ -66,3 +66,17 @@ def test_ended_appointments_are_completed_once(db, clock, make_account):
     assert sweeps.complete_ended(db, clock.now(), BOOKER) == 0
     assert Appointment.get_by_id(appointment.id).status == "completed"
     assert len(events_of("appointment.completed")) == 1
+
+
+def test_the_briefing_is_a_reminder_that_moves_with_a_reschedule(db, clock, make_account):
+    account = make_account(callback_url="https://crm.example.test/hook")[0]
+    start = clock.now() + timedelta(hours=3)
+    row = booked(db, account, "crm-moving", now=clock.now(), start=start)
+    clock.advance(hours=2)  # 60 minutes before
+    assert sweeps.send_briefings(db, clock.now(), BOOKER) == 1
+    later = start + timedelta(days=1)
+    Appointment.update(start_time=later).where(Appointment.id == row.id).execute()
+    clock.set(later - timedelta(minutes=60))
+    assert sweeps.send_briefings(db, clock.now(), BOOKER) == 1  # the new start's own briefing
+    assert sweeps.send_briefings(db, clock.now(), BOOKER) == 0
+    assert len(events_of("appointment.upcoming")) == 2
