@@ -13,9 +13,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connector import errors
+from connector.console.appointments import REMINDER_ROWS
 from connector.console.frame import Caller, Console, field_messages, form_value, redirect
 from connector.core import account_settings, accounts, event_types
-from connector.inputs import SettingsInput, parse
+from connector.inputs import REMINDER_CHANNELS, SettingsInput, parse
 from connector.jobs import job_admin, queue
 from connector.outputs import events, resources
 from mappings.models import EventType, Job, ReconcileRun, WebhookDelivery
@@ -53,11 +54,15 @@ class AdminPages:
                   status: int = 200) -> Response:
         described = account_settings.describe(caller.account)
         values = {name: "" if value is None else str(value) for name, value in described.items()}
+        for n, item in enumerate(described["default_reminders"][:REMINDER_ROWS]):
+            values[f"default_reminder_channel_{n}"] = str(item.get("channel", ""))
+            values[f"default_reminder_minutes_{n}"] = str(item.get("minutes_before", ""))
         values.update(typed or {})
         types = list(EventType.select().where(EventType.account == caller.account.id)
                      .order_by(EventType.active.desc(), EventType.title))
         return self.console.render(
             request, "settings.html", caller, status=status, settings=described, values=values,
+            reminder_rows=range(REMINDER_ROWS), channels=REMINDER_CHANNELS,
             problems=problems or {}, refreshed=refreshed, done=request.query_params.get("done"),
             event_types=[{"row": row, "strategy": resources.strategy(row),
                           "has_address": resources.has_meeting_address(row)} for row in types])
@@ -67,6 +72,8 @@ class AdminPages:
             typed = {name: form_value(form, name) for name in (
                 "default_event_type_id", "time_zone", "duration_override_minutes", "callback_url",
                 "public_url", *SECRET_FIELDS)}
+            reminder_typed = {name: form_value(form, name) for n in range(REMINDER_ROWS)
+                              for name in (f"default_reminder_channel_{n}", f"default_reminder_minutes_{n}")}
             body: dict[str, Any] = {}
             for name, value in typed.items():
                 if name in SECRET_FIELDS:
@@ -78,13 +85,18 @@ class AdminPages:
                     body[name] = value or None
             if body.get("time_zone") is None:
                 body.pop("time_zone")
+            rows = [(form_value(form, f"default_reminder_channel_{n}"), form_value(form, f"default_reminder_minutes_{n}"))
+                    for n in range(REMINDER_ROWS)]
+            body["default_reminders"] = [  # the rows as shown: emptied, no default reminders
+                {"channel": channel, "minutes_before": int(minutes) if minutes.isdigit() else minutes}
+                for channel, minutes in rows if channel or minutes]
             try:
                 data = parse(SettingsInput, json.dumps(body).encode())
                 account_settings.update(self.ctx.db, caller.account.id, data, sealer=self.ctx.clients.sealer,
                                         actor=caller.principal.actor, now=self.ctx.clock.now(),
                                         check_key=self.check_key)
             except errors.ValidationFailed as failed:
-                shown = {k: v for k, v in typed.items() if k not in SECRET_FIELDS}  # never echoed back
+                shown = {k: v for k, v in typed.items() if k not in SECRET_FIELDS} | reminder_typed  # no secret
                 return self._settings(request, caller, problems=field_messages(failed), typed=shown, status=422)
             return redirect("/console/settings", done="Settings saved.")
 

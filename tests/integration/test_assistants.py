@@ -165,8 +165,14 @@ def test_an_assistant_books_over_stdio(stack, db, tmp_path):
             seen["booked"] = structured(await client.call_tool("book_appointment", {
                 "title": "By phone", "attendee_name": "Dee", "attendee_email": "dee@example.org",
                 "start_time": start.isoformat(), "external_id": "ai-stdio"}))
+            seen["cancelled"] = structured(await client.call_tool("cancel_appointment", {
+                "external_id": "ai-stdio", "reason": "Wrong day"}))
+            seen["bad"] = error_text(await client.call_tool("reschedule_appointment", {
+                "external_id": "ai-stdio", "start_time": "tomorrow"}))
 
     anyio.run(scenario)
     assert seen["booked"]["status"] == "active" and seen["booked"]["meeting_url"]
+    assert seen["cancelled"]["status"] == "cancelled"
+    assert "start_time" in seen["bad"]  # the session goes on after a refused call
     with session(db):
         assert Appointment.get(Appointment.external_id == "ai-stdio").source == "assistant"

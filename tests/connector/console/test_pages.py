@@ -10,7 +10,7 @@ import pytest
 
 from connector.core import accounts
 from connector.jobs import queue
-from mappings.models import Appointment, AuditEvent, Job
+from mappings.models import Account, Appointment, AuditEvent, Job
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -271,3 +271,14 @@ def test_the_drawer_sets_reminders_and_names_a_bad_one(signed_in, owner, fill_ev
     assert row.reminders == [{"channel": "sms", "minutes_before": 30}]
     edit = signed_in.get(f"/console/appointments/{row.external_id}/edit").text
     assert 'value="30"' in edit and '<option value="sms" selected>' in edit
+
+
+def test_settings_set_the_default_reminders(signed_in, owner):
+    page = signed_in.get("/console/settings").text
+    saved = signed_in.post("/console/settings", data={
+        "csrf": csrf_of(page), "time_zone": "Europe/Berlin", "default_reminder_channel_0": "email",
+        "default_reminder_minutes_0": "1440"}, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert Account.get_by_id(owner[0].id).default_reminders == [{"channel": "email", "minutes_before": 1440}]
+    page = signed_in.get("/console/settings").text
+    assert '<option value="email" selected>' in page and 'value="1440"' in page
