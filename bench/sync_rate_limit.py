@@ -86,39 +86,33 @@ def run_phase(label: str, count: int, workers: int, limit_per_window: int | None
                     "rate_limit_window_seconds": WINDOW},
             worker={"concurrency": workers, "poll_interval_seconds": 0.01,
                     "backoff_base_seconds": 0.5, "backoff_max_seconds": 5},
-            scheduler={"enabled": False})
+            scheduler={"enabled": False}, security={"secret_key": SECRET})
+        _seed(settings.database.url, count, clock)
         db = open_database(settings.database.url)
-        with session(db):
-            migrate(db, clock.now())
-            account, _ = accounts.create_account(
-                db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(None),
-                now=clock.now())
-            principal = accounts.Principal(account.id, "tok", "bench", frozenset(accounts.SCOPES))
-            first = clock.now() + timedelta(days=1)
-            for index in range(count):
-                data = AppointmentInput.model_validate({
-                    "title": f"Bulk {index}", "attendee_name": "Bulk Attendee",
-                    "attendee_email": f"bulk{index}@example.org",
-                    "start_time": to_api(first + timedelta(minutes=30 * index))}, strict=False)
-                appointments.put(db, principal, f"bulk-{index}", data, now=clock.now())
         runtime = build_runtime(settings, clock=clock, db=db, sandbox_url=calcom.url)
         if limit_per_window is None:
             runtime.clients.limiter = None  # the baseline: no pacing at all, not even from headers
-        started = time.monotonic()
         runtime.start_background()
         try:
-            while time.monotonic() - started < timeout:
-                with session(db):
-                    booked = Appointment.select().where(Appointment.status == "active").count()
-                if booked == count:
-                    break
-                time.sleep(0.2)
+            booked, failures = _until_booked(db, count, timeout)
         finally:
             runtime.close()
-        with session(db):
-            failures = [row.last_error for row in
-                        Appointment.select().where(Appointment.status != "active").limit(3)]
     return _figures(label, recorder.seen, booked, count, failures)
+
+
+def _until_booked(db, count: int, timeout: float) -> tuple[int, list]:
+    """Wait until every appointment is active or ``timeout`` passes; the count, and a few failures."""
+    started = time.monotonic()
+    booked = 0
+    while time.monotonic() - started < timeout:
+        with session(db):
+            booked = Appointment.select().where(Appointment.status == "active").count()
+        if booked == count:
+            break
+        time.sleep(0.2)
+    with session(db):
+        failures = [row.last_error for row in Appointment.select().where(Appointment.status != "active").limit(3)]
+    return booked, failures
 
 
 def _seed(db_url: str, count: int, clock) -> None:
@@ -165,23 +159,13 @@ def run_processes(label: str, count: int, threads: int, workers: int, timeout: f
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                       for _ in range(workers)]
         db = open_database(url)
-        started = time.monotonic()
-        booked = 0
         try:
-            while time.monotonic() - started < timeout:
-                with session(db):
-                    booked = Appointment.select().where(Appointment.status == "active").count()
-                if booked == count:
-                    break
-                time.sleep(0.2)
+            booked, failures = _until_booked(db, count, timeout)
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
             for process in processes:
                 process.wait(timeout=30)
-        with session(db):
-            failures = [row.last_error for row in
-                        Appointment.select().where(Appointment.status != "active").limit(3)]
     return _figures(label, recorder.seen, booked, count, failures)
 
 

@@ -27,6 +27,7 @@ from connector.api.context import ApiContext
 from connector.core import accounts, appointments, listing, slots
 from connector.inputs import AppointmentInput, CancelInput, check_external_id, parse
 from connector.outputs import resources
+from connector.timezones import is_iana_zone
 from mappings.db import session
 from mappings.models import Account, Appointment
 
@@ -90,7 +91,11 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
             answer["note"] = f"Cal.com refused: {item.get('last_error')}. Pick another time or change the request."
         return answer
 
-    async def settled(row_id: str) -> dict[str, Any]:
+    async def changed(change: Callable[[], Appointment]) -> dict[str, Any]:
+        """Make a change (a domain call answering the appointment), then answer it once Cal.com has
+        it, or as it stands after BOOKING_WAIT_SECONDS."""
+        row_id = await in_db(lambda: str(change().id))
+        ctx.wake_worker()
         await waiting.until_settled(ctx, row_id, BOOKING_WAIT_SECONDS)
         return await in_db(lambda: shown(Appointment.get_by_id(row_id)))
 
@@ -114,7 +119,6 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
             if type_id is None:
                 raise errors.ValidationFailed.one("event_type_id", "is required: the account has no default")
             zone = time_zone or account.time_zone
-            from connector.timezones import is_iana_zone
             if not is_iana_zone(zone):
                 raise errors.ValidationFailed.one("time_zone", "must be an IANA time zone, e.g. Europe/Berlin")
             found = slots.free_slots(ctx.clients.for_account(account), ctx.slot_cache, account.id, wanted,
@@ -152,15 +156,12 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
                 body[name] = value
         name = external_id or f"assistant-{context.request_id or datetime.now().timestamp()}"
 
-        def work() -> str:
+        def work() -> Appointment:
             check_external_id(name)
-            result = appointments.put(ctx.db, principal, name, parse(AppointmentInput, json.dumps(body).encode()),
-                                      now=ctx.clock.now())
-            return str(result.appointment.id)
+            return appointments.put(ctx.db, principal, name, parse(AppointmentInput, json.dumps(body).encode()),
+                                    now=ctx.clock.now()).appointment
 
-        row_id = await in_db(work)
-        ctx.wake_worker()
-        return await settled(row_id)
+        return await changed(work)
 
     @server.tool(description="Move an appointment to a new start. Answers once Cal.com has it.")
     async def reschedule_appointment(
@@ -170,15 +171,12 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
     ) -> dict[str, Any]:
         principal = caller(context, accounts.WRITE)
 
-        def work() -> str:
+        def work() -> Appointment:
             check_external_id(external_id)
-            result = appointments.patch(ctx.db, principal, external_id,
-                                        json.dumps({"start_time": start_time}).encode(), now=ctx.clock.now())
-            return str(result.appointment.id)
+            return appointments.patch(ctx.db, principal, external_id,
+                                      json.dumps({"start_time": start_time}).encode(), now=ctx.clock.now()).appointment
 
-        row_id = await in_db(work)
-        ctx.wake_worker()
-        return await settled(row_id)
+        return await changed(work)
 
     @server.tool(description="Cancel an appointment, with the reason (the attendee is told).")
     async def cancel_appointment(
@@ -188,16 +186,12 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
     ) -> dict[str, Any]:
         principal = caller(context, accounts.WRITE)
 
-        def work() -> str:
+        def work() -> Appointment:
             check_external_id(external_id)
-            row = appointments.cancel(ctx.db, principal, external_id,
-                                      parse(CancelInput, json.dumps({"reason": reason}).encode()),
-                                      now=ctx.clock.now())
-            return str(row.id)
+            return appointments.cancel(ctx.db, principal, external_id,
+                                       parse(CancelInput, json.dumps({"reason": reason}).encode()), now=ctx.clock.now())
 
-        row_id = await in_db(work)
-        ctx.wake_worker()
-        return await settled(row_id)
+        return await changed(work)
 
     @server.tool(description="Look one appointment up by its external id.")
     async def get_appointment(context: Context, external_id: str) -> dict[str, Any]:

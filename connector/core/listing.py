@@ -86,23 +86,11 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
         q = q.strip() or None
         if q is not None and (len(q) > QUERY_MAX_LENGTH or "\x00" in q):
             problems.append(errors.FieldError("q", f"must be at most {QUERY_MAX_LENGTH} characters"))
-    statuses: tuple[str, ...] = ()
-    if params.get("status"):
-        statuses = tuple(s.strip() for s in params["status"].split(",") if s.strip())
-        wrong = [s for s in statuses if s not in STATUSES]
-        if wrong:
-            problems.append(errors.FieldError(
-                "status", f"must be among {', '.join(STATUSES)} (comma-separated); got {wrong[0]!r}"))
+    statuses = _choices(params, "status", STATUSES, problems)
     label = params.get("label") or None
     if label is not None and (len(label) > 100 or "\x00" in label):
         problems.append(errors.FieldError("label", "must be at most 100 characters"))
-    sources: tuple[str, ...] = ()
-    if params.get("source"):
-        sources = tuple(s.strip() for s in params["source"].split(",") if s.strip())
-        unknown = [s for s in sources if s not in SOURCES]
-        if unknown:
-            problems.append(errors.FieldError(
-                "source", f"must be among {', '.join(SOURCES)} (comma-separated); got {unknown[0]!r}"))
+    sources = _choices(params, "source", SOURCES, problems)
     series = params.get("recurring_booking_uid") or None
     if series is not None and not _SERIES_UID.fullmatch(series):
         problems.append(errors.FieldError("recurring_booking_uid",
@@ -128,6 +116,17 @@ def parse_search(params: Mapping[str, str]) -> SearchQuery:
     return SearchQuery(q=q, statuses=statuses, label=label, recurring_booking_uid=series, sources=sources,
                        start_from=bounds["from"],
                        start_to=bounds["to"], sort=sort, order=order, page=page, per_page=per_page)
+
+
+def _choices(params: Mapping[str, str], name: str, allowed: tuple[str, ...],
+             problems: list[errors.FieldError]) -> tuple[str, ...]:
+    """A comma-separated parameter's values, each one of ``allowed`` (else a problem naming it)."""
+    chosen = tuple(part.strip() for part in (params.get(name) or "").split(",") if part.strip())
+    wrong = [value for value in chosen if value not in allowed]
+    if wrong:
+        problems.append(errors.FieldError(
+            name, f"must be among {', '.join(allowed)} (comma-separated); got {wrong[0]!r}"))
+    return chosen
 
 
 def search(account_id: str, query: SearchQuery, booker_url: str) -> SearchPage:
