@@ -222,6 +222,14 @@ class EventType(BaseModel):
     class Meta:
         indexes = ((("account", "calcom_id"), True),)
 
+    @classmethod
+    def of(cls, account_id: str, calcom_id: int | None) -> EventType | None:
+        """The account's cached event type with Cal.com's id, if cached (active or not)."""
+        if calcom_id is None:
+            return None
+        found: EventType | None = cls.get_or_none((cls.account == account_id) & (cls.calcom_id == calcom_id))
+        return found
+
 
 class Job(BaseModel):
     """The durable queue; connector/jobs/queue.py is the only writer of its state."""

@@ -200,8 +200,7 @@ class Applier:
                 return True
         if event.event_type_id is None:
             return False
-        cached = EventType.get_or_none((EventType.account == self.account_id)
-                                       & (EventType.calcom_id == event.event_type_id))
+        cached = EventType.of(self.account_id, event.event_type_id)
         return bool(cached is not None and cached.seats_per_slot)
 
     def _apply_one(self, event: CalcomEvent) -> str:

@@ -113,29 +113,25 @@ def routes(ctx: ApiContext) -> list[Route]:
 
         return await write(request, change)
 
-    async def confirm_appointment(request: Request) -> Response:
-        def change(principal, external_id, raw):
-            parse(ConfirmInput, raw)
-            return host_change(principal, external_id, lambda: host_actions.confirm(
-                ctx.db, principal, external_id, now=ctx.clock.now()))
+    def host_action(act: Callable[[accounts.Principal, str, bytes], Appointment]):
+        """A route for one of the host's actions: ``act`` parses its body and asks the core."""
+        async def handler(request: Request) -> Response:
+            def change(principal, external_id, raw):
+                return host_change(principal, external_id, lambda: act(principal, external_id, raw))
 
-        return await write(request, change, empty_body=b"{}")
+            return await write(request, change, empty_body=b"{}")
 
-    async def decline_appointment(request: Request) -> Response:
-        def change(principal, external_id, raw):
-            data = parse(DeclineInput, raw)
-            return host_change(principal, external_id, lambda: host_actions.decline(
-                ctx.db, principal, external_id, data, now=ctx.clock.now()))
+        return handler
 
-        return await write(request, change, empty_body=b"{}")
+    def confirm(principal: accounts.Principal, external_id: str, raw: bytes) -> Appointment:
+        parse(ConfirmInput, raw)
+        return host_actions.confirm(ctx.db, principal, external_id, now=ctx.clock.now())
 
-    async def reassign_appointment(request: Request) -> Response:
-        def change(principal, external_id, raw):
-            data = parse(ReassignInput, raw)
-            return host_change(principal, external_id, lambda: host_actions.reassign(
-                ctx.db, principal, external_id, data, now=ctx.clock.now()))
+    def decline(principal: accounts.Principal, external_id: str, raw: bytes) -> Appointment:
+        return host_actions.decline(ctx.db, principal, external_id, parse(DeclineInput, raw), now=ctx.clock.now())
 
-        return await write(request, change, empty_body=b"{}")
+    def reassign(principal: accounts.Principal, external_id: str, raw: bytes) -> Appointment:
+        return host_actions.reassign(ctx.db, principal, external_id, parse(ReassignInput, raw), now=ctx.clock.now())
 
     def host_change(principal, external_id, act):
         before = appointments.get(principal.account_id, external_id).desired_version
@@ -168,8 +164,8 @@ def routes(ctx: ApiContext) -> list[Route]:
         Route(path, get_appointment, methods=["GET"]),
         Route(f"{path}/cancel", cancel_appointment, methods=["POST"]),
         Route(f"{path}/attendance", record_attendance, methods=["POST"]),
-        Route(f"{path}/confirm", confirm_appointment, methods=["POST"]),
-        Route(f"{path}/decline", decline_appointment, methods=["POST"]),
-        Route(f"{path}/reassign", reassign_appointment, methods=["POST"]),
+        Route(f"{path}/confirm", host_action(confirm), methods=["POST"]),
+        Route(f"{path}/decline", host_action(decline), methods=["POST"]),
+        Route(f"{path}/reassign", host_action(reassign), methods=["POST"]),
         Route(f"{path}/history", get_history, methods=["GET"]),
     ]

@@ -57,8 +57,8 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
     server = MCPServer(name="calsync", instructions=INSTRUCTIONS, version="1.0")
     booker_url = ctx.settings.calcom.booker_url
 
-    def caller(context: Context, scope: str) -> accounts.Principal:
-        principal = principal_of(context)
+    async def caller(context: Context, scope: str) -> accounts.Principal:
+        principal = await run_in_threadpool(principal_of, context)  # a database read: not on the loop
         if not principal.allows(scope):
             raise ToolError(f"This token lacks the '{scope}' scope: ask for a token that has it.")
         call = context.request_id
@@ -107,7 +107,7 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         event_type_id: Annotated[int | None, Field(description="Cal.com event type; the account's default if absent")] = None,
         time_zone: Annotated[str | None, Field(description="IANA zone for the day and the answer; the account's if absent")] = None,
     ) -> dict[str, Any]:
-        principal = caller(context, accounts.READ)
+        principal = await caller(context, accounts.READ)
 
         def work() -> dict[str, Any]:
             account = Account.get_by_id(principal.account_id)
@@ -147,7 +147,7 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         external_id: Annotated[str | None, Field(
             description="The CRM's id for it; one is made if absent. Booking the same id again changes nothing.")] = None,
     ) -> dict[str, Any]:
-        principal = caller(context, accounts.WRITE)
+        principal = await caller(context, accounts.WRITE)
         body: dict[str, Any] = {"title": title, "attendee_name": attendee_name, "attendee_email": attendee_email,
                                 "start_time": start_time}
         for name, value in (("event_type_id", event_type_id), ("description", description),
@@ -169,7 +169,7 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         external_id: str,
         start_time: Annotated[str, Field(description="ISO 8601 with an offset")],
     ) -> dict[str, Any]:
-        principal = caller(context, accounts.WRITE)
+        principal = await caller(context, accounts.WRITE)
 
         def work() -> Appointment:
             check_external_id(external_id)
@@ -184,7 +184,7 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         external_id: str,
         reason: Annotated[str, Field(description="Why, up to 500 characters")],
     ) -> dict[str, Any]:
-        principal = caller(context, accounts.WRITE)
+        principal = await caller(context, accounts.WRITE)
 
         def work() -> Appointment:
             check_external_id(external_id)
@@ -195,7 +195,7 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
 
     @server.tool(description="Look one appointment up by its external id.")
     async def get_appointment(context: Context, external_id: str) -> dict[str, Any]:
-        principal = caller(context, accounts.READ)
+        principal = await caller(context, accounts.READ)
 
         def work() -> dict[str, Any]:
             check_external_id(external_id)
@@ -210,7 +210,7 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         attendee_email: str,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
     ) -> dict[str, Any]:
-        principal = caller(context, accounts.READ)
+        principal = await caller(context, accounts.READ)
 
         def work() -> dict[str, Any]:
             now = ctx.clock.now()

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from connector import errors
@@ -45,6 +46,10 @@ class McpEndpoint:
         async with self.server.session_manager.run():
             yield
 
+    def _authenticate(self, token: str) -> accounts.Principal:
+        with session(self.ctx.db):
+            return accounts.authenticate(self.ctx.db, token, now=self.ctx.clock.now())
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -54,8 +59,7 @@ class McpEndpoint:
         try:
             if token is None or len(token) > 200 or not token.isascii():
                 raise errors.Unauthorized("Send Authorization: Bearer <a calsync token>.")
-            with session(self.ctx.db):
-                principal = accounts.authenticate(self.ctx.db, token, now=self.ctx.clock.now())
+            principal = await run_in_threadpool(self._authenticate, token)  # a database read: not on the loop
             if not principal.allows(accounts.READ) and not principal.allows(accounts.WRITE):
                 raise errors.Forbidden("This token may neither read nor write appointments.")
         except errors.ApiError as refused:

@@ -174,8 +174,7 @@ class AppointmentPages:
             return self.console.render(request, "refused.html", caller, status=404,
                                        reason="There is no such appointment in this account.")
         item = resources.appointment_with_chain(row, self.console.booker_url)
-        event_type = EventType.get_or_none((EventType.account == caller.account.id)
-                                           & (EventType.calcom_id == row.event_type_id))
+        event_type = EventType.of(caller.account.id, row.event_type_id)
         tab = request.query_params.get("tab", "details")
         history = [_history_entry(entry) for entry in appointments.history(caller.account.id, row.external_id)] \
             if tab == "history" else []

@@ -110,8 +110,7 @@ def desired_state(account: Account, data: AppointmentInput,
 
 def cached_event_type(account_id: str, event_type_id: int) -> EventType | None:
     """The cached event type; None while the cache is empty (then Cal.com decides later)."""
-    cached = EventType.get_or_none((EventType.account == account_id)
-                                   & (EventType.calcom_id == event_type_id))
+    cached = EventType.of(account_id, event_type_id)
     if cached is not None:
         if not cached.active:
             raise errors.ValidationFailed.one(

@@ -63,8 +63,7 @@ def reassign(db: Database, principal: Principal, external_id: str, data: Reassig
                                   f"{appointment.status}.")
         if now >= appointment.start_time:
             raise errors.Conflict("The appointment has started; it can no longer be reassigned.")
-        cached = EventType.get_or_none((EventType.account == appointment.account_id)
-                                       & (EventType.calcom_id == appointment.event_type_id))
+        cached = EventType.of(appointment.account_id, appointment.event_type_id)
         if cached is not None and cached.scheduling_type not in REASSIGNABLE:
             # Before the cache is filled Cal.com decides, and a refusal is the appointment's last_error.
             raise errors.Conflict(f"Event type {appointment.event_type_id} is not round-robin or managed; "

@@ -187,8 +187,7 @@ def _create(ctx: SyncContext, client: CalcomClient, appointment: Appointment, ve
 
 
 def _booking_request(appointment: Appointment) -> BookingRequest:
-    event_type = EventType.get_or_none((EventType.account == appointment.account_id)
-                                       & (EventType.calcom_id == appointment.event_type_id))
+    event_type = EventType.of(appointment.account_id, appointment.event_type_id)
     return BookingRequest(
         appointment_id=appointment.id,
         event_type_id=appointment.event_type_id,
@@ -217,8 +216,7 @@ def find_created_booking(client: CalcomClient, appointment: Appointment, *,
     cannot say) are also searched by update.
     """
     searches = [BookingFilters(after_created_at=since - CLOCK_SKEW, sort_created="asc", take=100)]
-    event_type = EventType.get_or_none((EventType.account == appointment.account_id)
-                                       & (EventType.calcom_id == appointment.event_type_id))
+    event_type = EventType.of(appointment.account_id, appointment.event_type_id)
     if event_type is None or event_type.seats_per_slot:
         searches.append(BookingFilters(after_updated_at=since - CLOCK_SKEW, sort_updated_at="asc",
                                        take=100))
