@@ -55,6 +55,7 @@ from mappings.db import dedicated_connection, is_postgres, open_database, refres
 from mappings.sealing import Sealer
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import ApplyHandler
+from webhooks.dispatch import DISPATCH_WEBHOOKS, DispatchHandler
 from webhooks.ingest import IngestWriter
 from webhooks.outbound import DeliveryHandler
 
@@ -177,6 +178,7 @@ def build_runtime(
         Settled.announce(db)  # and, on PostgreSQL, every other process's
 
     worker.after_job = after_job
+    worker.handlers[DISPATCH_WEBHOOKS] = DispatchHandler(db, clock, wake=worker.wake)
     return runtime
 
 

@@ -42,6 +42,7 @@ from mappings.models import (
     ReconcileCheckpoint,
     ReconcileRun,
     ReminderSent,
+    WebhookDelivery,
 )
 
 log = logging.getLogger("calsync.migrations")
@@ -156,6 +157,19 @@ def _reminders(db: Database) -> None:
         db.create_tables([ReminderSent])
 
 
+def _deliveries_as_queue(db: Database) -> None:
+    """A delivery is its own queue entry until dispatched, with only the indexes that dedupe,
+    listings and the worker need. Deliveries stored before already have their jobs."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_changes(migrator.add_column("webhook_delivery", "queued_at", UTCDateTimeField(null=True)))
+    db.execute_sql('UPDATE "webhook_delivery" SET "queued_at" = "received_at"')
+    for name in ("webhook_delivery_account_id", "webhook_delivery_account_id_received_at",
+                 "webhook_delivery_account_id_outcome"):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+    with db.bind_ctx([WebhookDelivery]):
+        db.create_tables([WebhookDelivery])  # the table is there: only its new indexes are made
+
+
 STEPS: list[Step] = [
     Step(1, "initial schema: accounts, tokens, appointments, bookings, event types, jobs, "
             "webhook deliveries, audit events", _baseline),
@@ -173,6 +187,8 @@ STEPS: list[Step] = [
     Step(11, "import runs: large files in the background, console imports held for review", _import_runs),
     Step(12, "rate windows: one Cal.com allowance per key, whatever the number of processes", _rate_windows),
     Step(13, "reminders: per appointment and account defaults, each announced once", _reminders),
+    Step(14, "webhook deliveries: each its own queue entry until dispatched; fewer indexes",
+         _deliveries_as_queue),
 ]
 
 

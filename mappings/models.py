@@ -271,10 +271,12 @@ Job.add_index(
 
 
 class WebhookDelivery(BaseModel):
-    """Every inbound Cal.com delivery, kept with its raw body."""
+    """Every inbound Cal.com delivery, kept with its raw body; an accepted one is also its own
+    queue entry until dispatched (webhooks/dispatch.py): ``received`` with no ``queued_at``."""
 
     id = BigAutoField()
-    account = ForeignKeyField(Account, backref="webhook_deliveries", on_delete="CASCADE")
+    # No index of its own: (account, id) below serves the foreign key, the listings and cascades.
+    account = ForeignKeyField(Account, backref="webhook_deliveries", on_delete="CASCADE", index=False)
     account_id: str
     dedupe_key = CharField(max_length=64)  # SHA-256 of the raw body
     trigger = CharField(max_length=60)
@@ -284,10 +286,21 @@ class WebhookDelivery(BaseModel):
     processed_at = UTCDateTimeField(null=True)
     outcome = CharField(max_length=20, default="received")
     error = TextField(null=True)
+    queued_at = UTCDateTimeField(null=True)  # when its apply job was queued; None: not dispatched yet
 
     class Meta:
-        indexes = ((("account", "dedupe_key"), True), (("account", "received_at"), False),
-                   (("account", "outcome"), False))
+        # Every index is paid by each delivery stored: dedupe, listings, and two small partial
+        # ones (a row leaves them once dispatched or no longer waiting) for the worker's lookups.
+        indexes = ((("account", "dedupe_key"), True), (("account", "id"), False))
+
+
+WebhookDelivery.add_index(
+    WebhookDelivery.index(WebhookDelivery.account, WebhookDelivery.id,
+                          name="webhook_delivery_to_dispatch").where(
+        SQL("outcome = 'received' AND queued_at IS NULL")))
+WebhookDelivery.add_index(
+    WebhookDelivery.index(WebhookDelivery.account, name="webhook_delivery_waiting").where(
+        SQL("outcome = 'waiting'")))
 
 
 class ImportRun(BaseModel):

@@ -16,9 +16,9 @@ within ``SECRETS_TTL_SECONDS``.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -128,7 +128,7 @@ class CalcomWebhookRoute:
             receipt.outcome, receipt.outcome)).inc()
         if receipt.outcome == "accepted":
             self.ctx.wake_worker()
-        return json.dumps({"status": receipt.outcome, "delivery_id": receipt.delivery_id}).encode()
+        return orjson.dumps({"status": receipt.outcome, "delivery_id": receipt.delivery_id})
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -14,6 +14,7 @@ from connector.jobs import queue, reminders
 from connector.outputs import audit, events
 from mappings.db import write_transaction
 from mappings.models import Appointment, Job
+from webhooks import dispatch
 
 BATCH = 500
 BRIEFING_LEAD = timedelta(minutes=60)
@@ -55,7 +56,8 @@ def send_briefings(db: Database, now: datetime, booker_url: str, lead: timedelta
 
 
 def sweep_stranded(db: Database, now: datetime, *, account_id: str | None = None) -> int:
-    """Appointments out of sync with no converge job waiting or running get one.
+    """Appointments out of sync with no converge job waiting or running get one, and accounts
+    holding undispatched webhook deliveries their dispatcher.
 
     A safety net: a job is always written with its appointment, but an admin's
     database restore or a bug must not leave an appointment stranded.
@@ -74,4 +76,8 @@ def sweep_stranded(db: Database, now: datetime, *, account_id: str | None = None
     for row in list(stranded):
         queue.enqueue_converge(db, row.id, row.account_id, now=now)
         count += 1
+    for held in dispatch.undispatched_accounts():
+        if account_id is None or held == account_id:
+            with write_transaction(db):
+                dispatch.ensure_dispatcher(db, held, now=now)
     return count

@@ -131,7 +131,7 @@ def test_schema_5_gives_each_booking_its_account_and_keys_uids_per_account(db):
                    "'2026-03-17 10:30:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
 
-    assert migrate(db, NOW) == [5, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert migrate(db, NOW) == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     assert [(b.uid, b.account_id) for b in Booking.select()] == [("u1", "acc_1")]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_2", appointment="apt_2", uid="u1", **values)  # the same uid elsewhere
@@ -148,8 +148,22 @@ HOST_ACTIONS = ("desired_decision", "desired_decision_reason", "reassigns_asked"
                 "desired_host_id", "reassigns_done")
 
 
+def _as_at_version_13(db) -> None:
+    """Before deliveries were their own queue entries: no ``queued_at``, the old indexes."""
+    if "queued_at" not in {c.name for c in db.get_columns("webhook_delivery")}:
+        return
+    for name in ("webhook_delivery_to_dispatch", "webhook_delivery_waiting", "webhook_delivery_account_id_id"):
+        db.execute_sql(f'DROP INDEX "{name}"')
+    db.execute_sql('ALTER TABLE "webhook_delivery" DROP COLUMN "queued_at"')
+    for name, columns in (("webhook_delivery_account_id", '"account_id"'),
+                          ("webhook_delivery_account_id_received_at", '"account_id", "received_at"'),
+                          ("webhook_delivery_account_id_outcome", '"account_id", "outcome"')):
+        db.execute_sql(f'CREATE INDEX "{name}" ON "webhook_delivery" ({columns})')
+
+
 def _as_at_version_12(db) -> None:
     """Before reminders."""
+    _as_at_version_13(db)
     db.execute_sql('DROP TABLE IF EXISTS "reminder_sent"')
     for table, column in (("appointment", "reminders"), ("account", "default_reminders")):
         if column in {c.name for c in db.get_columns(table)}:
@@ -198,7 +212,7 @@ def test_schema_7_indexes_deliveries_by_outcome(db):
     _as_at_version_7(db)
     db.execute_sql('DROP INDEX "webhook_delivery_account_id_outcome"')
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 7")
-    assert migrate(db, NOW) == [7, 8, 9, 10, 11, 12, 13]
+    assert migrate(db, NOW, [step for step in STEPS if step.version < 14]) == [7, 8, 9, 10, 11, 12, 13]
     indexes = {index.name: index.columns for index in db.get_indexes("webhook_delivery")}
     assert indexes["webhook_delivery_account_id_outcome"] == ["account_id", "outcome"]
 
@@ -222,7 +236,7 @@ def test_schema_8_gives_a_seated_booking_a_row_per_seat(db):
                    "'2026-03-17 10:00:00', '2026-03-17 10:30:00', '2026-01-01 00:00:00', "
                    "'2026-01-01 00:00:00')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 8")
-    assert migrate(db, NOW) == [8, 9, 10, 11, 12, 13]
+    assert migrate(db, NOW) == [8, 9, 10, 11, 12, 13, 14]
     assert [(b.uid, b.seat, b.seat_uid) for b in Booking.select()] == [("u1", "", None)]
     values = dict(status="accepted", start_time=NOW, end_time=NOW, created_at=NOW, updated_at=NOW)
     Booking.create(account="acc_1", appointment="apt_2", uid="u1", seat="b@c.co", **values)  # a seat
@@ -233,14 +247,14 @@ def test_schema_8_gives_a_seated_booking_a_row_per_seat(db):
 def test_schema_9_adds_the_host_actions_and_keeps_appointments(db):
     _as_at_version_8(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 9")
-    assert migrate(db, NOW) == [9, 10, 11, 12, 13]
+    assert migrate(db, NOW) == [9, 10, 11, 12, 13, 14]
     assert set(HOST_ACTIONS) <= {c.name for c in db.get_columns("appointment")}
 
 
 def test_schema_10_links_occurrences_of_a_series(db):
     _as_at_version_9(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 10")
-    assert migrate(db, NOW) == [10, 11, 12, 13]
+    assert migrate(db, NOW) == [10, 11, 12, 13, 14]
     indexes = {index.name: index.columns for index in db.get_indexes("appointment")}
     assert indexes["appointment_account_id_recurring_booking_uid"] == ["account_id",
                                                                        "recurring_booking_uid"]
@@ -249,23 +263,42 @@ def test_schema_10_links_occurrences_of_a_series(db):
 def test_schema_11_adds_import_runs(db):
     _as_at_version_10(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 11")
-    assert migrate(db, NOW) == [11, 12, 13]
+    assert migrate(db, NOW) == [11, 12, 13, 14]
     assert "import_run" in db.get_tables()
 
 
 def test_schema_12_adds_rate_windows(db):
     _as_at_version_11(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 12")
-    assert migrate(db, NOW) == [12, 13]
+    assert migrate(db, NOW) == [12, 13, 14]
     assert "rate_window" in db.get_tables()
 
 
 def test_schema_13_adds_reminders(db):
     _as_at_version_12(db)
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 13")
-    assert migrate(db, NOW) == [13]
+    assert migrate(db, NOW) == [13, 14]
     assert "reminder_sent" in db.get_tables()
     assert "reminders" in {c.name for c in db.get_columns("appointment")}
+
+
+def test_schema_14_makes_deliveries_queue_entries_without_dispatching_old_ones_again(db):
+    _as_at_version_13(db)
+    db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
+                   "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    db.execute_sql("INSERT INTO webhook_delivery (account_id, dedupe_key, trigger, raw_body, received_at, "
+                   "outcome) VALUES ('acc_1', 'k1', 'BOOKING_CREATED', '{}', '2026-01-01 00:00:00', "
+                   "'received')")  # its apply job was queued with it, as schema 13 did
+    db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 14")
+    assert migrate(db, NOW) == [14]
+    from webhooks.dispatch import undispatched_accounts
+
+    assert undispatched_accounts() == []
+    indexes = {index.name for index in db.get_indexes("webhook_delivery")}
+    assert {"webhook_delivery_to_dispatch", "webhook_delivery_waiting",
+            "webhook_delivery_account_id_id"} <= indexes
+    assert not indexes & {"webhook_delivery_account_id", "webhook_delivery_account_id_received_at",
+                          "webhook_delivery_account_id_outcome"}
 
 
 def test_no_step_loses_rows_that_point_at_a_changed_table(db):
@@ -289,7 +322,7 @@ def test_no_step_loses_rows_that_point_at_a_changed_table(db):
     db.execute_sql("INSERT INTO audit_event (account_id, appointment_id, at, actor, action, before, after) "
                    "VALUES ('acc_1', 'apt_1', '2026-01-01 00:00:00', 'system', 'x', '{}', '{}')")
     db.execute_sql("DELETE FROM calsync_schema_version WHERE version >= 5")
-    assert migrate(db, NOW) == [5, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert migrate(db, NOW) == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     counts = [db.execute_sql(f"SELECT count(*) FROM {table}").fetchone()[0]
               for table in ("appointment", "booking", "audit_event")]
     assert counts == [1, 1, 1]

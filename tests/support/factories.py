@@ -58,3 +58,14 @@ def sandbox_user(sandbox, account, sealer: Sealer | None = None):
     from mappings.db import database
 
     return sandbox.calendar.user(accounts.sandbox_key(database, account, sealer or Sealer(SECRET_KEY)))
+
+
+def dispatch_deliveries(db, clock) -> None:
+    """Run the queued webhook dispatchers alone: each stored delivery gets its apply job."""
+    from connector.jobs.retry import RetryPolicy
+    from connector.jobs.worker import Worker
+    from webhooks.dispatch import DISPATCH_WEBHOOKS, DispatchHandler
+
+    dispatcher = Worker(db, clock, {DISPATCH_WEBHOOKS: DispatchHandler(db, clock)}, RetryPolicy())
+    while dispatcher.run_once():
+        pass

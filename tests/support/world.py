@@ -20,6 +20,7 @@ from mappings.models import Account
 from tests.support.factories import sandbox_clients, sync_context
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import ApplyHandler
+from webhooks.dispatch import DISPATCH_WEBHOOKS, DispatchHandler
 
 
 @dataclass
@@ -51,6 +52,7 @@ def make_world(db, clock, make_account, sealer, *, seed: int = 7) -> World:
     reconciler = Reconciler(db, clock, clients, "https://cal.com")
     worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(sync_context(db, clock, clients)),
                                 calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock),
+                                DISPATCH_WEBHOOKS: DispatchHandler(db, clock),
                                 queue.RECONCILE: ReconcileHandler(reconciler),
                                 queue.RECONCILE_SERIES: ReconcileHandler(reconciler)},
                     RetryPolicy(max_attempts=5, base_seconds=1, max_seconds=5), WorkerConfig(),

@@ -12,9 +12,10 @@ import pytest
 from connector.core.sync import converge
 from connector.jobs.worker import Worker
 from mappings.models import Appointment, AuditEvent, Booking, Job, WebhookDelivery
-from tests.support.factories import put, sandbox_clients, sync_context
+from tests.support.factories import dispatch_deliveries, put, sandbox_clients, sync_context
 from tests.support.shared import fixture, needs_shared
 from webhooks.calcom import APPLY_WEBHOOK
+from webhooks.dispatch import DISPATCH_WEBHOOKS
 
 pytestmark = needs_shared
 
@@ -33,8 +34,8 @@ def deliver(client, account, app, db, clock):
     Only the webhook's own job runs: converges and CRM deliveries stay queued for inspection.
     """
     runtime_worker = app.state.runtime.worker
-    apply_only = Worker(db, clock, {APPLY_WEBHOOK: runtime_worker.handlers[APPLY_WEBHOOK]},
-                        runtime_worker.policy)
+    apply_only = Worker(db, clock, {kind: runtime_worker.handlers[kind]
+                                    for kind in (DISPATCH_WEBHOOKS, APPLY_WEBHOOK)}, runtime_worker.policy)
 
     def send(body: dict) -> str:
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -157,6 +158,7 @@ def test_a_delivery_naming_an_appointment_queues_behind_its_converge(client, acc
     signature = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     assert client.post(f"/webhooks/calcom/{account.id}", content=raw, headers={
         "Content-Type": "application/json", "X-Cal-Signature-256": signature}).status_code == 200
+    dispatch_deliveries(db, clock)
     delivery_job = Job.get(Job.kind == APPLY_WEBHOOK)
     assert delivery_job.serial_key == f"appointment:{appointment.id}"
     assert queue.claim_next(db, "other", now=clock.now(), lease_seconds=60) is None

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mappings.models import Job, WebhookDelivery
+from tests.support.factories import dispatch_deliveries
 from tests.support.shared import CALCOM, fixture, needs_shared
 from tests.webhooks.signed_route import SignedRouteContract
 from webhooks.calcom import signature_matches
@@ -49,13 +50,17 @@ class TestCalcomWebhookRoute(SignedRouteContract):
         answer = self.post(client, "/webhooks/calcom/acc_nope", body, cal_sign(body, SECRET))
         assert answer.status_code == 401 and self.stored() == (0, 0)
 
-    def test_an_accepted_delivery_and_its_job_are_stored_together(self, client, route):
+    def test_an_accepted_delivery_and_its_dispatcher_are_stored_together(self, client, route, db, clock):
         body = self.valid_body()
         answer = self.post(client, route, body, cal_sign(body, SECRET))
         assert answer.json()["status"] == "accepted"
         delivery = WebhookDelivery.get()
-        assert delivery.dedupe_key == hashlib.sha256(body).hexdigest()
+        assert delivery.dedupe_key == hashlib.sha256(body).hexdigest() and delivery.queued_at is None
+        (dispatcher,) = Job.select()  # the delivery row is the queue entry: no job of its own yet
+        assert (dispatcher.kind, dispatcher.account_id) == ("dispatch_webhooks", delivery.account_id)
+        dispatch_deliveries(db, clock)
         assert Job.get(Job.kind == "apply_webhook").payload == {"delivery_id": delivery.id}
+        assert WebhookDelivery.get().queued_at is not None
 
     @pytest.mark.parametrize("trigger", ["PING", "MEETING_STARTED", "SOMETHING_NEW_IN_2027"])
     def test_ping_and_unknown_triggers_are_stored_and_ignored(self, client, route, trigger):

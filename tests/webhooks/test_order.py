@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from connector.jobs.worker import Worker
 from mappings.models import Appointment, Booking, Job
 from webhooks.calcom import APPLY_WEBHOOK
+from webhooks.dispatch import DISPATCH_WEBHOOKS
 
 SECRET = "order-test-webhook-secret"
 U1, U2, U3 = "famUidOne0000000000001", "famUidTwo0000000000002", "famUidThree00000000003"
@@ -76,7 +77,8 @@ FAMILIES = {
 
 @pytest.fixture
 def post(client, app, db, clock):
-    apply_only = Worker(db, clock, {APPLY_WEBHOOK: app.state.runtime.worker.handlers[APPLY_WEBHOOK]},
+    apply_only = Worker(db, clock, {kind: app.state.runtime.worker.handlers[kind]
+                                    for kind in (DISPATCH_WEBHOOKS, APPLY_WEBHOOK)},
                         app.state.runtime.worker.policy)
 
     def send(account, trigger: str, payload: dict, sequence: int) -> None:

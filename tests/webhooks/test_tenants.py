@@ -21,7 +21,9 @@ from connector.core.reconcile import Reconciler
 from connector.jobs import queue
 from mappings.models import Appointment, AuditEvent, Booking, Job, WebhookDelivery
 from tests.fixtures import calcom_shapes
+from tests.support.factories import dispatch_deliveries
 from webhooks.calcom import APPLY_WEBHOOK
+from webhooks.dispatch import DISPATCH_WEBHOOKS
 
 SHARED = "sharedUid0000000000000"
 SECRET_A, SECRET_B = "secret-of-account-a-0001", "secret-of-account-b-0001"
@@ -76,7 +78,8 @@ def deliver(client, app):
             "Content-Type": "application/json", "X-Cal-Signature-256": signature})
         assert answer.status_code == 200, answer.text
         delivery_id = answer.json()["delivery_id"]
-        while Job.select().where((Job.kind == APPLY_WEBHOOK) & (Job.status == "queued")).exists():
+        while Job.select().where(Job.kind.in_([DISPATCH_WEBHOOKS, APPLY_WEBHOOK])
+                                 & (Job.status == "queued")).exists():
             assert worker.run_once()
         return WebhookDelivery.get_by_id(delivery_id).outcome
 
@@ -156,6 +159,7 @@ def test_as_delivery_never_queues_behind_or_ahead_of_bs_work(tenants, b_booked, 
     signature = hmac.new(SECRET_A.encode(), raw, hashlib.sha256).hexdigest()
     assert client.post(f"/webhooks/calcom/{a.id}", content=raw, headers={
         "X-Cal-Signature-256": signature, "Content-Type": "application/json"}).status_code == 200
+    dispatch_deliveries(db, clock)
     delivery_job = Job.get(Job.kind == APPLY_WEBHOOK)
     assert delivery_job.serial_key != f"appointment:{b_booked.id}"
     assert delivery_job.account_id == a.id

@@ -16,7 +16,7 @@ from connector.jobs import queue
 from connector.sandbox.faults import FaultRule
 from mappings.models import Appointment, WebhookDelivery
 from mappings.times import to_api
-from tests.support.factories import put, sandbox_user
+from tests.support.factories import dispatch_deliveries, put, sandbox_user
 from tests.support.world import make_world
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import WAITING
@@ -57,6 +57,7 @@ def test_a_link_reschedule_of_a_lost_create_follows_calsyncs_appointment(db, clo
     # The attendee moves it through Cal.com's link: the webhook carries no calsync metadata.
     sandbox.calendar.reschedule(made.uid, {"start": to_api(moved_to), "rescheduledBy": EMAIL}, PATH,
                                 "http://sandbox.test", via_link=True)
+    dispatch_deliveries(db, clock)
     apply_job = (queue.Job.select().where(queue.Job.kind == calcom_webhooks.APPLY_WEBHOOK)
                  .order_by(queue.Job.id.desc()).first())
     worker.handlers[calcom_webhooks.APPLY_WEBHOOK].run(apply_job)  # applied before the converge retry
@@ -84,6 +85,7 @@ def test_a_booking_of_the_same_attendee_is_imported_once_the_create_is_answered(
         PATH, "http://sandbox.test/video", host=sandbox_user(sandbox, account))
     (delivery,) = [d for d in _deliveries("BOOKING_CREATED") if d.booking_uid == walk_in.uid]
     assert delivery.outcome == "received"
+    dispatch_deliveries(db, clock)
     waiting = [job for job in queue.Job.select() if job.payload.get("delivery_id") == delivery.id]
     worker.handlers[calcom_webhooks.APPLY_WEBHOOK].run(waiting[0])
     assert WebhookDelivery.get_by_id(delivery.id).outcome == WAITING

@@ -36,6 +36,7 @@ from mappings.models import (
     WebhookDelivery,
 )
 from webhooks.calcom import APPLY_WEBHOOK
+from webhooks.dispatch import DISPATCH_WEBHOOKS
 
 EXAMPLES = 500  # across every route; the focused properties below add their own
 SECRET = "fuzz-webhook-secret-0001"
@@ -214,7 +215,8 @@ def _check(client, app, world, request: dict[str, Any]) -> None:
         assert answer.headers["content-type"] == "application/problem+json", answer.text
         assert _state() == before, (request, answer.status_code, answer.text)
     worker = app.state.runtime.worker
-    while Job.select().where((Job.kind == APPLY_WEBHOOK) & (Job.status == "queued")).exists():
+    webhook_work = Job.kind.in_([DISPATCH_WEBHOOKS, APPLY_WEBHOOK])
+    while Job.select().where(webhook_work & (Job.status == "queued")).exists():
         assert worker.run_once()
     assert not WebhookDelivery.select().where(WebhookDelivery.outcome == "failed").exists()
     assert not Job.select().where((Job.kind == APPLY_WEBHOOK) & (Job.status != "done")).exists()

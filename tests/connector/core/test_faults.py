@@ -50,6 +50,7 @@ from tests.support.asgi import SyncASGITransport
 from tests.support.factories import put, sandbox_clients, sync_context
 from webhooks import calcom as calcom_webhooks
 from webhooks.apply import ApplyHandler
+from webhooks.dispatch import DISPATCH_WEBHOOKS, DispatchHandler
 
 SEED = int(os.environ.get("CALSYNC_FAULT_SEED", "20261129"))  # another seed replays another run
 APPOINTMENTS = 200
@@ -107,6 +108,7 @@ def world(db, clock, make_account, sealer):
     reconciler = Reconciler(db, clock, clients, "https://cal.com")
     worker = Worker(db, clock, {queue.CONVERGE: ConvergeHandler(ctx),
                                 calcom_webhooks.APPLY_WEBHOOK: ApplyHandler(db, clock),
+                                DISPATCH_WEBHOOKS: DispatchHandler(db, clock),
                                 queue.RECONCILE: ReconcileHandler(reconciler),
                                 queue.RECONCILE_SERIES: ReconcileHandler(reconciler)},
                     RetryPolicy(max_attempts=10, base_seconds=2, max_seconds=120),
