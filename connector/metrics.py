@@ -47,7 +47,8 @@ job_queue_latency = Histogram(
     ["kind"], buckets=_QUEUE_LATENCY, registry=REGISTRY)
 webhook_deliveries = Counter(
     "calsync_webhook_deliveries", "Cal.com webhook deliveries by trigger and outcome: at the door "
-    "(received, duplicate, ignored, rejected) and once applied (applied, stale, failed, …).",
+    "(received, duplicate, ignored, rejected) and once dispatched or applied (duplicate, applied, "
+    "stale, failed, …).",
     ["trigger", "outcome"], registry=REGISTRY)
 reconcile_repairs = Counter(
     "calsync_reconcile_repairs", "Differences the reconciler repaired, by kind.", ["kind"],

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from peewee import Database, DatabaseProxy, Model, PostgresqlDatabase, SqliteDatabase
+from peewee import (
+    CharField,
+    Database,
+    DatabaseProxy,
+    Model,
+    PostgresqlDatabase,
+    SqliteDatabase,
+    TextField,
+)
 from playhouse.pool import PooledPostgresqlDatabase
 
 database = DatabaseProxy()
@@ -139,6 +147,9 @@ def write_transaction(db: Database) -> Iterator[None]:
             yield
 
 
+_TEXT_FIELDS = (CharField, TextField)
+
+
 def bulk_insert(db: Database, model: type[Model], rows: list[dict[str, Any]], *,
                 returning: tuple[str, ...] = (), skip_conflicts: bool = False) -> list[tuple[Any, ...]]:
     """Insert rows in one multi-row statement, bypassing per-row query building.
@@ -168,6 +179,13 @@ def bulk_insert(db: Database, model: type[Model], rows: list[dict[str, Any]], *,
         sql += " ON CONFLICT DO NOTHING"
     if returning:
         sql += " RETURNING " + ", ".join('"' + fields[name].column_name + '"' for name in returning)
-    params = [fields[name].db_value(row[name]) for row in rows for name in names]
+    # A str or None for a text field goes in as it is: what its db_value would give, without the calls.
+    text = [type(fields[name]) in _TEXT_FIELDS for name in names]
+    params = []
+    for row in rows:
+        for name, is_text in zip(names, text, strict=True):
+            value = row[name]
+            params.append(value if is_text and (value is None or type(value) is str)
+                          else fields[name].db_value(value))
     cursor = target.execute_sql(sql, params)
     return cursor.fetchall() if returning else []

@@ -43,6 +43,7 @@ from mappings.models import (
     ReconcileRun,
     ReminderSent,
     WebhookDelivery,
+    WebhookDigest,
 )
 
 log = logging.getLogger("calsync.migrations")
@@ -158,15 +159,19 @@ def _reminders(db: Database) -> None:
 
 
 def _deliveries_as_queue(db: Database) -> None:
-    """A delivery is its own queue entry until dispatched, with only the indexes that dedupe,
-    listings and the worker need. Deliveries stored before already have their jobs."""
+    """A delivery is its own queue entry until dispatched, with only the indexes that listings
+    and the worker need; repeated bodies are found by the dispatcher in ``webhook_digest``.
+    Deliveries stored before already have their jobs, and their bodies are the digests."""
     migrator = SchemaMigrator.from_database(db)
     apply_changes(migrator.add_column("webhook_delivery", "queued_at", UTCDateTimeField(null=True)))
     db.execute_sql('UPDATE "webhook_delivery" SET "queued_at" = "received_at"')
-    for name in ("webhook_delivery_account_id", "webhook_delivery_account_id_received_at",
-                 "webhook_delivery_account_id_outcome"):
-        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
-    with db.bind_ctx([WebhookDelivery]):
+    with db.bind_ctx([WebhookDelivery, WebhookDigest]):
+        db.create_tables([WebhookDigest])
+        db.execute_sql('INSERT INTO "webhook_digest" ("account_id", "dedupe_key", "delivery_id") '
+                       'SELECT "account_id", "dedupe_key", "id" FROM "webhook_delivery"')
+        for name in ("webhook_delivery_account_id", "webhook_delivery_account_id_received_at",
+                     "webhook_delivery_account_id_outcome", "webhook_delivery_account_id_dedupe_key"):
+            db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
         db.create_tables([WebhookDelivery])  # the table is there: only its new indexes are made
 
 
@@ -187,7 +192,8 @@ STEPS: list[Step] = [
     Step(11, "import runs: large files in the background, console imports held for review", _import_runs),
     Step(12, "rate windows: one Cal.com allowance per key, whatever the number of processes", _rate_windows),
     Step(13, "reminders: per appointment and account defaults, each announced once", _reminders),
-    Step(14, "webhook deliveries: each its own queue entry until dispatched; fewer indexes",
+    Step(14, "webhook deliveries: each its own queue entry until dispatched, deduped by the "
+             "dispatcher; fewer indexes",
          _deliveries_as_queue),
 ]
 

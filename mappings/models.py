@@ -19,6 +19,7 @@ from peewee import (
     BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     DoubleField,
     ForeignKeyField,
     IntegerField,
@@ -272,7 +273,8 @@ Job.add_index(
 
 class WebhookDelivery(BaseModel):
     """Every inbound Cal.com delivery, kept with its raw body; an accepted one is also its own
-    queue entry until dispatched (webhooks/dispatch.py): ``received`` with no ``queued_at``."""
+    queue entry until dispatched (webhooks/dispatch.py): ``received`` with no ``queued_at``.
+    A repeated body is found by the dispatcher (WebhookDigest), not by an index paid at the door."""
 
     id = BigAutoField()
     # No index of its own: (account, id) below serves the foreign key, the listings and cascades.
@@ -289,9 +291,10 @@ class WebhookDelivery(BaseModel):
     queued_at = UTCDateTimeField(null=True)  # when its apply job was queued; None: not dispatched yet
 
     class Meta:
-        # Every index is paid by each delivery stored: dedupe, listings, and two small partial
-        # ones (a row leaves them once dispatched or no longer waiting) for the worker's lookups.
-        indexes = ((("account", "dedupe_key"), True), (("account", "id"), False))
+        # Every index is paid by each delivery stored before its answer: (account, id) for the
+        # listings and cascades, and two small partial ones (a row leaves them once dispatched
+        # or no longer waiting) for the worker's lookups. Dedupe is WebhookDigest's.
+        indexes = ((("account", "id"), False),)
 
 
 WebhookDelivery.add_index(
@@ -301,6 +304,20 @@ WebhookDelivery.add_index(
 WebhookDelivery.add_index(
     WebhookDelivery.index(WebhookDelivery.account, name="webhook_delivery_waiting").where(
         SQL("outcome = 'waiting'")))
+
+
+class WebhookDigest(BaseModel):
+    """The first delivery of each body (SHA-256 of its raw bytes) per account. Written by the
+    dispatcher, a batch at a time, off the request path: a body found here is a duplicate."""
+
+    account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
+    account_id: str
+    dedupe_key = CharField(max_length=64)
+    delivery = ForeignKeyField(WebhookDelivery, on_delete="CASCADE", index=False)
+    delivery_id: int
+
+    class Meta:
+        primary_key = CompositeKey("account", "dedupe_key")
 
 
 class ImportRun(BaseModel):
@@ -422,6 +439,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     EventType,
     Job,
     WebhookDelivery,
+    WebhookDigest,
     AuditEvent,
     ReconcileRun,
     ReconcileCheckpoint,

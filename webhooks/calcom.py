@@ -11,15 +11,13 @@ answer is 200.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from peewee import Database
@@ -45,7 +43,7 @@ IGNORED_WITHOUT_A_BOOKING = {events.Trigger.UNKNOWN, events.Trigger.BOOKING_PAYM
                              events.Trigger.BOOKING_PAID}
 
 
-def _ignored(event: events.CalcomEvent) -> bool:
+def _ignored(event: events.Headline) -> bool:
     return event.trigger in IGNORED or (event.trigger in IGNORED_WITHOUT_A_BOOKING and not event.uid)
 
 
@@ -62,7 +60,7 @@ def signature_matches(raw_body: bytes, header: str | None, secrets: list[str]) -
         return False
     matched = False
     for secret in secrets:  # every secret is tried, so timing does not tell which one matched
-        expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+        expected = hmac.digest(secret.encode(), raw_body, "sha256").hex()  # OpenSSL's one-shot
         matched |= hmac.compare_digest(expected, given)
     return matched
 
@@ -72,12 +70,12 @@ class Incoming:
     """A verified delivery on its way to the database."""
 
     account_id: str
-    event: events.CalcomEvent
+    event: events.Headline
     raw_body: bytes
     received_at: datetime
 
 
-def verify(raw_body: bytes, signature: str | None, secrets: list[str]) -> events.CalcomEvent:
+def verify(raw_body: bytes, signature: str | None, secrets: list[str]) -> events.Headline:
     """The delivery's event if its signature holds; raises the ApiError for the answer."""
     if len(raw_body) > MAX_BODY_BYTES:
         raise errors.PayloadTooLarge(f"A Cal.com delivery is at most {MAX_BODY_BYTES} bytes.")
@@ -130,61 +128,38 @@ def receive(db: Database, sealer: Sealer, account_id: str, raw_body: bytes,
 
 
 def store(db: Database, items: list[Incoming]) -> list[Receipt]:
-    """Record deliveries in one transaction; a repeated body is a duplicate.
+    """Record deliveries in one transaction; a body repeated within the batch is a duplicate.
 
     An accepted delivery's row is its queue entry: the account's dispatcher
     (webhooks/dispatch.py) is made sure to be queued, and it gives each delivery its
-    apply job off the request path. Nothing else is read or written here.
+    apply job off the request path, after checking its body was not seen before (a
+    repeat stored here is recorded as ``duplicate`` there and never applied). Nothing
+    else is read or written here: no index on the body is paid before the answer.
     """
     receipts: list[Receipt] = []
     with write_transaction(db):
-        seen: dict[tuple[str, str], int] = {}
-        fresh: dict[tuple[str, str], Incoming] = {}
-        stored: dict[tuple[str, str], int] = {}
-        for item in items:
-            fresh.setdefault((item.account_id, item.event.delivery_key), item)
-        if fresh:
-            # One statement for the batch; a body another process stored meanwhile is skipped
-            # by the unique index rather than failing the batch.
-            inserted = bulk_insert(db, WebhookDelivery, [_row(item) for item in fresh.values()],
-                                   returning=("id", "account", "dedupe_key"), skip_conflicts=True)
-            stored = {(account_id, key): id_ for id_, account_id, key in inserted}
-            missing = {key for key in fresh if key not in stored}
-            if missing:  # stored before (a repeat): the unique index skipped them
-                seen = _stored_ids({account: {k for a, k in missing if a == account}
-                                    for account, _ in missing})
-                for key in missing:
-                    del fresh[key]
+        first: dict[tuple[str, str], int] = {}  # key → the index of its first item
+        for index, item in enumerate(items):
+            first.setdefault((item.account_id, item.event.delivery_key), index)
+        # One statement for the batch (RETURNING's order is not promised: matched by key).
+        inserted = bulk_insert(db, WebhookDelivery, [_row(items[index]) for index in first.values()],
+                               returning=("id", "account", "dedupe_key"))
+        stored = {(account_id, key): id_ for id_, account_id, key in inserted}
         to_dispatch: set[str] = set()
-        for item in items:
-            event, key = item.event, (item.account_id, item.event.delivery_key)
-            if key not in fresh:
-                original = seen.get(key) or stored[key]
-                log.info("duplicate delivery", extra={"action": "webhook.duplicate",
-                                                      "delivery_id": original, "trigger": event.trigger_name})
-                receipts.append(Receipt("duplicate", original))
-                continue
-            del fresh[key]
-            ignored = _ignored(event)
-            receipts.append(Receipt("ignored" if ignored else "accepted", stored[key]))
-            if not ignored:
+        for index, item in enumerate(items):
+            key = (item.account_id, item.event.delivery_key)
+            if first[key] != index:
+                log.info("duplicate delivery", extra={"action": "webhook.duplicate", "delivery_id": stored[key],
+                                                      "trigger": item.event.trigger_name})
+                receipts.append(Receipt("duplicate", stored[key]))
+            elif _ignored(item.event):
+                receipts.append(Receipt("ignored", stored[key]))
+            else:
+                receipts.append(Receipt("accepted", stored[key]))
                 to_dispatch.add(item.account_id)
         for account_id in sorted(to_dispatch):
             dispatch.ensure_dispatcher(db, account_id, now=items[0].received_at)
     return receipts
-
-
-def _stored_ids(keys_by_account: dict[str, set[str]]) -> dict[tuple[str, str], int]:
-    """Ids of stored deliveries by (account, dedupe key); each lookup uses the unique index,
-    whose first column is the account."""
-    found: dict[tuple[str, str], int] = {}
-    for account_id, keys in keys_by_account.items():
-        rows = WebhookDelivery.select(WebhookDelivery.id, WebhookDelivery.dedupe_key).where(
-            (WebhookDelivery.account == account_id) & WebhookDelivery.dedupe_key.in_(list(keys)))
-        # Tuples, not models: this runs for every batch of deliveries.
-        pairs = cast("Iterable[tuple[int, str]]", rows.tuples())
-        found.update({(account_id, key): id_ for id_, key in pairs})
-    return found
 
 
 def _row(item: Incoming) -> dict[str, Any]:

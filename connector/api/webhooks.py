@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -86,6 +87,7 @@ class CalcomWebhookRoute:
         self.ctx = ctx
         self.writer = writer
         self.secrets = SecretsCache(ctx)
+        self._counters: dict[tuple[str, str], Any] = {}  # bounded: triggers × outcomes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
@@ -108,6 +110,14 @@ class CalcomWebhookRoute:
             *_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})
 
+    def _counter(self, trigger: str, outcome: str) -> Any:
+        """The door's counter for a trigger and outcome (prometheus' labels() takes a lock each call)."""
+        counter = self._counters.get((trigger, outcome))
+        if counter is None:
+            counter = metrics.webhook_deliveries.labels(trigger, _DOOR_OUTCOMES.get(outcome, outcome))
+            self._counters[(trigger, outcome)] = counter
+        return counter
+
     async def _receive(self, scope: Scope, receive: Receive, account_id: str) -> bytes:
         signature = declared = None
         for name, value in scope["headers"]:
@@ -124,8 +134,7 @@ class CalcomWebhookRoute:
         raw = await _read_body(receive)
         event = calcom.verify(raw, signature, await self.secrets.get(account_id))
         receipt = await self.writer.store(account_id, event, raw, self.ctx.clock.now())
-        metrics.webhook_deliveries.labels(event.trigger.value, _DOOR_OUTCOMES.get(
-            receipt.outcome, receipt.outcome)).inc()
+        self._counter(event.trigger.value, receipt.outcome).inc()
         if receipt.outcome == "accepted":
             self.ctx.wake_worker()
         return orjson.dumps({"status": receipt.outcome, "delivery_id": receipt.delivery_id})

@@ -155,6 +155,9 @@ def _as_at_version_13(db) -> None:
     for name in ("webhook_delivery_to_dispatch", "webhook_delivery_waiting", "webhook_delivery_account_id_id"):
         db.execute_sql(f'DROP INDEX "{name}"')
     db.execute_sql('ALTER TABLE "webhook_delivery" DROP COLUMN "queued_at"')
+    db.execute_sql('DROP TABLE "webhook_digest"')
+    db.execute_sql('CREATE UNIQUE INDEX "webhook_delivery_account_id_dedupe_key" '
+                   'ON "webhook_delivery" ("account_id", "dedupe_key")')
     for name, columns in (("webhook_delivery_account_id", '"account_id"'),
                           ("webhook_delivery_account_id_received_at", '"account_id", "received_at"'),
                           ("webhook_delivery_account_id_outcome", '"account_id", "outcome"')):
@@ -282,7 +285,7 @@ def test_schema_13_adds_reminders(db):
     assert "reminders" in {c.name for c in db.get_columns("appointment")}
 
 
-def test_schema_14_makes_deliveries_queue_entries_without_dispatching_old_ones_again(db):
+def test_schema_14_makes_deliveries_queue_entries_without_dispatching_or_forgetting_old_ones(db):
     _as_at_version_13(db)
     db.execute_sql("INSERT INTO account (id, name, time_zone, created_at, updated_at) VALUES "
                    "('acc_1', 'A', 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
@@ -294,11 +297,14 @@ def test_schema_14_makes_deliveries_queue_entries_without_dispatching_old_ones_a
     from webhooks.dispatch import undispatched_accounts
 
     assert undispatched_accounts() == []
+    # Its body is known: the same body again is a duplicate of it.
+    assert db.execute_sql('SELECT "account_id", "dedupe_key" FROM "webhook_digest"').fetchall() == [
+        ("acc_1", "k1")]
     indexes = {index.name for index in db.get_indexes("webhook_delivery")}
     assert {"webhook_delivery_to_dispatch", "webhook_delivery_waiting",
             "webhook_delivery_account_id_id"} <= indexes
     assert not indexes & {"webhook_delivery_account_id", "webhook_delivery_account_id_received_at",
-                          "webhook_delivery_account_id_outcome"}
+                          "webhook_delivery_account_id_outcome", "webhook_delivery_account_id_dedupe_key"}
 
 
 def test_no_step_loses_rows_that_point_at_a_changed_table(db):

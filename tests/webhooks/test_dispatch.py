@@ -135,14 +135,36 @@ def test_the_sweep_gives_undispatched_deliveries_their_dispatcher_back(db, accou
     assert Job.select().count() == 1  # touched, not doubled
 
 
-def test_ignored_and_duplicate_deliveries_are_never_dispatched(db, account, clock):
+def test_ignored_deliveries_are_never_dispatched(db, account, clock):
     ping = json.dumps({"triggerEvent": "PING", "payload": {}}).encode()
     calcom.store(db, [calcom.Incoming(account.id, events.headline(json.loads(ping), ping), ping, clock.now())])
-    assert Job.select().count() == 0
-    first = _incoming(account, clock, "uid-a")
-    calcom.store(db, [first, first])
-    calcom.store(db, [first])
+    assert Job.select().count() == 0 and WebhookDelivery.get().outcome == "ignored"
+
+
+def test_a_body_stored_twice_is_applied_once_and_recorded_as_a_duplicate(db, account, clock):
+    """Two processes' doors each stored it (no index on the body is paid there): the
+    dispatcher keeps the first and closes the other, across batches too."""
+    body = _incoming(account, clock, "uid-a")
+    (receipt, again) = calcom.store(db, [body, body])  # the same batch: one row
+    assert (receipt.outcome, again.outcome, again.delivery_id) == ("accepted", "duplicate", receipt.delivery_id)
+    second = calcom.store(db, [body])[0].delivery_id  # another process's door: a row of its own
+    assert dispatch.dispatch(db, account.id, now=clock.now(), batch=10) == 2
+    third = calcom.store(db, [body])[0].delivery_id  # and after the first was dispatched
     assert dispatch.dispatch(db, account.id, now=clock.now(), batch=10) == 1
+    assert [job.payload["delivery_id"] for job in _apply_jobs()] == [receipt.delivery_id]
+    for repeat in (second, third):
+        row = WebhookDelivery.get_by_id(repeat)
+        assert row.outcome == "duplicate" and row.processed_at is not None
+        assert row.error == f"the same body as delivery {receipt.delivery_id}"
+
+
+def test_the_same_body_to_two_accounts_is_no_duplicate(db, account, make_account, clock):
+    other = make_account("Other CRM", calcom_webhook_secrets=("whsec-other-0123456789abc",))[0]
+    body = _incoming(account, clock, "uid-a")
+    calcom.store(db, [body, calcom.Incoming(other.id, body.event, body.raw_body, body.received_at)])
+    for tenant in (account, other):
+        assert dispatch.dispatch(db, tenant.id, now=clock.now(), batch=10) == 1
+    assert len(_apply_jobs()) == 2
 
 
 def test_an_unreadable_row_fails_alone_and_the_rest_are_dispatched(db, account, clock):
