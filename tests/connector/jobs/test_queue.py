@@ -107,3 +107,32 @@ def test_enqueue_many_fills_defaults_and_keeps_order(db, clock):
     assert all(j.attempts == 0 and j.status == "queued" for j in jobs)
     with pytest.raises(ValueError):
         queue.enqueue_many(db, [{"kind": "x", "dedupe_key": "d"}], now=clock.now())
+
+
+def test_a_poll_that_finds_nothing_takes_no_write_lock(db, clock):
+    """Another writer holds SQLite's write lock (on PostgreSQL: a transaction open): an idle
+    worker's claim answers None at once rather than waiting for the lock to find nothing."""
+    import threading
+    import time
+
+    from mappings.db import session
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with session(db), db.atomic() as transaction:
+            queue.enqueue(db, "converge", now=clock.now(), payload={}, serial_key="k")  # uncommitted
+            held.set()
+            release.wait(10)
+            transaction.rollback()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(10)
+    try:
+        started = time.monotonic()
+        assert queue.claim_next(db, "w1", now=clock.now(), lease_seconds=60) is None
+        assert time.monotonic() - started < 1
+    finally:
+        release.set()
+        thread.join(10)
