@@ -20,6 +20,7 @@ more than verifying and parsing the delivery did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
@@ -149,17 +150,22 @@ class IngestWriter:
         """
         if not self._on_loop:
             return None
-        connection = self.db.connection()  # this thread's (opened once, kept)
-        # Busy: the writer thread's turn, not a wait. No checkpoint here: the writer thread does them.
-        connection.execute("PRAGMA busy_timeout = 0")
-        connection.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            connection = self.db.connection()  # this thread's (opened once, kept)
+            # Busy: the writer thread's turn, not a wait. No checkpoint here: the writer thread's.
+            connection.execute("PRAGMA busy_timeout = 0")
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
+        except Exception:  # noqa: BLE001 — the writer thread's path will do
+            return None
         try:
             receipts: list[calcom.Receipt | Exception] = list(calcom.store(self.db, items))
-        except Exception:  # noqa: BLE001 — the writer thread's path retries it and reports
+        except Exception:  # noqa: BLE001 — rolled back: the writer thread's path retries it and reports
             return None
         finally:
-            connection.execute(f"PRAGMA busy_timeout = {SQLITE_PRAGMAS['busy_timeout']}")
-            connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            # Whatever happened, the loop's connection waits for locks again, as every other does.
+            with contextlib.suppress(Exception):
+                connection.execute(f"PRAGMA busy_timeout = {SQLITE_PRAGMAS['busy_timeout']}")
+                connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         self.batches += 1
         self._unchecked += len(items)
         if self._unchecked >= CHECKPOINT_EVERY:
