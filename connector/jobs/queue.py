@@ -185,9 +185,11 @@ def claim_next(
     postgres = is_postgres(db)
     if postgres:
         query = query.for_update(skip_locked=True)
-    elif not db.in_transaction() and query.first() is None:
+    elif not db.in_transaction() and not list(query.tuples()):
         # SQLite: a read first, which takes no lock. An idle worker's poll must not take the one
         # write lock, and hold up the writes of a request running its own job, to find nothing.
+        # (Read to the end: a statement left open would keep its read transaction, and the write
+        # transaction below would then fail on a stale snapshot instead of waiting.)
         return None
     lease_until = now + timedelta(seconds=lease_seconds)
     with write_transaction(db):
