@@ -72,3 +72,19 @@ def test_a_new_sqlite_database_is_in_wal_mode(tmp_path):
     with db.connection_context():
         assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_get_by_id_reads_the_row_by_its_key_whatever_its_type(db, make_account, clock):
+    """The statement is built once per model; each call still reads its own row, and a missing
+    one raises the model's own DoesNotExist."""
+    first, second = make_account("First")[0], make_account("Second")[0]
+    assert Account.get_by_id(first.id).name == "First"
+    assert Account.get_by_id(second.id).name == "Second"
+    job_id = Job.insert(kind="converge", payload={"n": 1}, status="queued", run_at=clock.now(),
+                        created_at=clock.now(), updated_at=clock.now()).execute()
+    job = Job.get_by_id(job_id)
+    assert (job.payload, job.run_at) == ({"n": 1}, clock.now())  # converted as a select converts
+    with pytest.raises(Account.DoesNotExist):
+        Account.get_by_id("acc_missing")
+    with pytest.raises(Job.DoesNotExist):
+        Job.get_by_id(job_id + 1)
