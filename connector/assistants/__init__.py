@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -91,12 +91,22 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
             answer["note"] = f"Cal.com refused: {item.get('last_error')}. Pick another time or change the request."
         return answer
 
-    async def changed(change: Callable[[], Appointment]) -> dict[str, Any]:
-        """Make a change (a domain call answering the appointment), then answer it once Cal.com has
-        it, or as it stands after BOOKING_WAIT_SECONDS."""
-        row_id = await in_db(lambda: str(change().id))
-        ctx.wake_worker()
+    async def changed(external_id: str, change: Callable[[str], Appointment]) -> dict[str, Any]:
+        """Make a change to the appointment ``external_id`` names (a domain call answering it), then
+        answer it once Cal.com has it, or as it stands after BOOKING_WAIT_SECONDS."""
+        def work() -> str:
+            check_external_id(external_id)
+            return str(change(external_id).id)
+
+        row_id = await in_db(work)
+        # As the API's Prefer: wait: a wait that runs its own job does not wake the worker
+        # threads to race it for the claim, only afterwards, for what follows.
+        runs_its_own = ctx.run_now is not None
+        if not runs_its_own:
+            ctx.wake_worker()
         await waiting.until_settled(ctx, row_id, BOOKING_WAIT_SECONDS)
+        if runs_its_own:
+            ctx.wake_worker()
         return await in_db(lambda: shown(Appointment.get_by_id(row_id)))
 
     @server.tool(description="Free start times on one day for an event type, in a time zone. "
@@ -154,14 +164,9 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
                             ("attendee_phone", attendee_phone), ("reminders", reminders)):
             if value is not None:
                 body[name] = value
-        name = external_id or f"assistant-{context.request_id or datetime.now().timestamp()}"
-
-        def work() -> Appointment:
-            check_external_id(name)
-            return appointments.put(ctx.db, principal, name, parse(AppointmentInput, json.dumps(body).encode()),
-                                    now=ctx.clock.now()).appointment
-
-        return await changed(work)
+        name = external_id or f"assistant-{context.request_id or ctx.clock.now().timestamp()}"
+        return await changed(name, lambda name: appointments.put(
+            ctx.db, principal, name, parse(AppointmentInput, json.dumps(body).encode()), now=ctx.clock.now()).appointment)
 
     @server.tool(description="Move an appointment to a new start. Answers once Cal.com has it.")
     async def reschedule_appointment(
@@ -170,13 +175,8 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         start_time: Annotated[str, Field(description="ISO 8601 with an offset")],
     ) -> dict[str, Any]:
         principal = await caller(context, accounts.WRITE)
-
-        def work() -> Appointment:
-            check_external_id(external_id)
-            return appointments.patch(ctx.db, principal, external_id,
-                                      json.dumps({"start_time": start_time}).encode(), now=ctx.clock.now()).appointment
-
-        return await changed(work)
+        return await changed(external_id, lambda name: appointments.patch(
+            ctx.db, principal, name, json.dumps({"start_time": start_time}).encode(), now=ctx.clock.now()).appointment)
 
     @server.tool(description="Cancel an appointment, with the reason (the attendee is told).")
     async def cancel_appointment(
@@ -185,13 +185,8 @@ def build(ctx: ApiContext, principal_of: Callable[[Context], accounts.Principal]
         reason: Annotated[str, Field(description="Why, up to 500 characters")],
     ) -> dict[str, Any]:
         principal = await caller(context, accounts.WRITE)
-
-        def work() -> Appointment:
-            check_external_id(external_id)
-            return appointments.cancel(ctx.db, principal, external_id,
-                                       parse(CancelInput, json.dumps({"reason": reason}).encode()), now=ctx.clock.now())
-
-        return await changed(work)
+        return await changed(external_id, lambda name: appointments.cancel(
+            ctx.db, principal, name, parse(CancelInput, json.dumps({"reason": reason}).encode()), now=ctx.clock.now()))
 
     @server.tool(description="Look one appointment up by its external id.")
     async def get_appointment(context: Context, external_id: str) -> dict[str, Any]:
