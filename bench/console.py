@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -28,25 +26,19 @@ from connector.app import create_app  # noqa: E402
 from connector.clock import FakeClock  # noqa: E402
 from connector.core import accounts  # noqa: E402
 from connector.settings import Settings  # noqa: E402
-from mappings.db import database, make_database, refresh_statistics, session  # noqa: E402
+from mappings.db import open_database, refresh_statistics, session  # noqa: E402
 from mappings.migrations import migrate  # noqa: E402
 from mappings.models import Account, Appointment  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from list_appointments import NOW, seed  # noqa: E402
+from list_appointments import NOW, seed, timed  # noqa: E402
 
 TARGET_P95_MS = 200
 
 
-def timed(client: TestClient, path: str, repeats: int) -> tuple[float, float]:
-    assert client.get(path).status_code == 200, path  # warm, and the page renders
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        client.get(path)
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
+def page_timed(client: TestClient, path: str, repeats: int) -> tuple[float, float]:
+    assert client.get(path).status_code == 200, path  # the page renders
+    return timed(lambda: client.get(path), repeats)
 
 
 def main() -> None:
@@ -56,8 +48,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench-console.db"
-    db = make_database(url)
-    database.initialize(db)
+    db = open_database(url)
     clock = FakeClock(datetime(2026, 3, 16, 9, 0, tzinfo=NOW.tzinfo))
     with session(db):
         migrate(db, NOW)
@@ -71,7 +62,7 @@ def main() -> None:
     with TestClient(app) as client:
         signed = client.post("/console/sign-in", data={"token": token}, follow_redirects=False)
         assert signed.status_code == 303, signed.text
-        base_median, _ = timed(client, "/healthz", args.repeats)
+        base_median, _ = page_timed(client, "/healthz", args.repeats)
         print(f"engine {type(db).__name__}, {args.rows:,} appointments; baseline GET /healthz "
               f"median {base_median:.2f} ms")
         shapes = {
@@ -85,7 +76,7 @@ def main() -> None:
         print(f"{'page':32} {'median ms':>10} {'p95 ms':>8} {'× baseline':>11}")
         worst = 0.0
         for name, path in shapes.items():
-            median, p95 = timed(client, path, args.repeats)
+            median, p95 = page_timed(client, path, args.repeats)
             worst = max(worst, p95)
             print(f"{name:32} {median:>10.1f} {p95:>8.1f} {median / base_median:>11.1f}")
         page = client.get("/console/appointments?view=table&tab=all").text

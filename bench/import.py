@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.core import accounts, importer  # noqa: E402
-from mappings.db import database, make_database, session  # noqa: E402
+from mappings.db import open_database, session  # noqa: E402
 from mappings.migrations import migrate  # noqa: E402
 from mappings.models import Appointment, EventType  # noqa: E402
 from mappings.sealing import Sealer  # noqa: E402
@@ -45,8 +45,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench-import.db"
-    db = make_database(url)
-    database.initialize(db)
+    db = open_database(url)
     with session(db):
         migrate(db, NOW)
         account, _ = accounts.create_account(db, accounts.AccountChanges(

@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from connector.core import accounts, listing  # noqa: E402
 from mappings.db import (  # noqa: E402
     bulk_insert,
-    database,
-    make_database,
+    open_database,
     refresh_statistics,
     session,
 )
@@ -79,7 +78,7 @@ def timed(run, repeats: int) -> tuple[float, float]:
         run()
         samples.append((time.perf_counter() - started) * 1000)
     samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
 
 
 def main() -> None:
@@ -89,8 +88,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    db = make_database(url)
-    database.initialize(db)
+    db = open_database(url)
     with session(db):
         migrate(db, NOW)
         Appointment.delete().execute()
