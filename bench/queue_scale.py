@@ -29,17 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
+from sync_rate_limit import put_bulk, until_booked  # noqa: E402
 
 from connector.clock import SystemClock  # noqa: E402
-from connector.core import accounts, appointments  # noqa: E402
-from connector.inputs import AppointmentInput  # noqa: E402
 from connector.sandbox.app import create_sandbox  # noqa: E402
 from connector.settings import SandboxSettings  # noqa: E402
 from mappings.db import open_database, session  # noqa: E402
 from mappings.migrations import migrate  # noqa: E402
-from mappings.models import Appointment, Job  # noqa: E402
-from mappings.sealing import Sealer  # noqa: E402
-from mappings.times import to_api  # noqa: E402
+from mappings.models import Job  # noqa: E402
 from tests.support.servers import ServerThread  # noqa: E402
 
 SECRET = "bench-secret-key"
@@ -55,15 +52,8 @@ def seed(url: str, count: int, release_at) -> None:
         db.execute_sql("DROP SCHEMA public CASCADE")
         db.execute_sql("CREATE SCHEMA public")
         migrate(db, clock.now())
-        account, _ = accounts.create_account(
-            db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(SECRET), now=clock.now())
-        principal = accounts.Principal(account.id, "tok", "bench", frozenset(accounts.SCOPES))
-        first = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-        for index in range(count):
-            data = AppointmentInput.model_validate({
-                "title": f"Bulk {index}", "attendee_name": "Bulk", "attendee_email": f"b{index}@example.org",
-                "start_time": to_api(first + timedelta(minutes=30 * index))}, strict=False)
-            appointments.put(db, principal, f"bulk-{index}", data, now=clock.now())
+        put_bulk(db, count, clock, clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=1),
+                 secret=SECRET)
         Job.update(run_at=release_at).where(Job.kind == "converge").execute()
     db.close()
 
@@ -82,15 +72,9 @@ def drain(url: str, calcom_url: str, processes: int, threads: int, count: int, t
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for _ in range(processes)]
         try:
-            booked = 0
             time.sleep(max(0.0, (release_at - SystemClock().now()).total_seconds()))
             started = time.monotonic()
-            while time.monotonic() - started < timeout:
-                with session(db):
-                    booked = Appointment.select().where(Appointment.status == "active").count()
-                if booked == count:
-                    break
-                time.sleep(0.05)
+            booked, _ = until_booked(db, count, timeout, pause=0.05)
             elapsed = time.monotonic() - started
         finally:
             for worker in workers:

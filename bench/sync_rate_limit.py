@@ -31,6 +31,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -75,10 +76,7 @@ class Recorder:
 def run_phase(label: str, count: int, workers: int, limit_per_window: int | None,
               timeout: float) -> dict:
     clock = SystemClock()
-    sandbox = create_sandbox(clock, SandboxSettings(
-        weekly_hours="Mon-Sun 00:00-24:00", rate_limit=LIMIT, rate_limit_window_seconds=WINDOW,
-        rate_limit_block_seconds=WINDOW))
-    recorder = Recorder(sandbox.app)
+    sandbox, recorder = recorded_sandbox(clock)
     with tempfile.TemporaryDirectory() as folder, ServerThread(recorder) as calcom:
         settings = Settings().replace(
             database={"url": f"sqlite:///{folder}/bench.db"},
@@ -94,13 +92,13 @@ def run_phase(label: str, count: int, workers: int, limit_per_window: int | None
             runtime.clients.limiter = None  # the baseline: no pacing at all, not even from headers
         runtime.start_background()
         try:
-            booked, failures = _until_booked(db, count, timeout)
+            booked, failures = until_booked(db, count, timeout)
         finally:
             runtime.close()
     return _figures(label, recorder.seen, booked, count, failures)
 
 
-def _until_booked(db, count: int, timeout: float) -> tuple[int, list]:
+def until_booked(db, count: int, timeout: float, pause: float = 0.2) -> tuple[int, list]:
     """Wait until every appointment is active or ``timeout`` passes; the count, and a few failures."""
     started = time.monotonic()
     booked = 0
@@ -109,7 +107,7 @@ def _until_booked(db, count: int, timeout: float) -> tuple[int, list]:
             booked = Appointment.select().where(Appointment.status == "active").count()
         if booked == count:
             break
-        time.sleep(0.2)
+        time.sleep(pause)
     with session(db):
         failures = [row.last_error for row in Appointment.select().where(Appointment.status != "active").limit(3)]
     return booked, failures
@@ -119,27 +117,37 @@ def _seed(db_url: str, count: int, clock) -> None:
     db = open_database(db_url)
     with session(db):
         migrate(db, clock.now())
-        account, _ = accounts.create_account(
-            db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(SECRET), now=clock.now())
-        principal = accounts.Principal(account.id, "tok", "bench", frozenset(accounts.SCOPES))
-        first = clock.now() + timedelta(days=1)
-        for index in range(count):
-            data = AppointmentInput.model_validate({
-                "title": f"Bulk {index}", "attendee_name": "Bulk Attendee",
-                "attendee_email": f"bulk{index}@example.org",
-                "start_time": to_api(first + timedelta(minutes=30 * index))}, strict=False)
-            appointments.put(db, principal, f"bulk-{index}", data, now=clock.now())
+        put_bulk(db, count, clock, clock.now() + timedelta(days=1))
     db.close()
+
+
+def put_bulk(db, count: int, clock, first, secret: str = SECRET) -> None:
+    """An account and ``count`` appointments put half an hour apart from ``first``, each with its
+    converge job (inside the caller's session)."""
+    account, _ = accounts.create_account(
+        db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(secret), now=clock.now())
+    principal = accounts.Principal(account.id, "tok", "bench", frozenset(accounts.SCOPES))
+    for index in range(count):
+        data = AppointmentInput.model_validate({
+            "title": f"Bulk {index}", "attendee_name": "Bulk Attendee",
+            "attendee_email": f"bulk{index}@example.org",
+            "start_time": to_api(first + timedelta(minutes=30 * index))}, strict=False)
+        appointments.put(db, principal, f"bulk-{index}", data, now=clock.now())
+
+
+def recorded_sandbox(clock) -> tuple[Any, Recorder]:
+    """The sandbox with Cal.com's limit of LIMIT a WINDOW, and the recorder of what it answered."""
+    sandbox = create_sandbox(clock, SandboxSettings(
+        weekly_hours="Mon-Sun 00:00-24:00", rate_limit=LIMIT, rate_limit_window_seconds=WINDOW,
+        rate_limit_block_seconds=WINDOW))
+    return sandbox, Recorder(sandbox.app)
 
 
 def run_processes(label: str, count: int, threads: int, workers: int, timeout: float,
                   database_url: str | None) -> dict:
     """``calsync serve`` plus ``workers`` ``calsync worker`` processes on one database and key."""
     clock = SystemClock()
-    sandbox = create_sandbox(clock, SandboxSettings(
-        weekly_hours="Mon-Sun 00:00-24:00", rate_limit=LIMIT, rate_limit_window_seconds=WINDOW,
-        rate_limit_block_seconds=WINDOW))
-    recorder = Recorder(sandbox.app)
+    sandbox, recorder = recorded_sandbox(clock)
     with tempfile.TemporaryDirectory() as folder, ServerThread(recorder) as calcom:
         url = database_url or f"sqlite:///{folder}/bench.db"
         if database_url:
@@ -160,7 +168,7 @@ def run_processes(label: str, count: int, threads: int, workers: int, timeout: f
                       for _ in range(workers)]
         db = open_database(url)
         try:
-            booked, failures = _until_booked(db, count, timeout)
+            booked, failures = until_booked(db, count, timeout)
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
