@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connector.app import create_app  # noqa: E402
 from connector.clock import SystemClock  # noqa: E402
+from connector import logs  # noqa: E402
 from connector.core import accounts  # noqa: E402
 from connector.sandbox.app import create_sandbox  # noqa: E402
 from connector.settings import SandboxSettings, Settings  # noqa: E402
@@ -35,6 +36,9 @@ from mappings.sealing import Sealer  # noqa: E402
 from tests.support.servers import ServerThread  # noqa: E402
 
 CONTROL = "bench-control"
+# The baseline books as another sandbox user: calsync's reconciler would import its bookings
+# into the account being measured, work no CRM create causes.
+BASELINE_KEY = accounts.SANDBOX_KEY_PREFIX + "bench-baseline"
 
 
 def main() -> None:
@@ -42,18 +46,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--latency-ms", default="0,300")
     args = parser.parse_args()
+    settings = Settings()
+    logs.configure(settings.log.level, settings.log.format)  # as `calsync serve` logs, before the MCP SDK's rich handler
     clock = SystemClock()
     sandbox = create_sandbox(clock, SandboxSettings(weekly_hours="Mon-Sun 00:00-24:00", rate_limit=100_000,
                                                     control_token=CONTROL))
     with tempfile.TemporaryDirectory() as folder, ServerThread(sandbox.app) as calcom:
-        settings = Settings().replace(database={"url": f"sqlite:///{folder}/bench.db"},
+        settings = settings.replace(database={"url": f"sqlite:///{folder}/bench.db"},
                                       calcom={"rate_limit_per_window": 100_000})
         db = open_database(settings.database.url)
         with session(db):
             migrate(db, clock.now())
             account, token = accounts.create_account(
                 db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(None), now=clock.now())
-            key = accounts.sandbox_key(db, account, Sealer(None))
         app = create_app(settings, clock=clock, db=db, sandbox_url=calcom.url, run_background=True)
         with ServerThread(app) as calsync, httpx.Client(timeout=30) as http:
             slot = [clock.now().replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=1)]
@@ -64,7 +69,7 @@ def main() -> None:
 
             def bare() -> None:
                 answer = http.post(f"{calcom.url}/v2/bookings", headers={
-                    "Authorization": f"Bearer {key}", "cal-api-version": "2024-08-13"}, json={
+                    "Authorization": f"Bearer {BASELINE_KEY}", "cal-api-version": "2024-08-13"}, json={
                     "start": next_start(), "eventTypeId": 123456,
                     "attendee": {"name": "Bench", "email": "bench@example.org", "timeZone": "UTC"}})
                 assert answer.status_code == 201, answer.text
