@@ -46,6 +46,41 @@ class WorkerConfig:
     lease_seconds: float = 120.0
 
 
+class Doorbell:
+    """Wakes one idle worker thread per ring, where an event would wake them all.
+
+    A ring that finds no work then costs one poll, not one per thread (each poll is a query
+    that holds the GIL while the request that rang is still answering). A thread that claims
+    a job rings again, so a burst recruits the idle threads one by one. A ring with no thread
+    idle is kept, up to ``limit``, for the next thread that would idle, so none is lost.
+    """
+
+    def __init__(self, limit: int = 1) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._rings = 0
+        self._limit = limit
+
+    def ring(self) -> None:
+        with self._condition:
+            self._rings = min(self._rings + 1, self._limit)
+            self._condition.notify()
+
+    def ring_all(self) -> None:
+        with self._condition:
+            self._rings = self._limit
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Until a ring or ``timeout`` seconds; True if it was rung."""
+        with self._condition:
+            if not self._rings:
+                self._condition.wait(timeout)
+            if self._rings:
+                self._rings -= 1
+                return True
+            return False
+
+
 class Worker:
     def __init__(
         self,
@@ -65,7 +100,7 @@ class Worker:
         self.config = config or WorkerConfig()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.rng = rng or random.Random()
-        self._wake = threading.Event()
+        self._doorbell = Doorbell()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         # Called after every job, whatever its outcome: wakes requests waiting for it (jobs/settled.py).
@@ -83,6 +118,8 @@ class Worker:
             )
             if job is None:
                 return False
+            # Perhaps more is due: an idle thread looks too, and if it finds some, rings for the next.
+            self._doorbell.ring()
             self._run(job, worker_id)
             if self.after_job is not None:
                 self.after_job()
@@ -154,12 +191,16 @@ class Worker:
     # --- threads --------------------------------------------------------------
 
     def wake(self) -> None:
-        """New work was queued: stop idling now instead of at the next poll."""
-        self._wake.set()
+        """New work was queued: one idle thread looks now instead of at its next poll."""
+        self._doorbell.ring()
 
     def start(self, concurrency: int | None = None) -> None:
         self._stop.clear()
-        for index in range(concurrency or self.config.concurrency):
+        count = concurrency or self.config.concurrency
+        # Rings kept while every thread is busy: one each is enough for them all to look again
+        # (each thread looks as it starts, so rings from before start are not needed).
+        self._doorbell = Doorbell(limit=count)
+        for index in range(count):
             thread = threading.Thread(
                 target=self._loop, args=(f"{self.name}:{index}",), name=f"calsync-worker-{index}",
                 daemon=True,
@@ -176,12 +217,11 @@ class Worker:
                 log.exception("worker loop error", extra={"action": "worker.error"})
                 ran = False
             if not ran:
-                self._wake.wait(self.config.poll_interval_seconds)
-                self._wake.clear()
+                self._doorbell.wait(self.config.poll_interval_seconds)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
-        self._wake.set()
+        self._doorbell.ring_all()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()

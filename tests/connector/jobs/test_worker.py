@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 
 from connector import errors
 from connector.jobs import queue
 from connector.jobs.retry import RetryPolicy
-from connector.jobs.worker import Worker, WorkerConfig
+from connector.jobs.worker import Doorbell, Worker, WorkerConfig
 from mappings.db import session
 from mappings.models import Job
 
@@ -148,3 +149,81 @@ def test_a_waiting_request_runs_its_own_job_once_and_only_its_own(db, clock):
     held = queue.claim_next(db, "elsewhere", now=clock.now(), lease_seconds=60)  # a worker took it
     assert held is not None and held.id == other
     assert worker.run_now("converge:apt_2") is False  # running elsewhere: the request just waits
+
+
+class CountingWorker(Worker):
+    """Counts the polls (``run_once``) its threads have finished."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.polls = 0
+        self._count = threading.Lock()
+
+    def run_once(self, worker_id=None):
+        try:
+            return super().run_once(worker_id)
+        finally:
+            with self._count:
+                self.polls += 1
+
+
+def _threads(db, clock, handler) -> CountingWorker:
+    # Polls only when rung: a 60 s idle pause is longer than any test here.
+    return CountingWorker(db, clock, {"converge": handler}, RetryPolicy(max_attempts=3),
+                          WorkerConfig(concurrency=4, poll_interval_seconds=60, lease_seconds=60),
+                          name="test")
+
+
+def _until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def test_a_wake_with_nothing_due_costs_one_poll_not_one_per_thread(db, clock):
+    worker = _threads(db, clock, Recorder())
+    worker.start()
+    try:
+        assert _until(lambda: worker.polls == 4)  # each thread looks once as it starts
+        worker.wake()
+        assert _until(lambda: worker.polls >= 5)
+        time.sleep(0.2)  # room for any other thread the wake might have stirred
+        assert worker.polls == 5
+    finally:
+        worker.stop()
+
+
+def test_one_wake_recruits_every_thread_for_a_burst(db, clock):
+    """Four jobs that can only finish together: one wake must bring all four threads."""
+    together = threading.Barrier(4, timeout=10)
+    handler = Recorder()
+    original = handler.run
+
+    def run_together(job):
+        together.wait()
+        original(job)
+
+    handler.run = run_together
+    worker = _threads(db, clock, handler)
+    worker.start()
+    try:
+        assert _until(lambda: worker.polls == 4)
+        for index in range(4):
+            queue.enqueue(db, "converge", now=clock.now(), serial_key=f"k{index}")
+        worker.wake()
+        assert _until(lambda: sum(handler.runs.values()) == 4)
+    finally:
+        worker.stop()
+    assert not together.broken
+
+
+def test_a_ring_with_no_thread_waiting_is_kept_for_the_next():
+    doorbell = Doorbell()
+    doorbell.ring()
+    started = time.monotonic()
+    assert doorbell.wait(5) is True
+    assert time.monotonic() - started < 1
+    assert doorbell.wait(0.01) is False  # one ring, one wake
