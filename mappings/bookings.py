@@ -24,6 +24,7 @@ from typing import Any, cast
 from peewee import fn
 
 from mappings.models import Appointment, Booking
+from mappings.prepared import Prepared, Shaped
 
 
 def seat_key(email: str | None) -> str:
@@ -52,7 +53,11 @@ def of_appointment(appointment_id: str, uid: str | None) -> Booking | None:
     a booking at most."""
     if not uid:
         return None
-    return Booking.get_or_none((Booking.appointment == appointment_id) & (Booking.uid == uid))
+    return _OF_APPOINTMENT.first(appointment_id=appointment_id, uid=uid)
+
+
+_OF_APPOINTMENT: Prepared[Booking] = Prepared(lambda slot: Booking.select().where(
+    (Booking.appointment == slot("appointment_id")) & (Booking.uid == slot("uid"))).limit(1))
 
 
 def with_appointments(account_id: str, uids: Iterable[str | None]) -> dict[str, Booking]:
@@ -108,9 +113,12 @@ def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:
 def others_of(appointment_id: str, current_uid: str, statuses: Iterable[str]) -> list[Booking]:
     """The appointment's rows other than ``current_uid`` in ``statuses``, that no reschedule
     succeeded (an appointment belongs to one account, so its rows do too)."""
-    return list(Booking.select().where(
-        (Booking.appointment == appointment_id) & (Booking.uid != current_uid)
-        & Booking.status.in_(list(statuses)) & Booking.rescheduled_to_uid.is_null()).order_by(Booking.id))
+    return list(_OTHERS_OF(tuple(statuses)).rows(appointment_id=appointment_id, current_uid=current_uid))
+
+
+_OTHERS_OF: Shaped[Booking] = Shaped(lambda slot, statuses: Booking.select().where(
+    (Booking.appointment == slot("appointment_id")) & (Booking.uid != slot("current_uid"))
+    & Booking.status.in_(list(statuses)) & Booking.rescheduled_to_uid.is_null()).order_by(Booking.id))
 
 
 def record(account_id: str, appointment_id: str, uid: str, *, now: datetime, seat: str = "",

@@ -150,7 +150,7 @@ def write_transaction(db: Database) -> Iterator[None]:
 _TEXT_FIELDS = (CharField, TextField)
 
 
-def bulk_insert(db: Database, model: type[Model], rows: list[dict[str, Any]], *,
+def bulk_insert(db: Database | DatabaseProxy, model: type[Model], rows: list[dict[str, Any]], *,
                 returning: tuple[str, ...] = (), skip_conflicts: bool = False) -> list[tuple[Any, ...]]:
     """Insert rows in one multi-row statement, bypassing per-row query building.
 

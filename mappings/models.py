@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from peewee import (
@@ -26,11 +27,13 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    Node,
     TextField,
 )
 
-from mappings.db import database
+from mappings.db import bulk_insert, database
 from mappings.fields import JSONField, UTCDateTimeField
+from mappings.prepared import Prepared, Shaped
 
 
 def new_id(prefix: str) -> str:
@@ -48,25 +51,64 @@ class BaseModel(Model):
 
     @classmethod
     def get_by_id(cls: type[_M], pk: Any) -> _M:
-        """As peewee's, with the statement built once per model and engine: building a SELECT of
-        an appointment's forty-odd columns took longer than running it, and a PUT with
-        ``Prefer: wait`` reads its appointment by id about nine times."""
+        """As peewee's, through ``find_by_id``."""
+        row = cls.find_by_id(pk)
+        if row is None:
+            raise cast(Any, cls).DoesNotExist(f"{cls.__name__} {pk!r} does not exist")
+        return row
+
+    @classmethod
+    def find_by_id(cls: type[_M], pk: Any) -> _M | None:
+        """The row with this primary key, or None; its statement is built once per model and
+        engine (mappings/prepared.py): the appointment alone is read by id about nine times
+        in a PUT that waits for its booking."""
         primary_key = cls._meta.primary_key
         if not isinstance(primary_key, Field):  # a composite key: peewee's own way
-            return cls.get(primary_key == pk)
-        target = getattr(cls._meta.database, "obj", cls._meta.database)
-        key = (cls, type(target))
-        statement = _BY_ID.get(key)
-        if statement is None:  # built with a placeholder key: its value is the first parameter
-            sample = 0 if isinstance(primary_key, (AutoField, BigAutoField)) else ""
-            statement = _BY_ID[key] = cls.select().where(primary_key == sample).limit(1).sql()
-        sql, params = statement
-        for row in cls.raw(sql, primary_key.db_value(pk), *params[1:]):
-            return cast(_M, row)
-        raise cast(Any, cls).DoesNotExist(f"{cls.__name__} {pk!r} does not exist")
+            return cls.get_or_none(primary_key == pk)
+        return cast(_M | None, _BY_ID(cls).first(id=pk))
+
+    @classmethod
+    def update_by_id(cls, pk: Any, **values: Any) -> int:
+        """``UPDATE … SET values WHERE pk = pk``; the rows changed (0 or 1). Built once per model,
+        engine and set of columns (mappings/prepared.py); a value that is an expression
+        (``Job.attempts + 1``) goes through peewee as usual."""
+        primary_key = cls._meta.primary_key
+        if not values:
+            return 0
+        if not isinstance(primary_key, Field) or any(isinstance(value, Node) for value in values.values()):
+            return int(cls.update(**values).where(primary_key == pk).execute())
+        return _UPDATE_BY_ID((cls, tuple(sorted(values)))).execute(_pk=pk, **values)
+
+    @classmethod
+    def create(cls: type[_M], **values: Any) -> _M:
+        """As peewee's, with the INSERT written out directly (mappings.db.bulk_insert): building
+        it through peewee's query tree took longer than SQLite took to run it."""
+        row = cls(**values)
+        data = dict(row.__data__)
+        primary_key: Any = cls._meta.primary_key
+        auto = isinstance(primary_key, (AutoField, BigAutoField))
+        if auto and data.get(primary_key.name) is None:
+            data.pop(primary_key.name, None)
+            (generated,), = bulk_insert(database, cls, [data], returning=(primary_key.name,))
+            setattr(row, primary_key.name, generated)
+        else:
+            bulk_insert(database, cls, [data])
+        cast(Any, row)._dirty.clear()
+        return row
 
 
-_BY_ID: dict[tuple[type, type], tuple[str, list[Any]]] = {}
+_BY_ID: Shaped[Any] = Shaped(lambda slot, model: model.select().where(
+    model._meta.primary_key == slot("id")).limit(1))
+
+
+def _update_by_id(slot: Callable[..., Node], shape: tuple[type[BaseModel], tuple[str, ...]]) -> Any:
+    model, names = shape
+    fields = model._meta.combined  # by field or column name, as peewee's update takes them
+    return model.update({fields[name]: slot(name, fields[name]) for name in names}).where(
+        model._meta.primary_key == slot("_pk"))
+
+
+_UPDATE_BY_ID: Shaped[Any] = Shaped(_update_by_id)
 
 
 class Account(BaseModel):
@@ -187,6 +229,15 @@ class Appointment(BaseModel):
             (("sync_state",), False),
         )
 
+    @classmethod
+    def by_external_id(cls, account_id: str, external_id: str) -> Appointment | None:
+        """The account's appointment with the CRM's id, or None."""
+        return _BY_EXTERNAL_ID.first(account_id=account_id, external_id=external_id)
+
+
+_BY_EXTERNAL_ID: Prepared[Appointment] = Prepared(lambda slot: Appointment.select().where(
+    (Appointment.account == slot("account_id")) & (Appointment.external_id == slot("external_id"))).limit(1))
+
 
 class Booking(BaseModel):
     """One Cal.com booking uid that belonged to an appointment; the chain is its history.
@@ -255,8 +306,11 @@ class EventType(BaseModel):
         """The account's cached event type with Cal.com's id, if cached (active or not)."""
         if calcom_id is None:
             return None
-        found: EventType | None = cls.get_or_none((cls.account == account_id) & (cls.calcom_id == calcom_id))
-        return found
+        return _EVENT_TYPE_OF.first(account_id=account_id, calcom_id=calcom_id)
+
+
+_EVENT_TYPE_OF: Prepared[EventType] = Prepared(lambda slot: EventType.select().where(
+    (EventType.account == slot("account_id")) & (EventType.calcom_id == slot("calcom_id"))).limit(1))
 
 
 class Job(BaseModel):

@@ -133,9 +133,9 @@ class ApplyHandler:
             outcome = applier.apply(event)
             # A waiting delivery stays unprocessed: wake_waiting or wake_after_create queues it again.
             waiting = outcome == WAITING
-            WebhookDelivery.update(outcome=outcome, processed_at=None if waiting else self.clock.now(),
-                                   error=applier.waiting_for if waiting else None).where(
-                WebhookDelivery.id == delivery.id).execute()
+            WebhookDelivery.update_by_id(delivery.id, outcome=outcome,
+                                         processed_at=None if waiting else self.clock.now(),
+                                         error=applier.waiting_for if waiting else None)
         metrics.webhook_deliveries.labels(event.trigger.value, outcome).inc()
         log.info("delivery applied", extra={"action": "webhook.apply", "delivery_id": delivery.id,
                                             "trigger": event.trigger_name, "outcome": outcome})
@@ -143,8 +143,7 @@ class ApplyHandler:
     def failed(self, job: Job, error: BaseException, final: bool) -> None:
         if final:
             delivery = WebhookDelivery.get_by_id(job.payload["delivery_id"])
-            WebhookDelivery.update(outcome="failed", error=str(error)[:1000]).where(
-                WebhookDelivery.id == delivery.id).execute()
+            WebhookDelivery.update_by_id(delivery.id, outcome="failed", error=str(error)[:1000])
             metrics.webhook_deliveries.labels(calcom_events.Trigger.of(delivery.trigger).value,
                                               "failed").inc()
 
@@ -237,15 +236,14 @@ class Applier:
 
     def _follow_calcom(self, appointment: Appointment, **changes: Any) -> None:
         """Cal.com's change becomes the desired state (a new version), settled if nothing else differs."""
-        Appointment.update(desired_version=Appointment.desired_version + 1, updated_at=self.now,
-                           **changes).where(Appointment.id == appointment.id).execute()
+        Appointment.update_by_id(appointment.id, desired_version=Appointment.desired_version + 1,
+                                 updated_at=self.now, **changes)
         self._settle(appointment.id)
 
     def _settle(self, appointment_id: str) -> None:
         """Synced if a fresh comparison finds no gap; else pending, with a converge to close it."""
         if not gaps.settle_if_done(appointment_id, self.now):
-            Appointment.update(sync_state="pending", updated_at=self.now).where(
-                Appointment.id == appointment_id).execute()
+            Appointment.update_by_id(appointment_id, sync_state="pending", updated_at=self.now)
             queue.enqueue_converge(self.db, appointment_id, self.account_id, now=self.now)
 
     def _emit(self, appointment_id: str, event_type: str) -> None:
@@ -279,8 +277,7 @@ class Applier:
         first = self._booking(origin)
         if first is not None:
             return Appointment.get_by_id(first.appointment_id)
-        return Appointment.get_or_none((Appointment.account == self.account_id)
-                                       & (Appointment.external_id == f"calcom:{origin}"))
+        return Appointment.by_external_id(self.account_id, f"calcom:{origin}")
 
     def _record_predecessor(self, appointment: Appointment, event: CalcomEvent) -> None:
         """The occurrence a reschedule moved away from, recorded as ended if calsync never saw it,
@@ -318,9 +315,10 @@ class Applier:
             self._store_booking(appointment.id, event)
             if appointment.booking_uid == event.uid and appointment.status == "awaiting_confirmation":
                 status = self._live_status(event, bool(booking.rescheduled_from_uid))
-                Appointment.update(status=status, meeting_url=event.meeting_url or appointment.meeting_url,
-                                   ics_sequence=Appointment.ics_sequence + 1,  # TENTATIVE → CONFIRMED
-                                   updated_at=self.now).where(Appointment.id == appointment.id).execute()
+                Appointment.update_by_id(appointment.id, status=status,
+                                         meeting_url=event.meeting_url or appointment.meeting_url,
+                                         ics_sequence=Appointment.ics_sequence + 1,  # TENTATIVE → CONFIRMED
+                                         updated_at=self.now)
                 self._audit(appointment, "booking.confirmed", {"status": appointment.status},
                             {"status": status})
                 self._emit(appointment.id, events.CONFIRMED)
@@ -386,10 +384,11 @@ class Applier:
         # another field then keeps the end (a length the CRM asked for stays, converge's to close).
         length = appointment.duration_minutes or event.length_minutes
         seat = {"seat_uid": event.seat_uid} if self.seat and event.seat_uid else {}
-        Appointment.update(booking_uid=event.uid, status=status, meeting_url=event.meeting_url,
-                           location=event.location, end_time=event.end, duration_minutes=length,
-                           create_attempted_at=None, last_error=None, updated_at=self.now,
-                           **seat).where(Appointment.id == appointment.id).execute()
+        Appointment.update_by_id(appointment.id, booking_uid=event.uid, status=status,
+                                 meeting_url=event.meeting_url, location=event.location,
+                                 end_time=event.end, duration_minutes=length,
+                                 create_attempted_at=None, last_error=None, updated_at=self.now,
+                                 **seat)
         self._audit(appointment, "booking.adopted", {"booking_uid": None},
                     {"booking_uid": event.uid, "status": status})
         self._settle(appointment.id)
@@ -465,11 +464,11 @@ class Applier:
             outcome = "echo"
             if known.rescheduled_from_uid is None and event.reschedule_uid:
                 # Its confirmation came first and said nothing of where it came from: now it does.
-                Booking.update(rescheduled_from_uid=event.reschedule_uid, updated_at=self.now).where(
-                    Booking.id == known.id).execute()
+                Booking.update_by_id(known.id, rescheduled_from_uid=event.reschedule_uid,
+                                     updated_at=self.now)
                 if appointment.booking_uid == known.uid and appointment.status == "active":
-                    Appointment.update(status="rescheduled", updated_at=self.now).where(
-                        Appointment.id == appointment.id).execute()
+                    Appointment.update_by_id(appointment.id, status="rescheduled",
+                                             updated_at=self.now)
                 outcome = "applied"
             if event.status and event.status != known.status and not _moves_back(known, event.status):
                 # Its status moved on since (a confirmation, a decline, a later cancel).
@@ -512,8 +511,8 @@ class Applier:
 
     def _move(self, appointment: Appointment, old: Booking, event: CalcomEvent) -> str:
         """The appointment's current booking ``old`` was rescheduled in Cal.com to ``event``'s."""
-        Booking.update(status="cancelled", rescheduled_to_uid=event.uid, updated_at=self.now).where(
-            Booking.id == old.id).execute()
+        Booking.update_by_id(old.id, status="cancelled", rescheduled_to_uid=event.uid,
+                             updated_at=self.now)
         self._store_booking(appointment.id, event, rescheduled_from_uid=old.uid)
         status = self._live_status(event, True)
         observed: dict[str, Any] = {"booking_uid": event.uid, "status": status,
@@ -526,8 +525,8 @@ class Applier:
         if crm_is_later:
             # The CRM's edit came after the attendee's move: it stands, and converge moves the
             # new booking to it.
-            Appointment.update(ics_sequence=Appointment.ics_sequence + 1, updated_at=self.now,
-                               **observed).where(Appointment.id == appointment.id).execute()
+            Appointment.update_by_id(appointment.id, ics_sequence=Appointment.ics_sequence + 1,
+                                     updated_at=self.now, **observed)
             self._audit(appointment, "booking.rescheduled_in_calcom", before,
                         {**observed, "start_time": event.start, "note": "a later CRM edit stands"})
             queue.enqueue_converge(self.db, appointment.id, self.account_id, now=self.now)
@@ -552,8 +551,8 @@ class Applier:
             return "stale"
         if (booking.start_time, booking.end_time) == (event.start, event.end):
             return "echo"
-        Booking.update(start_time=event.start, end_time=event.end, raw=event.raw,
-                       updated_at=self.now).where(Booking.id == booking.id).execute()
+        Booking.update_by_id(booking.id, start_time=event.start, end_time=event.end, raw=event.raw,
+                             updated_at=self.now)
         before = {"start_time": appointment.start_time}
         self._follow_calcom(appointment, start_time=event.start, end_time=event.end,
                             duration_minutes=event.length_minutes, attendance="unknown",
@@ -578,11 +577,10 @@ class Applier:
             return "echo"
         if appointment.status in ENDED:
             return "stale"
-        Booking.update(status="cancelled", raw=event.raw, updated_at=self.now).where(
-            Booking.id == booking.id).execute()
-        Appointment.update(status=RESCHEDULE_REQUESTED, cancellation_reason=event.cancellation_reason,
-                           ics_sequence=Appointment.ics_sequence + 1, updated_at=self.now).where(
-            Appointment.id == appointment.id).execute()
+        Booking.update_by_id(booking.id, status="cancelled", raw=event.raw, updated_at=self.now)
+        Appointment.update_by_id(appointment.id, status=RESCHEDULE_REQUESTED,
+                                 cancellation_reason=event.cancellation_reason,
+                                 ics_sequence=Appointment.ics_sequence + 1, updated_at=self.now)
         self._settle(appointment.id)
         self._audit(appointment, "booking.reschedule_requested", {"status": appointment.status},
                     {"status": RESCHEDULE_REQUESTED, "reason": event.cancellation_reason,
@@ -603,8 +601,7 @@ class Applier:
             return "echo" if appointment.status == status else "stale"  # ended already, this way or not
         # Applied even when the booking's row says so already (a converge answer recorded it):
         # what counts is that the appointment does not.
-        Booking.update(status=status, raw=event.raw, updated_at=self.now).where(
-            Booking.id == booking.id).execute()
+        Booking.update_by_id(booking.id, status=status, raw=event.raw, updated_at=self.now)
         who = self._canceller(appointment, event.cancelled_by_email)
         changes: dict[str, Any] = {"status": status, "ics_sequence": Appointment.ics_sequence + 1}
         if status == "cancelled":
@@ -663,7 +660,7 @@ class Applier:
         if raw.get("absentHost") is True:
             return "echo"
         raw["absentHost"] = True
-        Booking.update(raw=raw, updated_at=self.now).where(Booking.id == booking.id).execute()
+        Booking.update_by_id(booking.id, raw=raw, updated_at=self.now)
         self._audit(appointment, "attendance.host_no_show", {}, {"host_no_show": True})
         self._emit(appointment.id, events.ATTENDANCE)
         return "applied"

@@ -109,7 +109,7 @@ def secrets_of(account_id: str, sealer: Sealer) -> list[str]:
     # (PostgreSQL refuses a NUL in a query's text with an error, not an empty answer).
     if not ACCOUNT_ID.fullmatch(account_id):
         return []
-    account = Account.get_or_none(Account.id == account_id)
+    account = Account.find_by_id(account_id)
     if account is None:
         return []
     try:

@@ -125,8 +125,8 @@ def _first_of_each_body(db: Database, account_id: str, rows: list[tuple[int, str
 
 
 def _close(delivery_id: int, outcome: str, why: str, processed_at: datetime | None) -> None:
-    WebhookDelivery.update(outcome=outcome, error=why[:1000], processed_at=processed_at).where(
-        WebhookDelivery.id == delivery_id).execute()
+    WebhookDelivery.update_by_id(delivery_id, outcome=outcome, error=why[:1000],
+                                 processed_at=processed_at)
 
 
 def _headline(raw_body: str) -> events.Headline:

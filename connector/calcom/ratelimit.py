@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from peewee import Database, IntegrityError
+from peewee import Database, IntegrityError, Node
 
 from connector import errors, metrics
 from connector.calcom.responses import RateLimitInfo
 from connector.clock import Clock
-from mappings.db import is_postgres, session, write_transaction
+from mappings.db import database, is_postgres, session, write_transaction
 from mappings.models import RateWindow
+from mappings.prepared import Prepared
 
 MARGIN = 0.02  # of the window, for the request's travel time to Cal.com's clock
 
@@ -78,14 +79,11 @@ class DatabaseWindows:
             row = self._row(bucket, default_limit)
             state = WindowState(row.limit, list(row.sent or []), row.paused_until)
             yield state
-            RateWindow.update(limit=state.limit, sent=state.sent, paused_until=state.paused_until).where(
-                RateWindow.bucket == bucket).execute()
+            RateWindow.update_by_id(bucket, limit=state.limit, sent=state.sent,
+                                    paused_until=state.paused_until)
 
     def _row(self, bucket: str, default_limit: int) -> RateWindow:
-        query = RateWindow.select().where(RateWindow.bucket == bucket)
-        if is_postgres(self.db):
-            query = query.for_update()
-        row: RateWindow | None = query.first()
+        row = _LOCKED_ROW.first(bucket=bucket)
         if row is not None:
             return row
         try:
@@ -93,8 +91,18 @@ class DatabaseWindows:
                 RateWindow.create(bucket=bucket, limit=default_limit, sent=[], paused_until=None)
         except IntegrityError:
             pass
-        found: RateWindow = query.get()
+        found = _LOCKED_ROW.first(bucket=bucket)
+        if found is None:
+            raise RuntimeError(f"the rate window {bucket!r} is missing right after it was made")
         return found
+
+
+def _locked_row(slot: Callable[..., Node]) -> Any:
+    query = RateWindow.select().where(RateWindow.bucket == slot("bucket")).limit(1)
+    return query.for_update() if is_postgres(database) else query  # built per engine
+
+
+_LOCKED_ROW: Prepared[RateWindow] = Prepared(_locked_row)
 
 
 class RateLimiter:

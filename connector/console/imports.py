@@ -117,8 +117,8 @@ class ImportPages:
             rows = importer.parse_file(run.content.encode(), run.media_type)
             preview = importer.run(self.ctx.db, import_runs.as_importer(caller.principal), rows,
                                    override_conflicts=override, now_of=self.ctx.clock.now, dry_run=True)
-            ImportRun.update(override_conflicts=override, report=preview.as_dict(),
-                             updated_at=self.ctx.clock.now()).where(ImportRun.id == run.id).execute()
+            ImportRun.update_by_id(run.id, override_conflicts=override, report=preview.as_dict(),
+                                   updated_at=self.ctx.clock.now())
             return redirect(f"{PATH}/{run.id}")
 
         return await self.console.act(request, accounts.WRITE, perform)

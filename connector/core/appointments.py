@@ -55,8 +55,7 @@ class PutResult:
 
 def get(account_id: str, external_id: str) -> Appointment:
     check_external_id(external_id)
-    appointment = Appointment.get_or_none(
-        (Appointment.account == account_id) & (Appointment.external_id == external_id))
+    appointment = Appointment.by_external_id(account_id, external_id)
     if appointment is None:
         raise errors.NotFound(f"No appointment with external_id {external_id!r}.")
     return appointment
@@ -131,8 +130,7 @@ def put(db: Database, principal: Principal, external_id: str, data: AppointmentI
             with write_transaction(db):
                 account = Account.get_by_id(principal.account_id)
                 desired = desired_state(account, data, event_type_of)
-                existing = Appointment.get_or_none(
-                    (Appointment.account == account.id) & (Appointment.external_id == external_id))
+                existing = Appointment.by_external_id(account.id, external_id)
                 if existing is None:
                     return PutResult(_create(db, account, external_id, desired, principal, now),
                                      created=True, changed=True)
@@ -191,8 +189,8 @@ def _replace(db: Database, appointment: Appointment, desired: dict[str, Any],
         return PutResult(appointment, created=False, changed=False)
     before = {name: getattr(appointment, name) for name in changed}
     version = appointment.desired_version + 1
-    Appointment.update(desired_version=version, sync_state="pending", updated_at=now,
-                       **changed).where(Appointment.id == appointment.id).execute()
+    Appointment.update_by_id(appointment.id, desired_version=version, sync_state="pending",
+                             updated_at=now, **changed)
     audit.record(account_id=appointment.account_id, appointment_id=appointment.id,
                  actor=principal.actor, action="appointment.updated", now=now,
                  before=before, after=changed)
@@ -292,8 +290,8 @@ def set_attendance(db: Database, principal: Principal, external_id: str, data: A
 def commit_change(db: Database, appointment: Appointment, changes: dict[str, Any],
                    principal: Principal, now: datetime, *, action: str) -> Appointment:
     before = {name: getattr(appointment, name) for name in changes}
-    Appointment.update(desired_version=appointment.desired_version + 1, sync_state="pending",
-                       updated_at=now, **changes).where(Appointment.id == appointment.id).execute()
+    Appointment.update_by_id(appointment.id, desired_version=appointment.desired_version + 1,
+                             sync_state="pending", updated_at=now, **changes)
     audit.record(account_id=appointment.account_id, appointment_id=appointment.id,
                  actor=principal.actor, action=action, now=now, before=before, after=changes)
     queue.enqueue_converge(db, appointment.id, appointment.account_id, now=now)

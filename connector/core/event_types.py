@@ -76,13 +76,12 @@ def refresh(db: Database, clock: Clock, clients: CalcomClients, account_id: str)
                 added.append(calcom_id)
                 continue
             differs = not row.active or any(getattr(row, k) != v for k, v in columns.items())
-            EventType.update(active=True, refreshed_at=now, **columns).where(
-                EventType.id == row.id).execute()
+            EventType.update_by_id(row.id, active=True, refreshed_at=now, **columns)
             if differs:
                 changed.append(calcom_id)
         for calcom_id, row in cached.items():
             if calcom_id not in fetched and row.active:
-                EventType.update(active=False, refreshed_at=now).where(EventType.id == row.id).execute()
+                EventType.update_by_id(row.id, active=False, refreshed_at=now)
                 removed.append(calcom_id)
         result = RefreshResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(sorted(removed)))
         flagged = _flag_users_of(account_id, removed, now) if removed else 0
@@ -102,7 +101,7 @@ def _flag_users_of(account_id: str, removed: list[int], now: datetime) -> int:
         & (Appointment.start_time > now)))
     for row in users:
         note = f"event type {row.event_type_id} is no longer in Cal.com"
-        Appointment.update(last_error=note, updated_at=now).where(Appointment.id == row.id).execute()
+        Appointment.update_by_id(row.id, last_error=note, updated_at=now)
         audit.record(account_id=account_id, appointment_id=row.id, actor="system",
                      action="event_type.inactive", now=now, after={"event_type_id": row.event_type_id})
     return len(users)

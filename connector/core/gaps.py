@@ -100,6 +100,6 @@ def settle_if_done(appointment_id: str, now: datetime) -> bool:
     appointment = Appointment.get_by_id(appointment_id)
     if gap(appointment, current_booking(appointment)) is not None:
         return False
-    Appointment.update(synced_version=appointment.desired_version, sync_state="synced",
-                       updated_at=now).where(Appointment.id == appointment_id).execute()
+    Appointment.update_by_id(appointment_id, synced_version=appointment.desired_version,
+                             sync_state="synced", updated_at=now)
     return True

@@ -55,8 +55,8 @@ def confirm(db: Database, account_id: str, run_id: str, *, now: datetime, backgr
         run = get(account_id, run_id)
         if run.status != "review":
             raise errors.Conflict(f"Import {run.id} is {run.status}; only a reviewed import can be confirmed.")
-        ImportRun.update(status="queued" if background else "running", report=None,
-                         updated_at=now).where(ImportRun.id == run.id).execute()
+        ImportRun.update_by_id(run.id, status="queued" if background else "running", report=None,
+                               updated_at=now)
         if background:
             _enqueue(db, run, now)
     return ImportRun.get_by_id(run.id)
@@ -116,20 +116,18 @@ class ImportHandler:
             self.fail(run.id, str(refused))  # the token was revoked, or the file cannot be read
             return
         with write_transaction(self.db):
-            ImportRun.update(status="running", done=0, updated_at=self.clock.now()).where(
-                ImportRun.id == run.id).execute()
+            ImportRun.update_by_id(run.id, status="running", done=0, updated_at=self.clock.now())
 
         def progress(done: int, total: int) -> None:
             with write_transaction(self.db):
-                ImportRun.update(done=done, total=total, updated_at=self.clock.now()).where(
-                    ImportRun.id == run.id).execute()
+                ImportRun.update_by_id(run.id, done=done, total=total, updated_at=self.clock.now())
 
         report = importer.run(self.db, principal, rows, override_conflicts=run.override_conflicts,
                               now_of=self.clock.now, progress=progress)
         with write_transaction(self.db):
-            ImportRun.update(status="done", report=report.as_dict(), content="", done=len(rows),
-                             finished_at=self.clock.now(), updated_at=self.clock.now()).where(
-                ImportRun.id == run.id).execute()
+            ImportRun.update_by_id(run.id, status="done", report=report.as_dict(), content="",
+                                   done=len(rows), finished_at=self.clock.now(),
+                                   updated_at=self.clock.now())
         log.info("import done", extra={"action": "import.done", "import_id": run.id, **report.counts})
 
     def failed(self, job: Job, error: BaseException, final: bool) -> None:
@@ -138,5 +136,5 @@ class ImportHandler:
 
     def fail(self, run_id: str, why: str) -> None:
         with write_transaction(self.db):
-            ImportRun.update(status="failed", error=why[:1000], finished_at=self.clock.now(),
-                             updated_at=self.clock.now()).where(ImportRun.id == run_id).execute()
+            ImportRun.update_by_id(run_id, status="failed", error=why[:1000],
+                                   finished_at=self.clock.now(), updated_at=self.clock.now())

@@ -92,7 +92,7 @@ class Reconciler:
     def run(self, account_id: str, *, full: bool, trigger: str,
             progress: Callable[[Progress], None] | None = None) -> ReconcileRun:
         """One pass; returns its stored run. Raises ``errors.Conflict`` if one is running."""
-        account = Account.get_or_none(Account.id == account_id)
+        account = Account.find_by_id(account_id)
         if account is None:
             raise errors.NotFound(f"There is no account {account_id}.")
         run = self._start(account_id, "full" if full else "incremental", trigger)
@@ -140,7 +140,7 @@ class Reconciler:
         BOOKING_CANCELLED, naming one occurrence — or, from an occurrence's own cancel link,
         nothing of the others (REFERENCE §5.5, §7.4). So a delivery about an occurrence queues
         this (``queue.enqueue_series_check``), and the series as Cal.com holds it decides."""
-        account = Account.get_or_none(Account.id == account_id)
+        account = Account.find_by_id(account_id)
         if account is None or (why == "link" and _linked(account_id, uid)):
             return 0
         client = self.clients.for_account(account, patient=True)
@@ -185,7 +185,7 @@ class Reconciler:
         figures.update(status=status, error=error, finished_at=self.clock.now(),
                        duration_ms=int((time.monotonic() - started) * 1000))
         with write_transaction(self.db):
-            ReconcileRun.update(**figures).where(ReconcileRun.id == run.id).execute()
+            ReconcileRun.update_by_id(run.id, **figures)
         run = ReconcileRun.get_by_id(run.id)
         metrics.reconcile_runs.labels(run.mode, status).inc()
         for kind, count in (run.repairs or {}).items():
@@ -229,7 +229,7 @@ class Reconciler:
             state.bookings_seen += len(page.bookings)
             if checkpoint_from is not None:
                 self._save_checkpoint(account_id, page, checkpoint_from, now, state.held_at)
-            ReconcileRun.update(**self._figures(state)).where(ReconcileRun.id == run.id).execute()
+            ReconcileRun.update_by_id(run.id, **self._figures(state))
 
     @staticmethod
     def _save_checkpoint(account_id: str, page: BookingPage, since: datetime, now: datetime,
@@ -476,18 +476,18 @@ def _repair_vanished(db: Database, appointment_id: str, uid: str, now: datetime,
                         updated_at=now)
     if appointment.start_time > now and appointment.desired_status == "active":
         # The CRM still wants it: book it again.
-        Appointment.update(booking_uid=None, status="pending", sync_state="pending", meeting_url=None,
-                           desired_version=Appointment.desired_version + 1, updated_at=now).where(
-            Appointment.id == appointment_id).execute()
+        Appointment.update_by_id(appointment_id, booking_uid=None, status="pending",
+                                 sync_state="pending", meeting_url=None,
+                                 desired_version=Appointment.desired_version + 1, updated_at=now)
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=ACTOR,
                      action="booking.vanished", before={"booking_uid": uid},
                      after={"booking_uid": None, "note": "booking again"}, now=now)
         queue.enqueue_converge(db, appointment_id, appointment.account_id, now=now)
         return True
-    Appointment.update(status="cancelled", desired_status="cancelled", cancelled_by="system",
-                       cancellation_reason="the booking no longer exists in Cal.com",
-                       ics_sequence=Appointment.ics_sequence + 1, updated_at=now).where(
-        Appointment.id == appointment_id).execute()
+    Appointment.update_by_id(appointment_id, status="cancelled", desired_status="cancelled",
+                             cancelled_by="system",
+                             cancellation_reason="the booking no longer exists in Cal.com",
+                             ics_sequence=Appointment.ics_sequence + 1, updated_at=now)
     audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=ACTOR,
                  action="booking.vanished", before={"booking_uid": uid, "status": appointment.status},
                  after={"status": "cancelled"}, now=now)

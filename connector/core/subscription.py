@@ -58,8 +58,8 @@ def register(db: Database, clock: Clock, clients: CalcomClients, sealer: Sealer,
     secret = secrets.token_urlsafe(32)
     with write_transaction(db):
         kept = [secret, *webhook_secrets(account, sealer)][:KEPT_SECRETS]
-        Account.update(calcom_webhook_secrets=sealer.seal(json.dumps(kept)),
-                       updated_at=clock.now()).where(Account.id == account_id).execute()
+        Account.update_by_id(account_id, calcom_webhook_secrets=sealer.seal(json.dumps(kept)),
+                             updated_at=clock.now())
     client = clients.for_account(account)
     body = {"subscriberUrl": url, "triggers": TRIGGERS, "active": True, "secret": secret}
     mine = [hook for hook in client.list_webhooks() if hook.get("subscriberUrl") == url]

@@ -85,7 +85,7 @@ def converge(ctx: SyncContext, appointment_id: str) -> str:
     """
     outcome = "unchanged"
     for _ in range(_MAX_STEPS):
-        appointment = Appointment.get_or_none(Appointment.id == appointment_id)
+        appointment = Appointment.find_by_id(appointment_id)
         if appointment is None:
             return "missing"
         version = appointment.desired_version
@@ -241,9 +241,8 @@ def _record_created(ctx: SyncContext, appointment_id: str, booking: CalcomBookin
         upsert_booking(appointment.account_id, appointment_id, booking, now)
         observed = _observed(booking, "active")
         series = booking.recurring_booking_uid
-        Appointment.update(booking_uid=booking.uid, last_error=None, recurring_booking_uid=series,
-                           **observed, **_recorded(now)).where(
-            Appointment.id == appointment_id).execute()
+        Appointment.update_by_id(appointment_id, booking_uid=booking.uid, last_error=None,
+                                 recurring_booking_uid=series, **observed, **_recorded(now))
         if series:
             # A recurring event type books a series: its other occurrences become appointments of
             # their own, once Cal.com lists them (Reconciler.reconcile_series).
@@ -331,7 +330,7 @@ def _adopt_ending(ctx: SyncContext, appointment: Appointment, current: CalcomBoo
     with write_transaction(ctx.db):
         Applier(ctx.db, now, ctx.booker_url, appointment.account_id, actor=SYSTEM).apply(
             observed(current, trigger))
-        Appointment.update(reschedule_attempted_at=None).where(Appointment.id == appointment.id).execute()
+        Appointment.update_by_id(appointment.id, reschedule_attempted_at=None)
     return current.status
 
 
@@ -351,12 +350,11 @@ def _record_rescheduled(ctx: SyncContext, appointment_id: str, old_uid: str,
         observed = _observed(new, "rescheduled")
         if follow_start:
             observed.update(start_time=new.start, attendance="unknown", desired_attendance="unknown")
-            Appointment.update(desired_version=Appointment.desired_version + 1).where(
-                Appointment.id == appointment_id).execute()
+            Appointment.update_by_id(appointment_id, desired_version=Appointment.desired_version + 1)
         before = {"booking_uid": old_uid, "start_time": appointment.start_time}
-        Appointment.update(booking_uid=new.uid, ics_sequence=Appointment.ics_sequence + 1,
-                           last_error=None, **observed, **_recorded(now)).where(
-            Appointment.id == appointment_id).execute()
+        Appointment.update_by_id(appointment_id, booking_uid=new.uid,
+                                 ics_sequence=Appointment.ics_sequence + 1, last_error=None,
+                                 **observed, **_recorded(now))
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action=action, now=now, before=before, after={"booking_uid": new.uid, **observed})
         gaps.settle_if_done(appointment_id, now)
@@ -457,10 +455,9 @@ def _record_cancelled(ctx: SyncContext, appointment_id: str,
         if booking is not None:
             upsert_booking(appointment.account_id, appointment_id, booking, now)
         reason = appointment.desired_cancellation_reason or DEFAULT_CANCELLATION_REASON
-        Appointment.update(status="cancelled", cancellation_reason=reason, cancelled_by="crm",
-                           ics_sequence=Appointment.ics_sequence + 1, last_error=note,
-                           **_recorded(now)).where(
-            Appointment.id == appointment_id).execute()
+        Appointment.update_by_id(appointment_id, status="cancelled", cancellation_reason=reason,
+                                 cancelled_by="crm", ics_sequence=Appointment.ics_sequence + 1,
+                                 last_error=note, **_recorded(now))
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action="booking.cancelled", now=now, before={"status": appointment.status},
                      after={"status": "cancelled", "cancellation_reason": reason,
@@ -503,8 +500,8 @@ def _record_decision(ctx: SyncContext, appointment: Appointment, answer: CalcomB
             status = "rejected"
             reason = answer.cancellation_reason or appointment.desired_decision_reason
             changes = {"status": status, "last_error": f"the host declined: {reason or 'no reason given'}"}
-        Appointment.update(ics_sequence=Appointment.ics_sequence + 1, updated_at=now, **changes).where(
-            Appointment.id == appointment.id).execute()
+        Appointment.update_by_id(appointment.id, ics_sequence=Appointment.ics_sequence + 1,
+                                 updated_at=now, **changes)
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="booking.confirmed" if confirmed else "booking.declined", now=now,
                      before={"status": appointment.status}, after={"status": status})
@@ -532,10 +529,11 @@ def _reassign(ctx: SyncContext, client: CalcomClient, appointment: Appointment, 
             bookings.update(appointment.account_id, booking.uid, booking.seat, status="cancelled",
                             rescheduled_to_uid=current.uid, updated_at=now)
         upsert_booking(appointment.account_id, appointment.id, current, now)
-        Appointment.update(booking_uid=current.uid, reassigns_done=appointment.reassigns_asked,
-                           meeting_url=current.meeting_url,
-                           location=current.location, last_error=None, ics_sequence=Appointment.ics_sequence + 1,
-                           updated_at=now).where(Appointment.id == appointment.id).execute()
+        Appointment.update_by_id(appointment.id, booking_uid=current.uid,
+                                 reassigns_done=appointment.reassigns_asked,
+                                 meeting_url=current.meeting_url, location=current.location,
+                                 last_error=None, ics_sequence=Appointment.ics_sequence + 1,
+                                 updated_at=now)
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="booking.reassigned", now=now, before={"booking_uid": booking.uid},
                      after={"booking_uid": current.uid, "host": host})
@@ -559,9 +557,8 @@ def _mark_attendance(ctx: SyncContext, client: CalcomClient, appointment: Appoin
     now = ctx.clock.now()
     with write_transaction(ctx.db):
         upsert_booking(appointment.account_id, appointment.id, marked, now)
-        Appointment.update(attendance=appointment.desired_attendance, last_error=None,
-                           **_recorded(now)).where(
-            Appointment.id == appointment.id).execute()
+        Appointment.update_by_id(appointment.id, attendance=appointment.desired_attendance,
+                                 last_error=None, **_recorded(now))
         audit.record(account_id=appointment.account_id, appointment_id=appointment.id, actor=SYSTEM,
                      action="attendance.marked", now=now, before={"attendance": appointment.attendance},
                      after={"attendance": appointment.desired_attendance})
@@ -629,7 +626,7 @@ def _settled(appointment: Appointment, version: int, now: datetime) -> dict[str,
 
 def _set_marker(ctx: SyncContext, appointment_id: str, **marker: datetime | int | str | None) -> None:
     with write_transaction(ctx.db):
-        Appointment.update(**marker).where(Appointment.id == appointment_id).execute()
+        Appointment.update_by_id(appointment_id, **marker)
 
 
 def _record_failure(ctx: SyncContext, appointment_id: str, version: int, error: errors.CalcomError,
@@ -647,7 +644,7 @@ def _record_failure(ctx: SyncContext, appointment_id: str, version: int, error: 
         changes = {"last_error": reason, **_settled(appointment, version, now)}
         if status is not None:
             changes["status"] = status
-        Appointment.update(**changes).where(Appointment.id == appointment_id).execute()
+        Appointment.update_by_id(appointment_id, **changes)
         audit.record(account_id=appointment.account_id, appointment_id=appointment_id, actor=SYSTEM,
                      action="sync.failed", now=now, before={"status": appointment.status},
                      after={"status": status or appointment.status, "last_error": reason})
@@ -675,7 +672,7 @@ class ConvergeHandler:
 
     def run(self, job: Job) -> None:
         appointment_id = job.payload["appointment_id"]
-        before = Appointment.get_or_none(Appointment.id == appointment_id)
+        before = Appointment.find_by_id(appointment_id)
         try:
             outcome = converge(self.ctx, appointment_id)
         finally:
@@ -689,7 +686,7 @@ class ConvergeHandler:
         deliveries that waited for it (webhooks/apply.py says why) are applied again."""
         now = self.ctx.clock.now()
         with write_transaction(self.ctx.db):
-            after = Appointment.get_or_none(Appointment.id == before.id)
+            after = Appointment.find_by_id(before.id)
             if after is None or after.create_attempted_at is None:
                 wake_after_create(self.ctx.db, before.account_id, before.id, now=now)
 
@@ -697,9 +694,8 @@ class ConvergeHandler:
         appointment_id = job.payload["appointment_id"]
         now = self.ctx.clock.now()
         with write_transaction(self.ctx.db):
-            Appointment.update(sync_state="dead" if final else "retrying",
-                               last_error=describe(error), updated_at=now).where(
-                Appointment.id == appointment_id).execute()
+            Appointment.update_by_id(appointment_id, sync_state="dead" if final else "retrying",
+                                     last_error=describe(error), updated_at=now)
             if final:
                 events.emit_for(self.ctx.db, appointment_id, events.FAILED, now=now,
                                 booker_url=self.ctx.booker_url)

@@ -16,14 +16,15 @@ whose lease expired and was taken over cannot overwrite the new owner's result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from peewee import SQL, Database, Expression, IntegrityError, fn
+from peewee import SQL, Database, Expression, IntegrityError, Node, fn
 
-from mappings.db import bulk_insert, is_postgres, write_transaction
+from mappings.db import bulk_insert, database, is_postgres, write_transaction
 from mappings.models import Job
+from mappings.prepared import Prepared, Shaped
 
 log = logging.getLogger("calsync.queue")
 
@@ -60,7 +61,7 @@ def enqueue(
                 return existing.id
         try:
             with db.atomic():  # a savepoint: a racing insert of the same key fails alone
-                job_id: int = Job.insert(
+                job = Job.create(
                     kind=kind,
                     account_id=account_id,
                     serial_key=serial_key,
@@ -70,8 +71,8 @@ def enqueue(
                     run_at=run_at,
                     created_at=now,
                     updated_at=now,
-                ).execute()
-            return job_id
+                )
+            return int(job.id)
         except IntegrityError:
             existing = _queued_with(dedupe_key) if dedupe_key else None
             if existing is None:
@@ -141,12 +142,16 @@ def enqueue_converge(db: Database, appointment_id: str, account_id: str, *, now:
 
 
 def _queued_with(dedupe_key: str) -> Job | None:
-    return Job.get_or_none((Job.dedupe_key == dedupe_key) & (Job.status == "queued"))
+    return _QUEUED_WITH.first(dedupe_key=dedupe_key)
+
+
+_QUEUED_WITH: Prepared[Job] = Prepared(lambda slot: Job.select().where(
+    (Job.dedupe_key == slot("dedupe_key")) & (Job.status == "queued")).limit(1))
 
 
 def _pull_forward(job: Job, run_at: datetime, now: datetime) -> None:
     if run_at < job.run_at:
-        Job.update(run_at=run_at, updated_at=now).where(Job.id == job.id).execute()
+        Job.update_by_id(job.id, run_at=run_at, updated_at=now)
 
 
 def claim_next(
@@ -160,6 +165,34 @@ def claim_next(
 ) -> Job | None:
     """Take the next due job for ``worker_id`` with a lease, or None if none is due; with
     ``dedupe_key``, only the job queued under that key (by the same rules)."""
+    candidates = _CANDIDATES((None if kinds is None else tuple(kinds), dedupe_key is not None))
+    values = {"now": now, "dedupe_key": dedupe_key}
+    if not is_postgres(db) and not db.in_transaction() and not candidates.tuples(**values):
+        # SQLite: a read first, which takes no lock. An idle worker's poll must not take the one
+        # write lock, and hold up the writes of a request running its own job, to find nothing.
+        # (``tuples`` reads to the end: a statement left open would keep its read transaction,
+        # and the write transaction below would then fail on a stale snapshot instead of waiting.)
+        return None
+    with write_transaction(db):
+        found = candidates.tuples(**values)
+        if not found:
+            return None
+        job_id = found[0][0]
+        try:
+            with db.atomic():
+                _TAKE.execute(id=job_id, owner=worker_id, now=now,
+                              lease_until=now + timedelta(seconds=lease_seconds))
+        except IntegrityError:
+            # Another job of this serial key became running between our read and
+            # write (its lease had just expired and was reclaimed): try again later.
+            return None
+        return Job.get_by_id(job_id)
+
+
+def _candidates_query(slot: Callable[..., Node], shape: tuple[tuple[str, ...] | None, bool]) -> Any:
+    """The claim's SELECT of the next due job's id, for these kinds (or any), by dedupe key or not."""
+    kinds, by_dedupe_key = shape
+    now = slot("now")
     other = Job.alias("other")
     busy_elsewhere = other.select(SQL("1")).where(
         (other.serial_key == Job.serial_key)
@@ -180,36 +213,22 @@ def claim_next(
     )
     if kinds is not None:
         query = query.where(Job.kind.in_(list(kinds)))
-    if dedupe_key is not None:
-        query = query.where(Job.dedupe_key == dedupe_key)
-    postgres = is_postgres(db)
-    if postgres:
+    if by_dedupe_key:
+        query = query.where(Job.dedupe_key == slot("dedupe_key"))
+    if is_postgres(database):  # built per engine: the row stays locked until commit
         query = query.for_update(skip_locked=True)
-    elif not db.in_transaction() and not list(query.tuples()):
-        # SQLite: a read first, which takes no lock. An idle worker's poll must not take the one
-        # write lock, and hold up the writes of a request running its own job, to find nothing.
-        # (Read to the end: a statement left open would keep its read transaction, and the write
-        # transaction below would then fail on a stale snapshot instead of waiting.)
-        return None
-    lease_until = now + timedelta(seconds=lease_seconds)
-    with write_transaction(db):
-        row = query.first()
-        if row is None:
-            return None
-        try:
-            with db.atomic():
-                Job.update(
-                    status="running",
-                    lease_owner=worker_id,
-                    lease_expires_at=lease_until,
-                    attempts=Job.attempts + 1,
-                    updated_at=now,
-                ).where(Job.id == row.id).execute()
-        except IntegrityError:
-            # Another job of this serial key became running between our read and
-            # write (its lease had just expired and was reclaimed): try again later.
-            return None
-        return Job.get_by_id(row.id)
+    return query
+
+
+_CANDIDATES: Shaped[Job] = Shaped(_candidates_query)
+
+_TAKE: Prepared[Job] = Prepared(lambda slot: Job.update(
+    status="running",
+    lease_owner=slot("owner", Job.lease_owner),
+    lease_expires_at=slot("lease_until", Job.lease_expires_at),
+    attempts=Job.attempts + 1,
+    updated_at=slot("now", Job.updated_at),
+).where(Job.id == slot("id")))
 
 
 def _owned(job_id: int, worker_id: str) -> Expression:
@@ -219,10 +238,14 @@ def _owned(job_id: int, worker_id: str) -> Expression:
 def finish(db: Database, job_id: int, worker_id: str, *, now: datetime) -> bool:
     """Mark a job done; False if this worker no longer holds its lease."""
     with write_transaction(db):
-        changed: int = Job.update(
-            status="done", finished_at=now, updated_at=now, lease_expires_at=None
-        ).where(_owned(job_id, worker_id)).execute()
+        changed = _FINISH.execute(id=job_id, owner=worker_id, now=now)
     return changed == 1
+
+
+_FINISH: Prepared[Job] = Prepared(lambda slot: Job.update(
+    status="done", finished_at=slot("now", Job.finished_at), updated_at=slot("now", Job.updated_at),
+    lease_expires_at=None,
+).where((Job.id == slot("id")) & (Job.status == "running") & (Job.lease_owner == slot("owner"))))
 
 
 def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: datetime,
@@ -242,21 +265,14 @@ def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: d
         attempts = job.attempts if counts else max(job.attempts - 1, 0)
         waiting = _queued_with(job.dedupe_key) if job.dedupe_key else None
         if waiting is None:
-            Job.update(
-                status="queued", run_at=run_at, last_error=error, updated_at=now,
-                lease_expires_at=None, attempts=attempts,
-            ).where(Job.id == job_id).execute()
+            Job.update_by_id(job_id, status="queued", run_at=run_at, last_error=error,
+                             updated_at=now, lease_expires_at=None, attempts=attempts)
             return True
-        Job.update(
-            run_at=max(run_at, waiting.run_at),
-            attempts=max(waiting.attempts, attempts),
-            last_error=error,
-            updated_at=now,
-        ).where(Job.id == waiting.id).execute()
-        Job.update(
-            status="done", finished_at=now, updated_at=now, lease_expires_at=None,
-            last_error=f"{error} (superseded by job {waiting.id})",
-        ).where(Job.id == job_id).execute()
+        Job.update_by_id(waiting.id, run_at=max(run_at, waiting.run_at),
+                         attempts=max(waiting.attempts, attempts), last_error=error, updated_at=now)
+        Job.update_by_id(job_id, status="done", finished_at=now, updated_at=now,
+                         lease_expires_at=None,
+                         last_error=f"{error} (superseded by job {waiting.id})")
         return True
 
 
@@ -284,9 +300,8 @@ def replay(db: Database, job_id: int, *, now: datetime) -> Job:
         if waiting is not None:
             _pull_forward(waiting, now, now)
             return Job.get_by_id(waiting.id)
-        Job.update(
-            status="queued", attempts=0, run_at=now, updated_at=now, finished_at=None
-        ).where(Job.id == job_id).execute()
+        Job.update_by_id(job_id, status="queued", attempts=0, run_at=now, updated_at=now,
+                         finished_at=None)
         return Job.get_by_id(job_id)
 
 

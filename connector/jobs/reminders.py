@@ -84,7 +84,7 @@ def _claim_and_send(db: Database, row: Appointment, reminder: dict[str, Any], du
 def _claim(db: Database, row: Appointment, key: str, now: datetime) -> Appointment | None:
     """The appointment as it is now, if this reminder of its start is this caller's to send (inside
     the caller's transaction); None if it moved or ended since it was read, or went out already."""
-    fresh = Appointment.get_or_none(Appointment.id == row.id)
+    fresh = Appointment.find_by_id(row.id)
     if fresh is None or fresh.start_time != row.start_time or fresh.status not in GOING_AHEAD:
         return None  # the next sweep sees it as it is
     if ReminderSent.select().where((ReminderSent.appointment == row.id) & (ReminderSent.key == key)).exists():
@@ -114,7 +114,7 @@ def send_briefings(db: Database, now: datetime, booker_url: str, lead: timedelta
             fresh = _claim(db, row, f"briefing:{minutes}:{to_api(row.start_time)}", now)
             if fresh is None:
                 continue
-            Appointment.update(briefing_sent_at=now).where(Appointment.id == row.id).execute()
+            Appointment.update_by_id(row.id, briefing_sent_at=now)
             events.emit_for(db, row.id, events.UPCOMING, now=now, booker_url=booker_url)
             sent += 1
     return sent

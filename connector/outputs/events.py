@@ -16,6 +16,7 @@ from peewee import Database
 from connector.jobs import queue
 from connector.outputs import resources
 from mappings.models import Account, Appointment, new_id
+from mappings.prepared import Prepared
 from mappings.times import to_api
 
 DELIVER_EVENT = "deliver_event"
@@ -58,7 +59,11 @@ def emit_for(db: Database, appointment_id: str, event_type: str, *, now: datetim
              booker_url: str) -> int | None:
     """An appointment event carrying the appointment as it is now (after the change)."""
     row = Appointment.get_by_id(appointment_id)
-    if not Account.select(Account.callback_url).where(Account.id == row.account_id).scalar():
+    if not _CALLBACK_URL.tuples(account_id=row.account_id)[0][0]:
         return None  # no CRM to tell: the appointment is not rendered for nobody
     return emit(db, row.account_id, event_type, resources.appointment_with_chain(row, booker_url),
                 now=now, order_key=appointment_id)
+
+
+_CALLBACK_URL: Prepared[Account] = Prepared(lambda slot: Account.select(Account.callback_url).where(
+    Account.id == slot("account_id")))

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from mappings import bookings
 from mappings.models import Appointment, Booking, EventType
+from mappings.prepared import Shaped, each, spread
 from mappings.times import to_api
 
 # Statuses whose booking can still be moved or cancelled by the attendee.
@@ -90,8 +91,8 @@ def render(account_id: str, rows: list[Appointment], booker_url: str) -> list[di
     if not rows:
         return []
     chains: dict[str, list[Booking]] = defaultdict(list)
-    for booking in (Booking.select().where(Booking.appointment.in_([r.id for r in rows]))
-                    .order_by(Booking.start_time, Booking.id)):
+    ids = [r.id for r in rows]
+    for booking in _CHAINS(len(ids)).rows(**spread("id", ids)):
         chains[booking.appointment_id].append(booking)
     types = event_types_by_id(account_id, {r.event_type_id for r in rows})
     seats = seat_counts(account_id, [r.booking_uid for r in rows if _seated(r, types, chains[r.id])])
@@ -107,9 +108,16 @@ def _seated(row: Appointment, types: dict[int, EventType], chain: list[Booking])
 def event_types_by_id(account_id: str, calcom_ids: set[int]) -> dict[int, EventType]:
     if not calcom_ids:
         return {}
-    query = EventType.select().where((EventType.account == account_id)
-                                     & EventType.calcom_id.in_(sorted(calcom_ids)))
+    wanted = sorted(calcom_ids)
+    query = _EVENT_TYPES(len(wanted)).rows(account_id=account_id, **spread("calcom_id", wanted))
     return {row.calcom_id: row for row in query}
+
+
+# Built once per number of rows (one, for an appointment's own page or a write's answer).
+_CHAINS: Shaped[Booking] = Shaped(lambda slot, count: Booking.select().where(
+    Booking.appointment.in_(each(slot, "id", count))).order_by(Booking.start_time, Booking.id))
+_EVENT_TYPES: Shaped[EventType] = Shaped(lambda slot, count: EventType.select().where(
+    (EventType.account == slot("account_id")) & EventType.calcom_id.in_(each(slot, "calcom_id", count))))
 
 
 def seat_counts(account_id: str, uids: list[str | None]) -> dict[str, int]:
