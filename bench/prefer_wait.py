@@ -24,11 +24,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from connector import logs  # noqa: E402
 from connector.app import create_app  # noqa: E402
 from connector.clock import SystemClock  # noqa: E402
-from connector import logs  # noqa: E402
 from connector.core import accounts  # noqa: E402
 from connector.sandbox.app import create_sandbox  # noqa: E402
+from connector.serve import freeze_startup_heap  # noqa: E402
 from connector.settings import SandboxSettings, Settings  # noqa: E402
 from mappings.db import open_database, session  # noqa: E402
 from mappings.migrations import migrate  # noqa: E402
@@ -60,6 +61,7 @@ def main() -> None:
             account, token = accounts.create_account(
                 db, accounts.AccountChanges(name="bench", event_type_id=123456), Sealer(None), now=clock.now())
         app = create_app(settings, clock=clock, db=db, sandbox_url=calcom.url, run_background=True)
+        freeze_startup_heap()  # as calsync serve does
         with ServerThread(app) as calsync, httpx.Client(timeout=30) as http:
             slot = [clock.now().replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=1)]
 

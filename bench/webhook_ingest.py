@@ -91,9 +91,12 @@ def calsync_app():
                                   sandbox={"mode": "off"}, scheduler={"enabled": False},
                                   log={"level": "warning"})
     from connector import logs
+    from connector.serve import freeze_startup_heap
 
     logs.configure("warning", "json")
-    return create_app(settings, run_background=False)
+    app = create_app(settings, run_background=False)
+    freeze_startup_heap()  # as calsync serve does
+    return app
 
 
 def calsync_storing_nothing_app():

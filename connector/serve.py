@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import signal
@@ -100,6 +101,18 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
                           log_config=None, lifespan="on")
 
 
+def freeze_startup_heap() -> None:
+    """Put what start-up made (modules, the app, its routes, models and schemas) out of the
+    garbage collector's reach, once it is all made.
+
+    A full collection walks every tracked object: once in a webhook ingest run it stalled the
+    process for 71 ms, and every delivery that came meanwhile waited (p99 7–29 ms at half the bare
+    endpoint's rate; 5.5 ms frozen, docs/benchmarks.md). What is made later is collected as usual.
+    """
+    gc.collect()  # what is garbage now is not kept forever
+    gc.freeze()
+
+
 def serve(settings: Settings, db: Database) -> None:
     clock = SystemClock()
     host, port = settings.server.host, settings.server.port
@@ -115,6 +128,7 @@ def serve(settings: Settings, db: Database) -> None:
              extra={"action": "serve.console", "url": f"http://{host}:{port}/console"})
     runtime = build_runtime(settings, clock=clock, db=db, sandbox=sandbox, sandbox_url=sandbox_url)
     app = create_app(settings, runtime=runtime, run_background=True)
+    freeze_startup_heap()
     uvicorn.Server(server_config(app, settings, host, port)).run()
 
 
@@ -124,6 +138,7 @@ def run_worker(settings: Settings, db: Database) -> None:
     sandbox_url = (settings.sandbox.url or None) if settings.sandbox.mode != "off" else None
     _announce(settings, db, sandbox_url, embedded=False)
     runtime = build_runtime(settings, db=db, sandbox_url=sandbox_url)
+    freeze_startup_heap()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
