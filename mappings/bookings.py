@@ -113,7 +113,7 @@ def owners(account_id: str, uids: Iterable[str | None]) -> dict[str, str]:
 def others_of(appointment_id: str, current_uid: str, statuses: Iterable[str]) -> list[Booking]:
     """The appointment's rows other than ``current_uid`` in ``statuses``, that no reschedule
     succeeded (an appointment belongs to one account, so its rows do too)."""
-    return list(_OTHERS_OF(tuple(statuses)).rows(appointment_id=appointment_id, current_uid=current_uid))
+    return _OTHERS_OF(tuple(statuses)).rows(appointment_id=appointment_id, current_uid=current_uid)
 
 
 _OTHERS_OF: Shaped[Booking] = Shaped(lambda slot, statuses: Booking.select().where(

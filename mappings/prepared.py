@@ -6,7 +6,8 @@ waits for its booking (``Prefer: wait``) runs about forty statements. A hot stat
 written once, as the peewee query it would be, over named slots::
 
     _BY_EXTERNAL_ID = Prepared(lambda slot: Appointment.select().where(
-        (Appointment.account == slot("account_id")) & (Appointment.external_id == slot("external_id"))))
+        (Appointment.account == slot("account_id")) & (Appointment.external_id == slot("external_id"))
+    ).limit(1))
 
     row = _BY_EXTERNAL_ID.first(account_id=account_id, external_id=external_id)
 
@@ -20,7 +21,7 @@ SQLite and PostgreSQL in turn, as the tests do. A statement whose text depends o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar, cast
 
 from peewee import Context, Field, Model, ModelRaw, ModelSelect, Node
@@ -74,20 +75,21 @@ class Prepared(Generic[_M]):
         params = [value if type(value) is not _Marker else _filled(value, values) for value in template]
         return query, sql, params
 
-    def rows(self, **values: Any) -> Iterator[_M]:
-        """The model instances a SELECT of one model's columns finds."""
+    def rows(self, **values: Any) -> list[_M]:
+        """The model instances a SELECT of one model's columns finds, read to the end (a cursor
+        left open keeps SQLite's read snapshot, and a write after it fails instead of waiting)."""
         query, sql, params = self._statement(values)
         if not isinstance(query, ModelSelect):
             raise TypeError("rows() is for a SELECT of a model")
-        return iter(ModelRaw(query.model, sql, params))  # not model.raw: Booking has a column "raw"
+        return list(ModelRaw(query.model, sql, params))  # not model.raw: Booking has a column "raw"
 
     def first(self, **values: Any) -> _M | None:
-        for row in self.rows(**values):
-            return row
-        return None
+        """The first row, or None (give the query a LIMIT 1: every row it finds is read)."""
+        found = self.rows(**values)
+        return found[0] if found else None
 
     def tuples(self, **values: Any) -> list[tuple[Any, ...]]:
-        """Every row as a tuple, read to the end (a cursor left open keeps SQLite's snapshot)."""
+        """Every row as a tuple, read to the end."""
         _, sql, params = self._statement(values)
         return list(database.execute_sql(sql, params).fetchall())
 
