@@ -101,7 +101,7 @@ class ImportHandler:
         self.db, self.clock = db, clock
 
     def run(self, job: Job) -> None:
-        run = ImportRun.get_or_none(ImportRun.id == job.payload["import_id"])
+        run = ImportRun.find_by_id(job.payload["import_id"])
         if run is None or run.status in ("done", "failed", "review"):
             return
         self.execute(run)

@@ -231,7 +231,7 @@ _TAKE: Prepared[Job] = Prepared(lambda slot: Job.update(
 ).where(Job.id == slot("id")))
 
 
-def _owned(job_id: int, worker_id: str) -> Expression:
+def _owned(job_id: int | Node, worker_id: str | Node) -> Expression:
     return (Job.id == job_id) & (Job.status == "running") & (Job.lease_owner == worker_id)
 
 
@@ -245,7 +245,7 @@ def finish(db: Database, job_id: int, worker_id: str, *, now: datetime) -> bool:
 _FINISH: Prepared[Job] = Prepared(lambda slot: Job.update(
     status="done", finished_at=slot("now", Job.finished_at), updated_at=slot("now", Job.updated_at),
     lease_expires_at=None,
-).where((Job.id == slot("id")) & (Job.status == "running") & (Job.lease_owner == slot("owner"))))
+).where(_owned(slot("id"), slot("owner"))))
 
 
 def retry(db: Database, job_id: int, worker_id: str, *, now: datetime, run_at: datetime,
